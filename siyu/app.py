@@ -1,0 +1,138 @@
+"""The application factory: API, console, static assets, jobs."""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from urllib.parse import quote
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, RedirectResponse
+from fastapi.staticfiles import StaticFiles
+from starlette.middleware.sessions import SessionMiddleware
+from starlette.responses import Response
+
+from siyu import __version__
+from siyu.config import Settings, get_settings
+from siyu.db import Database, set_database
+from siyu.jobs.broker import configure_broker, start_worker
+from siyu.kit.clock import Clock, system_clock
+from siyu.kit.logging import request_id_var
+from siyu.web.deps import LoginRequired
+from siyu.web.errors import install_error_handlers
+from siyu.web.templating import STATIC_DIR
+
+logger = logging.getLogger("siyu.http")
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    database: Database | None = None,
+    clock: Clock | None = None,
+    run_worker: bool | None = None,
+) -> FastAPI:
+    """Build the app. `run_worker` defaults to True in embedded mode (no `SIYU_BROKER_URL`)."""
+    settings = settings or get_settings()
+    database = database or Database(settings)
+    set_database(database)
+    embedded = not settings.broker_url
+    run_worker = embedded if run_worker is None else run_worker
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        import siyu.tasks  # noqa: F401 - registers every actor
+
+        broker = configure_broker(settings.broker_url)
+        worker = start_worker(broker, threads=settings.worker_threads) if run_worker else None
+        if embedded and run_worker:
+            from siyu.jobs.service import resume_unfinished
+
+            with database.transaction() as session:
+                resumed = resume_unfinished(session)
+            if resumed:
+                logger.info("resumed unfinished jobs", extra={"count": resumed})
+        try:
+            yield
+        finally:
+            if worker is not None:
+                worker.stop()
+
+    app = FastAPI(
+        title="siyu 私域",
+        version=__version__,
+        lifespan=lifespan,
+        description="Private-domain operations: customer pool (OneID), tags, consent, timeline, "
+        "import. Authenticate with `Authorization: Bearer <token>`.",
+    )
+    app.state.settings = settings
+    app.state.database = database
+    app.state.clock = clock or system_clock
+
+    install_error_handlers(app)
+
+    @app.exception_handler(LoginRequired)
+    async def _login_required(request: Request, _exc: LoginRequired) -> Response:
+        target = "/login?next=" + quote(str(request.url.path))
+        if request.headers.get("hx-request"):
+            return Response(status_code=204, headers={"HX-Redirect": target})
+        return RedirectResponse(target, status_code=303)
+
+    @app.middleware("http")
+    async def request_context(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        request_id = (request.headers.get("x-request-id") or uuid.uuid4().hex)[:64]
+        token = request_id_var.set(request_id)
+        started = time.perf_counter()
+        try:
+            response = await call_next(request)
+            response.headers["X-Request-ID"] = request_id
+            logger.info(
+                "request",
+                extra={
+                    "method": request.method,
+                    "path": request.url.path,
+                    "status": response.status_code,
+                    "ms": round((time.perf_counter() - started) * 1000, 1),
+                },
+            )
+            return response
+        finally:
+            request_id_var.reset(token)
+
+    app.add_middleware(
+        SessionMiddleware,
+        secret_key=settings.secret_key,
+        session_cookie="siyu_session",
+        same_site="lax",
+        https_only=settings.session_cookie_secure,
+        max_age=14 * 24 * 3600,
+    )
+
+    @app.get("/healthz", tags=["ops"])
+    def healthz() -> JSONResponse:
+        """Liveness and database reachability."""
+        from sqlalchemy import text
+
+        try:
+            with database.session(read_only=True) as session:
+                session.execute(text("SELECT 1"))
+        except Exception:
+            return JSONResponse({"status": "error", "database": "unreachable"}, status_code=503)
+        return JSONResponse({"status": "ok", "version": __version__})
+
+    from siyu.audit.api import router as audit_api
+    from siyu.auth.api import router as auth_api
+    from siyu.customers.api import router as customers_api
+    from siyu.customers.api_definitions import router as definitions_api
+    from siyu.customers.importing.api import router as import_api
+    from siyu.jobs.api import router as jobs_api
+    from siyu.org.api import router as org_api
+    from siyu.web.console import router as console
+
+    for router in (auth_api, customers_api, definitions_api, import_api, org_api, audit_api, jobs_api, console):
+        app.include_router(router)
+    app.mount("/static", StaticFiles(directory=str(STATIC_DIR), check_dir=False), name="static")
+    return app

@@ -1,0 +1,1 @@
+"""Authentication and authorisation: users, roles, scopes, API tokens, the acting principal."""

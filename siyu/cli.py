@@ -1,0 +1,340 @@
+"""The `siyu` command line."""
+
+from __future__ import annotations
+
+import getpass
+import json
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn, TimeRemainingColumn
+from sqlalchemy.orm import Session
+
+from siyu.auth.permissions import Actor
+from siyu.config import get_settings
+from siyu.db import Database, get_database
+from siyu.kit.clock import system_clock
+from siyu.kit.errors import DomainError
+from siyu.kit.logging import configure_logging
+from siyu.workspaces.scope import bind_workspace
+
+app = typer.Typer(help="siyu 私域 — private-domain operations platform.", no_args_is_help=True)
+user_app = typer.Typer(help="Console users.", no_args_is_help=True)
+token_app = typer.Typer(help="API tokens.", no_args_is_help=True)
+workspace_app = typer.Typer(help="Workspaces (brands).", no_args_is_help=True)
+import_app = typer.Typer(help="Bulk imports.", no_args_is_help=True)
+export_app = typer.Typer(help="Exports.", no_args_is_help=True)
+app.add_typer(user_app, name="user")
+app.add_typer(token_app, name="token")
+app.add_typer(workspace_app, name="workspace")
+app.add_typer(import_app, name="import")
+app.add_typer(export_app, name="export")
+
+console = Console(stderr=True)
+WorkspaceOpt = Annotated[str, typer.Option("--workspace", "-w", help="Workspace slug.")]
+
+
+def _fail(message: str) -> None:
+    console.print(f"[red]error:[/red] {message}")
+    raise typer.Exit(code=2)
+
+
+def _migrated() -> Database:
+    from siyu.migrate import upgrade
+
+    database = get_database()
+    upgrade(database.engine)
+    return database
+
+
+@contextmanager
+def _domain_errors() -> Iterator[None]:
+    try:
+        yield
+    except DomainError as exc:
+        details = f" ({json.dumps(exc.details, ensure_ascii=False)})" if exc.details else ""
+        _fail(f"{exc.message}{details}")
+
+
+def _workspace_actor(session: Session, slug: str) -> Actor:
+    from siyu.workspaces.service import ensure_default_workspace, get_by_slug
+
+    workspace = (
+        ensure_default_workspace(session, clock=system_clock) if slug == "default" else get_by_slug(session, slug)
+    )
+    return Actor.system(workspace.id, label="cli")
+
+
+@app.command()
+def migrate(revision: str = "head") -> None:
+    """Apply database migrations."""
+    from siyu.migrate import upgrade
+
+    upgrade(get_database().engine, revision)
+    console.print(f"database at [bold]{revision}[/bold]")
+
+
+def _serve(host: str, port: int) -> None:
+    import uvicorn
+
+    from siyu.app import create_app
+
+    settings = get_settings()
+    configure_logging(settings.log_level, json_lines=settings.log_json)
+    uvicorn.run(create_app(settings), host=host, port=port, log_config=None)
+
+
+@app.command()
+def serve(host: str = "127.0.0.1", port: int = 8000) -> None:
+    """Run the API and console (migrates the database first)."""
+    database = _migrated()
+    from siyu.workspaces.service import ensure_default_workspace
+
+    with database.transaction() as session:
+        ensure_default_workspace(session, clock=system_clock)
+    _serve(host, port)
+
+
+@app.command()
+def worker(threads: int = 4) -> None:
+    """Run background jobs from SIYU_BROKER_URL (Redis) until stopped."""
+    import signal
+    import threading
+
+    import siyu.tasks  # noqa: F401
+    from siyu.jobs.broker import configure_broker, start_worker
+
+    settings = get_settings()
+    if not settings.broker_url:
+        _fail("set SIYU_BROKER_URL (e.g. redis://127.0.0.1:6379/0); embedded mode runs jobs inside `siyu serve`")
+    configure_logging(settings.log_level, json_lines=settings.log_json)
+    running = start_worker(configure_broker(settings.broker_url), threads=threads)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    stop.wait()
+    running.stop()
+
+
+@app.command()
+def demo(
+    customers: Annotated[int, typer.Option(help="How many customers the demo brand gets.")] = 20_000,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    serve_after: Annotated[bool, typer.Option("--serve/--no-serve", help="Start the console afterwards.")] = True,
+) -> None:
+    """Build a realistic demo brand (once) and start the console."""
+    from siyu.demo.builder import DEMO_EMAIL, DEMO_PASSWORD, build_demo
+
+    database = _migrated()
+    with Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+    ) as bar:
+        task = bar.add_task("demo brand", total=customers)
+        built = build_demo(
+            database, customers=customers, clock=system_clock, progress=lambda done: bar.update(task, completed=done)
+        )
+    if not built:
+        console.print("demo brand already present; keeping it")
+    console.print(
+        f"\n  console:  [bold]http://{host}:{port}[/bold]\n  login:    [bold]{DEMO_EMAIL}[/bold]"
+        f"\n  password: [bold]{DEMO_PASSWORD}[/bold]\n"
+    )
+    if serve_after:
+        _serve(host, port)
+
+
+@workspace_app.command("create")
+def workspace_create(slug: str, name: str, timezone: str = "Asia/Shanghai") -> None:
+    """Create a workspace for another brand."""
+    from siyu.workspaces.service import create_workspace
+
+    database = _migrated()
+    with _domain_errors(), database.transaction() as session:
+        workspace = create_workspace(session, slug=slug, name=name, timezone=timezone, clock=system_clock)
+        console.print(f"workspace {workspace.slug} (id {workspace.id}) created")
+
+
+@user_app.command("create")
+def user_create(
+    email: str,
+    name: Annotated[str, typer.Option(help="Display name.")] = "",
+    role: Annotated[str, typer.Option(help="admin, operator, analyst, store_manager or staff.")] = "admin",
+    workspace: WorkspaceOpt = "default",
+    password: Annotated[str | None, typer.Option(help="Prompted for when omitted.")] = None,
+    staff_id: int | None = None,
+    store_id: int | None = None,
+) -> None:
+    """Create a console user with a role in a workspace (or add the role to an existing user)."""
+    from sqlalchemy import select
+
+    from siyu.auth.service import create_user, grant_membership
+    from siyu.models import Role, User
+
+    database = _migrated()
+    try:
+        role_ = Role(role)
+    except ValueError:
+        _fail(f"unknown role {role!r}")
+        return
+    with _domain_errors(), database.transaction() as session:
+        actor = _workspace_actor(session, workspace)
+        user = session.scalar(select(User).where(User.email == email.strip().lower()))
+        if user is None:
+            secret = password or getpass.getpass("password: ")
+            user = create_user(session, email=email, name=name or email, password=secret, clock=system_clock)
+        grant_membership(
+            session,
+            user_id=user.id,
+            workspace_id=actor.workspace_id,
+            role=role_,
+            staff_id=staff_id,
+            store_id=store_id,
+            clock=system_clock,
+        )
+        console.print(f"user {user.email} is {role_} in workspace {workspace}")
+
+
+@token_app.command("create")
+def token_create(
+    name: str,
+    scope: Annotated[list[str], typer.Option("--scope", "-s", help="Repeat for several; default all.")] = [],  # noqa: B006
+    workspace: WorkspaceOpt = "default",
+) -> None:
+    """Issue an API token; the secret is printed once."""
+    from siyu.auth.service import create_token, scope_names
+
+    database = _migrated()
+    with _domain_errors(), database.transaction() as session:
+        actor = _workspace_actor(session, workspace)
+        issued = create_token(
+            session,
+            workspace_id=actor.workspace_id,
+            name=name,
+            scopes=scope or scope_names(),
+            actor=actor,
+            clock=system_clock,
+        )
+    typer.echo(issued.secret)
+
+
+@import_app.command("customers")
+def import_customers(
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True)],
+    workspace: WorkspaceOpt = "default",
+    encoding: Annotated[str | None, typer.Option(help="utf-8 or gbk; detected when omitted.")] = None,
+    map_: Annotated[list[str], typer.Option("--map", help="COLUMN=TARGET, e.g. 手机=phone; repeatable.")] = [],  # noqa: B006
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Validate and count, write nothing.")] = False,
+    report_file: Annotated[Path | None, typer.Option("--report", help="Write the JSON report here.")] = None,
+) -> None:
+    """Import customers from CSV or XLSX (dedupe and merge by identities)."""
+    from siyu.customers.importing.service import ImportOptions, run_import
+
+    mapping = {}
+    for item in map_:
+        column, sep, target = item.partition("=")
+        if not sep:
+            _fail(f"--map takes COLUMN=TARGET, got {item!r}")
+        mapping[column] = target
+    database = _migrated()
+    with database.transaction() as session:
+        actor = _workspace_actor(session, workspace)
+
+    @contextmanager
+    def transaction() -> Iterator[Session]:
+        with database.transaction() as session:
+            bind_workspace(session, actor.workspace_id)
+            yield session
+
+    with (
+        _domain_errors(),
+        Progress(
+            "[progress.description]{task.description}",
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            console=console,
+        ) as bar,
+    ):
+        task = bar.add_task("import", total=None)
+        report = run_import(
+            transaction,
+            actor=actor,
+            path=file,
+            clock=system_clock,
+            options=ImportOptions(encoding=encoding, mapping=mapping or None, dry_run=dry_run),
+            progress=lambda done, total: bar.update(task, completed=done, total=total),
+            phone_region=get_settings().phone_region,
+        )
+    document = json.dumps(report.as_dict(), ensure_ascii=False, indent=2, default=str)
+    if report_file:
+        report_file.write_text(document, encoding="utf-8")
+    console.print(
+        f"rows {report.rows}: created {report.created}, merged {report.merged}, "
+        f"updated {report.updated}, rejected {report.rejected}" + (" (dry run)" if dry_run else "")
+    )
+    for item in report.rejections[:20]:
+        console.print(f"  line {item['line']}: {item['column']} {item['reason']}")
+    if not report_file:
+        typer.echo(document)
+
+
+@export_app.command("customers")
+def export_customers(
+    workspace: WorkspaceOpt = "default",
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="File to write; stdout if omitted.")] = None,
+    unmasked: Annotated[bool, typer.Option(help="Write phones and e-mails whole.")] = False,
+) -> None:
+    """Export customers as CSV (UTF-8 with BOM); phones masked unless --unmasked."""
+    from siyu.customers.export import csv_lines, export_rows
+    from siyu.customers.repository import CustomerFilter
+
+    database = _migrated()
+    with database.session(read_only=True) as session:
+        actor = _workspace_actor(session, workspace)
+        bind_workspace(session, actor.workspace_id)
+        handle = output.open("w", encoding="utf-8", newline="") if output else sys.stdout
+        try:
+            for chunk in csv_lines(export_rows(session, actor, CustomerFilter(), unmasked=unmasked)):
+                handle.write(chunk)
+        finally:
+            if output:
+                handle.close()
+
+
+@app.command()
+def bench(
+    name: Annotated[str, typer.Argument(help="import or lookup")],
+    size: Annotated[str, typer.Option(help="tiny, small or full")] = "small",
+    database: Annotated[str | None, typer.Option("--database", help="Database URL (default: a temp SQLite)")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Run a benchmark from bench/ and print its figures as ratios against a same-run baseline."""
+    from bench import run_bench
+
+    with _domain_errors():
+        result = run_bench(name, size=size, database_url=database, progress=not as_json)
+    if as_json:
+        typer.echo(json.dumps(result, ensure_ascii=False))
+        return
+    from bench.report import print_table
+
+    print_table(result, console=Console())
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

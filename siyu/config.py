@@ -1,0 +1,53 @@
+"""Settings, read from `SIYU_*` environment variables (and an optional `.env` file)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Run-time configuration. Every field maps to `SIYU_<NAME>`."""
+
+    model_config = SettingsConfigDict(env_prefix="SIYU_", env_file=".env", extra="ignore")
+
+    database_url: str = Field(default="sqlite:///./siyu.db", description="SQLAlchemy URL of the database.")
+    timezone: str = Field(default="Asia/Shanghai", description="Default brand time zone.")
+    secret_key: str = Field(
+        default="dev-insecure-change-me",
+        description="Signs console session cookies; set a long random value in production.",
+    )
+    broker_url: str | None = Field(default=None, description="Redis URL for Dramatiq; unset runs jobs in-process.")
+    data_dir: Path = Field(default=Path("./data"), description="Uploaded files and exports.")
+    max_upload_mb: int = Field(default=50, description="Largest accepted upload, in MiB.")
+    log_level: str = "INFO"
+    log_json: bool = Field(default=True, description="Structured JSON logs (one object a line).")
+    default_locale: str = Field(default="zh_CN", description="Console language when the user chose none.")
+    phone_region: str = Field(default="CN", description="Region assumed for phone numbers without +code.")
+    session_cookie_secure: bool = Field(default=False, description="Send the console cookie over HTTPS only.")
+    sqlite_busy_timeout_ms: int = 30_000
+    worker_threads: int = Field(default=2, description="In-process worker threads in embedded mode.")
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        ZoneInfo(value)  # raises for an unknown zone, so a typo fails at start-up
+        return value
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The process-wide settings (cached; tests build their own `Settings`)."""
+    return Settings()

@@ -1,0 +1,449 @@
+"""The import engine: validate rows, resolve identities in bulk, write in batches.
+
+Each batch of rows runs in one transaction (one savepoint per batch in a dry run, rolled back
+at the end), so a crash leaves whole rows or none. Within a batch, rows that share an
+identity (duplicates in the file) are applied to the same customer in file order; rows whose
+identities are new are inserted in bulk; rows matching one known customer update it under
+survivorship; rows matching several merge them.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from datetime import datetime
+from itertools import islice
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import insert, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from siyu.audit.service import record
+from siyu.auth.permissions import Actor, Scope
+from siyu.customers import repository
+from siyu.customers.importing.mapping import IGNORE, resolve_mapping
+from siyu.customers.importing.reader import SourceFile, iter_rows, open_source
+from siyu.customers.importing.rows import ParsedRow, RowContext, RowError, parse_row
+from siyu.customers.service.merge import merge_customers
+from siyu.customers.service.profile import apply_profile, attribute_definitions, identity_types
+from siyu.kit.clock import Clock
+from siyu.models import Customer, CustomerTag, Identity, LifecycleStage, Staff, Tag, TagGroup, TagSource, Workspace
+
+logger = logging.getLogger(__name__)
+
+BATCH_SIZE = 1000
+MAX_REPORTED_REJECTIONS = 1000
+IMPORT_TAG_GROUP = "导入标签"
+
+
+@dataclass
+class ImportOptions:
+    encoding: str | None = None
+    mapping: dict[str, str] | None = None
+    """Header → target overrides on top of the guessed mapping."""
+    dry_run: bool = False
+    source: str = "import"
+    batch_size: int = BATCH_SIZE
+
+
+@dataclass
+class ImportReport:
+    file_kind: str = ""
+    encoding: str | None = None
+    mapping: dict[str, str] = field(default_factory=dict)
+    ignored_columns: list[str] = field(default_factory=list)
+    dry_run: bool = False
+    rows: int = 0
+    created: int = 0
+    merged: int = 0
+    """Rows that matched a known customer and brought a new identity, or joined several customers."""
+    updated: int = 0
+    """Rows that matched a known customer and only refreshed its fields or tags."""
+    rejected: int = 0
+    rejections: list[dict[str, Any]] = field(default_factory=list)
+    """First rejections: {"line", "column", "reason"}."""
+
+    def reject(self, line: int, column: str, reason: str) -> None:
+        self.rejected += 1
+        if len(self.rejections) < MAX_REPORTED_REJECTIONS:
+            self.rejections.append({"line": line, "column": column, "reason": reason})
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+Transaction = Callable[[], AbstractContextManager[Session]]
+ProgressFn = Callable[[int, int | None], None]
+
+
+def preview(
+    session: Session, *, actor: Actor, path: Path, encoding: str | None = None, sample_rows: int = 5
+) -> dict[str, Any]:
+    """Headers, guessed mapping and a few rows, for the mapping step of the console."""
+    source = open_source(path, encoding=encoding)
+    attributes = attribute_definitions(session, actor.workspace_id)
+    mapping = (
+        resolve_mapping(
+            source.headers,
+            None,
+            identity_types(session, actor.workspace_id),
+            {k: d.label for k, d in attributes.items()},
+        )
+        if source.headers
+        else {}
+    )
+    rows = [cells for _, cells, _ in islice(iter_rows(source), sample_rows) if cells is not None]
+    return {
+        "kind": source.kind,
+        "encoding": source.encoding,
+        "headers": source.headers,
+        "mapping": mapping,
+        "rows": rows,
+        "total_rows": source.total_rows,
+    }
+
+
+class _Importer:
+    def __init__(self, session: Session, actor: Actor, options: ImportOptions, clock: Clock) -> None:
+        self.actor = actor
+        self.options = options
+        self.clock = clock
+        self.workspace_id = actor.workspace_id
+        self.tag_ids: dict[str, int] = {}
+        workspace = session.get(Workspace, actor.workspace_id)
+        self.overrides = dict(workspace.survivorship) if workspace else {}
+
+    def context(self, session: Session, source: SourceFile, report: ImportReport, phone_region: str) -> RowContext:
+        attributes = attribute_definitions(session, self.workspace_id)
+        mapping = resolve_mapping(
+            source.headers,
+            self.options.mapping,
+            identity_types(session, self.workspace_id),
+            {k: d.label for k, d in attributes.items()},
+        )
+        report.mapping = mapping
+        report.ignored_columns = [h for h, t in mapping.items() if t == IGNORE]
+        staff_by_key: dict[str, int] = {}
+        for staff in session.scalars(select(Staff).where(Staff.workspace_id == self.workspace_id)):
+            staff_by_key.setdefault(staff.name, staff.id)
+            if staff.wecom_user_id:
+                staff_by_key[staff.wecom_user_id] = staff.id
+        columns = [(i, h, mapping[h]) for i, h in enumerate(source.headers) if mapping.get(h, IGNORE) != IGNORE]
+        return RowContext(columns=columns, attributes=attributes, staff_by_key=staff_by_key, phone_region=phone_region)
+
+    # --- tags ------------------------------------------------------------------------------
+
+    def _tag_id(self, session: Session, name: str) -> int:
+        if name not in self.tag_ids:
+            tag_id = session.scalar(
+                select(Tag.id).where(Tag.workspace_id == self.workspace_id, Tag.name == name).order_by(Tag.id).limit(1)
+            )
+            if tag_id is None:
+                group_id = session.scalar(
+                    select(TagGroup.id).where(
+                        TagGroup.workspace_id == self.workspace_id, TagGroup.name == IMPORT_TAG_GROUP
+                    )
+                )
+                if group_id is None:
+                    group = TagGroup(workspace_id=self.workspace_id, name=IMPORT_TAG_GROUP, sort_order=100)
+                    session.add(group)
+                    session.flush()
+                    group_id = group.id
+                tag = Tag(workspace_id=self.workspace_id, group_id=group_id, name=name)
+                session.add(tag)
+                session.flush()
+                tag_id = tag.id
+            self.tag_ids[name] = tag_id
+        return self.tag_ids[name]
+
+    # --- one batch ---------------------------------------------------------------------------
+
+    def apply_batch(self, session: Session, rows: list[ParsedRow], report: ImportReport) -> None:
+        """Write a batch of valid rows; counts outcomes into `report`."""
+        now = self.clock.now()
+        owners = repository.customer_ids_for_identities(
+            session, self.workspace_id, (p for r in rows for p in r.identities)
+        )
+        groups = _group_rows(rows, owners)
+        new_groups = [g for g in groups if not g.customer_ids]
+        known_groups = [g for g in groups if g.customer_ids]
+        self._create(session, new_groups, now, report)
+        for group in known_groups:
+            self._update(session, group, now, report)
+
+    def _create(self, session: Session, groups: list[_Group], now: datetime, report: ImportReport) -> None:
+        if not groups:
+            return
+        payload = []
+        for group in groups:
+            customer = Customer(
+                workspace_id=self.workspace_id, attributes={}, field_updated_at={}, lifecycle_stage=LifecycleStage.NEW
+            )
+            for row in group.rows:
+                apply_profile(customer, row.values, now, self.overrides)
+            payload.append(
+                {
+                    "workspace_id": self.workspace_id,
+                    "name": customer.name,
+                    "gender": customer.gender,
+                    "birthday": customer.birthday,
+                    "province": customer.province,
+                    "city": customer.city,
+                    "phone": customer.phone,
+                    "email": customer.email,
+                    "lifecycle_stage": customer.lifecycle_stage,
+                    "owner_staff_id": customer.owner_staff_id,
+                    "first_channel": customer.first_channel,
+                    "attributes": customer.attributes,
+                    "field_updated_at": customer.field_updated_at,
+                    "created_at": now,
+                    "updated_at": now,
+                }
+            )
+        ids = list(session.scalars(insert(Customer).returning(Customer.id, sort_by_parameter_order=True), payload))
+        identity_rows: list[dict[str, Any]] = []
+        tag_rows: list[dict[str, Any]] = []
+        for group, customer_id in zip(groups, ids, strict=True):
+            seen: set[tuple[str, str]] = set()
+            tags_seen: set[int] = set()
+            for position, row in enumerate(group.rows):
+                fresh = [p for p in row.identities if p not in seen]
+                seen.update(fresh)
+                if position == 0:
+                    report.created += 1
+                elif fresh:
+                    report.merged += 1
+                else:
+                    report.updated += 1
+                identity_rows.extend(
+                    {
+                        "workspace_id": self.workspace_id,
+                        "customer_id": customer_id,
+                        "type": t,
+                        "value": v,
+                        "source": self.options.source,
+                        "created_at": now,
+                    }
+                    for t, v in fresh
+                )
+                for name in row.tags:
+                    tag_id = self._tag_id(session, name)
+                    if tag_id not in tags_seen:
+                        tags_seen.add(tag_id)
+                        tag_rows.append(
+                            {
+                                "workspace_id": self.workspace_id,
+                                "customer_id": customer_id,
+                                "tag_id": tag_id,
+                                "source": TagSource.IMPORT,
+                                "assigned_at": now,
+                                "assigned_by": self.actor.label,
+                            }
+                        )
+        if identity_rows:
+            session.execute(insert(Identity), identity_rows)
+        if tag_rows:
+            session.execute(insert(CustomerTag), tag_rows)
+
+    def _update(self, session: Session, group: _Group, now: datetime, report: ImportReport) -> None:
+        ids = sorted(group.customer_ids)
+        customers = repository.lock_customers(session, self.workspace_id, ids)
+        survivor = customers[0]
+        if survivor.erased_at is not None:
+            for row in group.rows:
+                report.reject(row.line, "", f"customer {survivor.id} was erased on request; not re-imported")
+            return
+        for other in customers[1:]:
+            merge_customers(
+                session,
+                actor=self.actor,
+                survivor_id=survivor.id,
+                merged_id=other.id,
+                reason=f"import:{self.options.source}",
+                clock=self.clock,
+            )
+        held = {(i.type, i.value) for i in repository.identities_of(session, survivor.id)}
+        held_tags = set(session.scalars(select(CustomerTag.tag_id).where(CustomerTag.customer_id == survivor.id)))
+        for position, row in enumerate(group.rows):
+            changed = apply_profile(survivor, row.values, now, self.overrides)
+            fresh = [p for p in row.identities if p not in held]
+            for type_, value in fresh:
+                session.add(
+                    Identity(
+                        workspace_id=self.workspace_id,
+                        customer_id=survivor.id,
+                        type=type_,
+                        value=value,
+                        source=self.options.source,
+                        created_at=now,
+                    )
+                )
+                held.add((type_, value))
+            for name in row.tags:
+                tag_id = self._tag_id(session, name)
+                if tag_id not in held_tags:
+                    held_tags.add(tag_id)
+                    session.add(
+                        CustomerTag(
+                            workspace_id=self.workspace_id,
+                            customer_id=survivor.id,
+                            tag_id=tag_id,
+                            source=TagSource.IMPORT,
+                            assigned_at=now,
+                            assigned_by=self.actor.label,
+                        )
+                    )
+            if changed:
+                survivor.updated_at = now
+            if fresh or (position == 0 and len(customers) > 1):
+                report.merged += 1
+            else:
+                report.updated += 1
+        session.flush()
+
+
+@dataclass
+class _Group:
+    rows: list[ParsedRow]
+    customer_ids: set[int]
+
+
+def _group_rows(rows: list[ParsedRow], owners: dict[tuple[str, str], int]) -> list[_Group]:
+    """Union rows that share an identity (file duplicates) and collect the known customers they hit."""
+    parent = list(range(len(rows)))
+
+    def find(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    first_row: dict[tuple[str, str], int] = {}
+    by_customer: dict[int, int] = {}
+    for index, row in enumerate(rows):
+        for pair in row.identities:
+            for anchor in (
+                first_row.setdefault(pair, index),
+                by_customer.setdefault(owners[pair], index) if pair in owners else index,
+            ):
+                a, b = find(anchor), find(index)
+                if a != b:
+                    parent[max(a, b)] = min(a, b)
+    groups: dict[int, _Group] = {}
+    for index, row in enumerate(rows):
+        group = groups.setdefault(find(index), _Group(rows=[], customer_ids=set()))
+        group.rows.append(row)
+        group.customer_ids.update(owners[p] for p in row.identities if p in owners)
+    return list(groups.values())
+
+
+def _batches(items: Iterator[tuple[int, list[Any] | None, str | None]], size: int) -> Iterator[list[Any]]:
+    while batch := list(islice(items, size)):
+        yield batch
+
+
+def run_import(
+    transaction: Transaction,
+    *,
+    actor: Actor,
+    path: Path,
+    options: ImportOptions,
+    clock: Clock,
+    progress: ProgressFn | None = None,
+    phone_region: str = "CN",
+) -> ImportReport:
+    """Import a file. `transaction()` opens a session bound to the actor's workspace that commits
+    when its block ends; each batch gets one (a dry run uses one for everything and rolls back).
+    """
+    actor.require(Scope.IMPORT_RUN)
+    actor.require(Scope.CUSTOMERS_WRITE)
+    report = ImportReport(dry_run=options.dry_run)
+    source = open_source(path, encoding=options.encoding)
+    report.file_kind, report.encoding = source.kind, source.encoding
+    with transaction() as session:
+        importer = _Importer(session, actor, options, clock)
+        ctx = importer.context(session, source, report, phone_region)
+    if progress:
+        progress(0, source.total_rows)
+    if options.dry_run:
+        with transaction() as session:
+            with session.begin_nested() as savepoint:
+                _process(session, importer, ctx, source, report, options, progress)
+                savepoint.rollback()
+            _audit(session, actor, report, path, clock)
+        return report
+    for batch in _batches(iter_rows(source), options.batch_size):
+        with transaction() as session:
+            _process_batch(session, importer, ctx, batch, report)
+        if progress:
+            progress(report.rows, source.total_rows)
+    with transaction() as session:
+        _audit(session, actor, report, path, clock)
+    return report
+
+
+def _process(
+    session: Session,
+    importer: _Importer,
+    ctx: RowContext,
+    source: SourceFile,
+    report: ImportReport,
+    options: ImportOptions,
+    progress: ProgressFn | None,
+) -> None:
+    for batch in _batches(iter_rows(source), options.batch_size):
+        _process_batch(session, importer, ctx, batch, report)
+        if progress:
+            progress(report.rows, source.total_rows)
+
+
+def _process_batch(
+    session: Session, importer: _Importer, ctx: RowContext, batch: list[Any], report: ImportReport
+) -> None:
+    parsed: list[ParsedRow] = []
+    for line, cells, problem in batch:
+        report.rows += 1
+        if cells is None:
+            report.reject(line, "", problem or "unreadable row")
+            continue
+        try:
+            parsed.append(parse_row(line, cells, ctx))
+        except RowError as exc:
+            report.reject(line, exc.column, exc.reason)
+    if not parsed:
+        return
+    counts = (report.created, report.merged, report.updated, report.rejected, len(report.rejections))
+    try:
+        with session.begin_nested():
+            importer.apply_batch(session, parsed, report)
+    except IntegrityError:
+        # Another writer created one of these identities meanwhile: redo the batch row by row,
+        # so each row either lands whole or is rejected with the reason.
+        (report.created, report.merged, report.updated, report.rejected) = counts[:4]
+        del report.rejections[counts[4] :]
+        for row in parsed:
+            try:
+                with session.begin_nested():
+                    importer.apply_batch(session, [row], report)
+            except IntegrityError as exc:
+                report.reject(row.line, "", f"conflicting concurrent write: {exc.orig}")
+
+
+def _audit(session: Session, actor: Actor, report: ImportReport, path: Path, clock: Clock) -> None:
+    summary = {k: v for k, v in report.as_dict().items() if k != "rejections"}
+    record(
+        session,
+        actor,
+        action="import",
+        entity_type="customer_import",
+        entity_id=None,
+        after=summary | {"file": path.name},
+        clock=clock,
+    )
+
+
+__all__ = ["ImportOptions", "ImportReport", "preview", "run_import"]

@@ -1,0 +1,112 @@
+"""Requests under PIPL: export everything about one person, or erase it."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.orm import Session
+
+from siyu.audit.service import record
+from siyu.auth.permissions import Actor, Scope
+from siyu.customers import repository
+from siyu.customers.errors import CustomerErased
+from siyu.customers.service.merge import merges_of
+from siyu.customers.service.tags import tags_of
+from siyu.customers.service.timeline import consents_of, relationships_of
+from siyu.kit.clock import Clock
+from siyu.models import Consent, CustomerEvent, Identity
+
+
+def _json(value: Any) -> Any:
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    return value
+
+
+def export_customer(session: Session, *, actor: Actor, customer_id: int, clock: Clock) -> dict[str, Any]:
+    """Everything siyu holds about one person, as a JSON-ready document."""
+    actor.require(Scope.CUSTOMERS_ERASE)
+    customer = repository.get_visible(session, actor, customer_id)
+    columns = [c.key for c in customer.__table__.columns if c.key not in {"workspace_id", "field_updated_at"}]
+    events = session.scalars(
+        select(CustomerEvent).where(CustomerEvent.customer_id == customer.id).order_by(CustomerEvent.occurred_at)
+    ).all()
+    document = {
+        "customer": {name: _json(getattr(customer, name)) for name in columns},
+        "identities": [
+            {"type": i.type, "value": i.value, "source": i.source, "created_at": _json(i.created_at)}
+            for i in repository.identities_of(session, customer.id)
+        ],
+        "tags": [
+            {"tag": t.name, "source": ct.source, "assigned_at": _json(ct.assigned_at)}
+            for ct, t in tags_of(session, customer.id)
+        ],
+        "relationships": [
+            {
+                "staff": s.name,
+                "added_at": _json(r.added_at),
+                "removed_at": _json(r.removed_at),
+                "removed_by": r.removed_by,
+                "channel": r.channel,
+            }
+            for r, s in relationships_of(session, customer.id)
+        ],
+        "consents": [
+            {"channel": c.channel, "status": c.status, "source": c.source, "changed_at": _json(c.changed_at)}
+            for c in consents_of(session, customer.id)
+        ],
+        "events": [
+            {"type": e.type, "occurred_at": _json(e.occurred_at), "properties": e.properties, "source": e.source}
+            for e in events
+        ],
+        "merges": [
+            {
+                "survivor_id": m.survivor_id,
+                "merged_id": m.merged_id,
+                "merged_at": _json(m.merged_at),
+                "undone_at": _json(m.undone_at),
+            }
+            for m in merges_of(session, actor=actor, customer_id=customer.id)
+        ],
+        "exported_at": clock.now().isoformat(),
+    }
+    record(session, actor, action="export", entity_type="customer", entity_id=customer.id, clock=clock)
+    return document
+
+
+def erase_customer(session: Session, *, actor: Actor, customer_id: int, clock: Clock) -> None:
+    """Remove personal fields, identities and event details; keep the row for aggregates.
+
+    Relationships, tags and event types/times stay (they feed pool size, deletion rate and
+    funnels), but nothing left identifies the person. The audit entry holds no personal data.
+    """
+    actor.require(Scope.CUSTOMERS_ERASE)
+    customer = repository.get_visible(session, actor, customer_id, for_update=True)
+    if customer.erased_at is not None:
+        raise CustomerErased("already erased")
+    identity_count = len(repository.identities_of(session, customer.id))
+    session.execute(delete(Identity).where(Identity.customer_id == customer.id))
+    session.execute(
+        update(CustomerEvent).where(CustomerEvent.customer_id == customer.id).values(properties={}),
+        execution_options={"synchronize_session": False},
+    )
+    session.execute(delete(Consent).where(Consent.customer_id == customer.id))
+    for name in ("name", "birthday", "province", "city", "phone", "email"):
+        setattr(customer, name, None)
+    customer.attributes = {}
+    customer.field_updated_at = {}
+    now = clock.now()
+    customer.erased_at = now
+    customer.updated_at = now
+    session.flush()
+    record(
+        session,
+        actor,
+        action="erase",
+        entity_type="customer",
+        entity_id=customer.id,
+        after={"identities_removed": identity_count},
+        clock=clock,
+    )

@@ -1,0 +1,132 @@
+"""Engine and session handling for SQLite (embedded) and PostgreSQL (production).
+
+SQLite: WAL journal, foreign keys on, and every transaction that may write starts with
+`BEGIN IMMEDIATE`, so two writers serialise on the database lock at the start of their
+transactions instead of failing half-way with "database is locked". Read-only sessions
+(`read_only=True`) begin deferred and never wait for writers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import Connection
+from sqlalchemy.orm import Session, sessionmaker
+
+from siyu.config import Settings, get_settings
+
+_BEGIN_OPTION = "siyu_sqlite_begin"
+
+
+def make_engine(url: str, *, busy_timeout_ms: int = 30_000, echo: bool = False) -> Engine:
+    """Create an engine configured for siyu's rules on either database."""
+    if url.startswith("sqlite"):
+        engine = create_engine(
+            url,
+            echo=echo,
+            connect_args={"check_same_thread": False, "timeout": busy_timeout_ms / 1000},
+        )
+        _configure_sqlite(engine, busy_timeout_ms)
+        return engine
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
+    return create_engine(url, echo=echo, pool_pre_ping=True, pool_size=10, max_overflow=20)
+
+
+def _configure_sqlite(engine: Engine, busy_timeout_ms: int) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Let SQLAlchemy, not the sqlite3 module, decide when transactions begin.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        mode = conn.get_execution_options().get(_BEGIN_OPTION, "IMMEDIATE")
+        conn.exec_driver_sql(f"BEGIN {mode}")
+
+
+def read_only_engine(engine: Engine) -> Engine:
+    """A view of `engine` whose SQLite transactions begin deferred (no write lock)."""
+    if engine.dialect.name != "sqlite":
+        return engine
+    return engine.execution_options(**{_BEGIN_OPTION: "DEFERRED"})
+
+
+class Database:
+    """The process's engine and session factories."""
+
+    def __init__(self, settings: Settings | None = None, *, engine: Engine | None = None) -> None:
+        self.settings = settings or get_settings()
+        self.engine = engine or make_engine(
+            self.settings.database_url, busy_timeout_ms=self.settings.sqlite_busy_timeout_ms
+        )
+        self._write = sessionmaker(bind=self.engine, expire_on_commit=False)
+        self._read = sessionmaker(bind=read_only_engine(self.engine), expire_on_commit=False)
+
+    def session(self, *, read_only: bool = False) -> Session:
+        return (self._read if read_only else self._write)()
+
+    @contextmanager
+    def transaction(self, *, read_only: bool = False) -> Iterator[Session]:
+        """A session that commits when the block ends normally and rolls back on error."""
+        session = self.session(read_only=read_only)
+        try:
+            yield session
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise
+        finally:
+            session.close()
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.engine.dialect.name == "sqlite"
+
+
+_database: Database | None = None
+
+
+def get_database() -> Database:
+    """The process-wide database (created lazily from settings)."""
+    global _database
+    if _database is None:
+        _database = Database()
+    return _database
+
+
+def set_database(database: Database | None) -> None:
+    """Replace the process-wide database (the app factory and tests use this)."""
+    global _database
+    _database = database
+
+
+def after_commit(session: Session, callback: Callable[[], None]) -> None:
+    """Run `callback` once `session`'s transaction commits (dropped on rollback).
+
+    Used to enqueue background jobs only after the rows they read are visible.
+    """
+    callbacks: list[Callable[[], None]] = session.info.setdefault("after_commit", [])
+    callbacks.append(callback)
+
+
+@event.listens_for(Session, "after_commit")
+def _run_after_commit(session: Session) -> None:
+    callbacks = session.info.pop("after_commit", [])
+    for callback in callbacks:
+        callback()
+
+
+@event.listens_for(Session, "after_rollback")
+def _drop_after_commit(session: Session) -> None:
+    if not session.in_transaction():
+        session.info.pop("after_commit", None)

@@ -1,0 +1,1 @@
+"""Background jobs: Dramatiq actors over rows in the `jobs` table."""

@@ -1,0 +1,158 @@
+"""Creating jobs, running them with status tracking, and resuming them after a crash."""
+
+from __future__ import annotations
+
+import logging
+import traceback
+from collections.abc import Callable
+from typing import Any, Protocol
+
+import dramatiq
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from siyu.db import after_commit, get_database
+from siyu.jobs.broker import QUEUE, get_broker, register
+from siyu.kit.clock import Clock, system_clock
+from siyu.kit.errors import DomainError, NotFound
+from siyu.kit.pagination import MAX_PAGE_SIZE, Page, decode_cursor, encode_cursor
+from siyu.models import Job, JobStatus
+from siyu.workspaces.scope import bind_workspace
+
+logger = logging.getLogger(__name__)
+
+
+class Progress(Protocol):
+    def __call__(self, done: int, total: int | None = None) -> None: ...
+
+
+JobFunction = Callable[[Session, Job, Progress], dict[str, Any]]
+_functions: dict[str, JobFunction] = {}
+_actors: dict[str, dramatiq.Actor] = {}  # type: ignore[type-arg]
+
+
+def job_actor(kind: str) -> Callable[[JobFunction], JobFunction]:
+    """Declare a job kind. The function gets a session bound to the job's workspace, the job
+    row and a progress callback, and returns the result stored on the job. It runs in its own
+    transaction, committed by the runner; it must be safe to run twice.
+    """
+
+    def decorate(fn: JobFunction) -> JobFunction:
+        _functions[kind] = fn
+
+        def run(job_id: int) -> None:
+            run_job(job_id)
+
+        run.__name__ = kind
+        _actors[kind] = register(
+            dramatiq.actor(run, actor_name=kind, queue_name=QUEUE, max_retries=0, broker=get_broker())
+        )
+        return fn
+
+    return decorate
+
+
+def enqueue(
+    session: Session,
+    *,
+    kind: str,
+    args: dict[str, Any],
+    workspace_id: int | None,
+    clock: Clock,
+    created_by: str | None = None,
+) -> Job:
+    """Create a job row and send it to the broker once this transaction commits."""
+    if kind not in _functions:
+        raise ValueError(f"unknown job kind {kind!r}")
+    job = Job(
+        workspace_id=workspace_id,
+        kind=kind,
+        args=args,
+        status=JobStatus.QUEUED,
+        created_by=created_by,
+        created_at=clock.now(),
+    )
+    session.add(job)
+    session.flush()
+    job_id = job.id
+    after_commit(session, lambda: send(kind, job_id))
+    return job
+
+
+def send(kind: str, job_id: int) -> None:
+    _actors[kind].send(job_id)
+
+
+def run_job(job_id: int, *, clock: Clock = system_clock) -> None:
+    """Run one job by id: mark it running, run its function, record the result or the error."""
+    database = get_database()
+    with database.transaction() as session:
+        job = session.get(Job, job_id)
+        if job is None:
+            logger.warning("job vanished", extra={"job_id": job_id})
+            return
+        if job.status in (JobStatus.SUCCEEDED, JobStatus.FAILED):
+            return  # delivered twice: already done
+        job.status = JobStatus.RUNNING
+        job.attempts += 1
+        job.started_at = clock.now()
+        kind, workspace_id = job.kind, job.workspace_id
+
+    def progress(done: int, total: int | None = None) -> None:
+        with database.transaction() as progress_session:
+            row = progress_session.get(Job, job_id)
+            if row is not None:
+                row.progress_done = done
+                if total is not None:
+                    row.progress_total = total
+
+    try:
+        with database.transaction() as session:
+            if workspace_id is not None:
+                bind_workspace(session, workspace_id)
+            job = session.get(Job, job_id)
+            assert job is not None
+            result = _functions[kind](session, job, progress)
+            job.status = JobStatus.SUCCEEDED
+            job.result = result
+            job.finished_at = clock.now()
+    except Exception as exc:
+        logger.exception("job failed", extra={"job_id": job_id, "kind": kind})
+        message = (
+            exc.message
+            if isinstance(exc, DomainError)
+            else "".join(traceback.format_exception_only(type(exc), exc)).strip()
+        )
+        with database.transaction() as session:
+            row = session.get(Job, job_id)
+            if row is not None:
+                row.status = JobStatus.FAILED
+                row.error = message[:4000]
+                row.finished_at = clock.now()
+
+
+def resume_unfinished(session: Session) -> int:
+    """Re-send jobs left queued or running by a crash or restart (after commit). Returns how many."""
+    rows = session.scalars(select(Job).where(Job.status.in_([JobStatus.QUEUED, JobStatus.RUNNING]))).all()
+    for job in rows:
+        job.status = JobStatus.QUEUED
+        kind, job_id = job.kind, job.id
+        if kind in _functions:
+            after_commit(session, lambda kind=kind, job_id=job_id: send(kind, job_id))  # type: ignore[misc]
+    return len(rows)
+
+
+def get_job(session: Session, *, workspace_id: int, job_id: int) -> Job:
+    job = session.scalar(select(Job).where(Job.id == job_id, Job.workspace_id == workspace_id))
+    if job is None:
+        raise NotFound(f"job {job_id} not found")
+    return job
+
+
+def list_jobs(session: Session, *, workspace_id: int, cursor: str | None = None, limit: int = 50) -> Page[Job]:
+    limit = max(1, min(limit, MAX_PAGE_SIZE))
+    query = select(Job).where(Job.workspace_id == workspace_id)
+    if cursor:
+        query = query.where(Job.id < int(decode_cursor(cursor)))
+    rows = list(session.scalars(query.order_by(Job.id.desc()).limit(limit + 1)))
+    return Page(items=rows[:limit], next_cursor=encode_cursor(rows[limit - 1].id) if len(rows) > limit else None)

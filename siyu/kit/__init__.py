@@ -1,0 +1,1 @@
+"""Shared helpers with no domain rules: clock, ids, phone numbers, pagination, i18n, errors."""

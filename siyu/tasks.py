@@ -1,0 +1,3 @@
+"""Imports every module that declares background jobs, so workers know all actors."""
+
+import siyu.customers.tasks  # noqa: F401

@@ -1,0 +1,1 @@
+"""The HTTP edge: app plumbing, console templates and static assets."""

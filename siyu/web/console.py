@@ -1,0 +1,7 @@
+"""The console: one router gathering every area's pages."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+router = APIRouter(include_in_schema=False)

@@ -1,0 +1,1 @@
+"""Workspaces (one per brand) and the scoping that keeps them apart."""

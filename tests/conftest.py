@@ -1,0 +1,116 @@
+"""Shared fixtures: a real database per backend (SQLite always, PostgreSQL when
+`SIYU_TEST_DATABASE_URL` is set), rolled back after each test, and a frozen clock."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Connection, Engine, text
+from sqlalchemy.orm import Session
+
+from siyu.config import Settings
+from siyu.db import Database, make_engine
+from siyu.kit.clock import FrozenClock
+from siyu.migrate import upgrade
+
+PG_URL = os.environ.get("SIYU_TEST_DATABASE_URL")
+BACKENDS = ["sqlite"] + (["postgresql"] if PG_URL else [])
+NOW = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)
+
+
+def _fresh_postgres(url: str) -> Engine:
+    engine = make_engine(url)
+    with engine.begin() as conn:
+        conn.execute(text("DROP SCHEMA IF EXISTS public CASCADE"))
+        conn.execute(text("CREATE SCHEMA public"))
+    return engine
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+def engine(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
+    """A migrated database for the whole run, one per backend."""
+    if request.param == "sqlite":
+        path = tmp_path_factory.mktemp("db") / "siyu-test.db"
+        eng = make_engine(f"sqlite:///{path}")
+    else:
+        assert PG_URL
+        eng = _fresh_postgres(PG_URL)
+    upgrade(eng)
+    yield eng
+    eng.dispose()
+
+
+class ConnectionDatabase(Database):
+    """A `Database` whose sessions all join one outer transaction that the test rolls back."""
+
+    def __init__(self, settings: Settings, connection: Connection) -> None:
+        super().__init__(settings, engine=connection.engine)
+        self.connection = connection
+
+    def session(self, *, read_only: bool = False) -> Session:
+        return Session(bind=self.connection, join_transaction_mode="create_savepoint", expire_on_commit=False)
+
+    @contextmanager
+    def transaction(self, *, read_only: bool = False) -> Iterator[Session]:
+        session = self.session()
+        try:
+            yield session
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise
+        finally:
+            session.close()
+
+
+@pytest.fixture
+def connection(engine: Engine) -> Iterator[Connection]:
+    conn = engine.connect()
+    outer = conn.begin()
+    try:
+        yield conn
+    finally:
+        outer.rollback()
+        conn.close()
+
+
+@pytest.fixture
+def db(connection: Connection) -> Iterator[Session]:
+    """A session inside the test's transaction; `commit()` only releases a savepoint."""
+    session = Session(bind=connection, join_transaction_mode="create_savepoint", expire_on_commit=False)
+    try:
+        yield session
+    finally:
+        session.close()
+
+
+@pytest.fixture
+def clock() -> FrozenClock:
+    return FrozenClock(NOW)
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings(
+        database_url="sqlite://",
+        data_dir=tmp_path / "data",
+        secret_key="test-secret",
+        log_json=False,
+        broker_url=None,
+        max_upload_mb=1,
+    )
+
+
+@pytest.fixture
+def database(settings: Settings, connection: Connection) -> Iterator[Database]:
+    from siyu.db import set_database
+
+    database = ConnectionDatabase(settings, connection)
+    set_database(database)
+    yield database
+    set_database(None)
