@@ -1,0 +1,35 @@
+"""Benchmarks run by `siyu bench NAME`: each figure comes with a baseline measured in the same run.
+
+`run_bench` returns one JSON-ready object: `{"bench", "size", "results": [{"name", "seconds",
+"baseline_seconds", "ratio", "rows_per_s"}, …]}` plus the bench's own counters.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from bench.harness import Reporter, size_rows
+from siyu.kit.errors import InvalidInput
+
+BenchFn = Callable[..., dict[str, Any]]
+
+
+def _benches() -> dict[str, BenchFn]:
+    from bench import import_bench, lookup_bench
+
+    return {"import": import_bench.run, "lookup": lookup_bench.run}
+
+
+def run_bench(name: str, *, size: str = "small", database_url: str | None = None, progress: bool = False) -> dict[str, Any]:
+    """Run the bench `name` ("import" or "lookup") at `size` ("tiny", "small" or "full") on a
+    throwaway database (a temp SQLite file, or a fresh database on the PostgreSQL server of
+    `database_url`); `progress` prints steps on stderr."""
+    benches = _benches()
+    if name not in benches:
+        raise InvalidInput(f"unknown bench {name!r}; use one of {', '.join(benches)}", details={"field": "name"})
+    size_rows(size)  # validates the size before any work
+    return benches[name](size=size, database_url=database_url, reporter=Reporter(progress))
+
+
+__all__ = ["run_bench"]

@@ -283,8 +283,8 @@ def import_customers(
         f"rows {report.rows}: created {report.created}, merged {report.merged}, "
         f"updated {report.updated}, rejected {report.rejected}" + (" (dry run)" if dry_run else "")
     )
-    for item in report.rejections[:20]:
-        console.print(f"  line {item['line']}: {item['column']} {item['reason']}")
+    for rejection in report.rejections[:20]:
+        console.print(f"  line {rejection['line']}: {rejection['column']} {rejection['reason']}")
     if not report_file:
         typer.echo(document)
 

@@ -4,13 +4,14 @@
 from __future__ import annotations
 
 import os
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Connection, Engine, text
+from sqlalchemy import Connection, Engine, make_url, text
 from sqlalchemy.orm import Session
 
 from siyu.config import Settings
@@ -23,12 +24,21 @@ BACKENDS = ["sqlite"] + (["postgresql"] if PG_URL else [])
 NOW = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)
 
 
-def _fresh_postgres(url: str) -> Engine:
-    engine = make_engine(url)
-    with engine.begin() as conn:
-        conn.execute(text("DROP SCHEMA IF EXISTS public CASCADE"))
-        conn.execute(text("CREATE SCHEMA public"))
-    return engine
+@contextmanager
+def _throwaway_postgres(url: str) -> Iterator[Engine]:
+    """A new database on the server of `url` for this run (so parallel runs never collide), dropped after."""
+    admin = make_engine(url).execution_options(isolation_level="AUTOCOMMIT")
+    name = f"siyu_test_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    engine = make_engine(str(make_url(url).set(database=name).render_as_string(hide_password=False)))
+    try:
+        yield engine
+    finally:
+        engine.dispose()
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
 
 
 @pytest.fixture(scope="session", params=BACKENDS)
@@ -37,12 +47,14 @@ def engine(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
     if request.param == "sqlite":
         path = tmp_path_factory.mktemp("db") / "siyu-test.db"
         eng = make_engine(f"sqlite:///{path}")
-    else:
-        assert PG_URL
-        eng = _fresh_postgres(PG_URL)
-    upgrade(eng)
-    yield eng
-    eng.dispose()
+        upgrade(eng)
+        yield eng
+        eng.dispose()
+        return
+    assert PG_URL
+    with _throwaway_postgres(PG_URL) as eng:
+        upgrade(eng)
+        yield eng
 
 
 class ConnectionDatabase(Database):

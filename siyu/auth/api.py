@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends
-from pydantic import BaseModel, Field
+from pydantic import AwareDatetime, BaseModel, Field
 from sqlalchemy import select
 
 from siyu.auth import service
@@ -21,7 +21,7 @@ TokenAdmin = Annotated[Ctx, Depends(require(Scope.TOKENS_ADMIN))]
 class TokenIn(BaseModel):
     name: str = Field(min_length=1, max_length=100)
     scopes: list[str] = Field(min_length=1)
-    expires_at: datetime | None = None
+    expires_at: AwareDatetime | None = None
 
 
 def _token(t: ApiToken) -> dict[str, Any]:

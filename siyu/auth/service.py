@@ -215,3 +215,139 @@ def actor_for_token(session: Session, *, secret: str, clock: Clock) -> Actor:
 
 def scope_names() -> list[str]:
     return sorted(str(s) for s in Scope)
+
+
+# --- workspace members (console settings) -------------------------------------------------------
+
+
+def list_members(session: Session, *, workspace_id: int) -> list[tuple[Membership, User]]:
+    """The users with a role in a workspace, by e-mail."""
+    rows = session.execute(
+        select(Membership, User)
+        .join(User, User.id == Membership.user_id)
+        .where(Membership.workspace_id == workspace_id)
+        .order_by(User.email)
+    ).all()
+    return [(m, u) for m, u in rows]
+
+
+def add_member(
+    session: Session,
+    *,
+    actor: Actor,
+    email: str,
+    name: str,
+    password: str,
+    role: Role,
+    clock: Clock,
+    staff_id: int | None = None,
+    store_id: int | None = None,
+) -> Membership:
+    """Create a console user with a role in the actor's workspace (admins only)."""
+    actor.require(Scope.USERS_ADMIN)
+    user = create_user(session, email=email, name=name, password=password, clock=clock)
+    membership = grant_membership(
+        session,
+        user_id=user.id,
+        workspace_id=actor.workspace_id,
+        role=role,
+        staff_id=staff_id,
+        store_id=store_id,
+        clock=clock,
+    )
+    record(
+        session,
+        actor,
+        action="create",
+        entity_type="membership",
+        entity_id=membership.id,
+        after={"email": user.email, "role": str(role), "staff_id": staff_id, "store_id": store_id},
+        clock=clock,
+    )
+    return membership
+
+
+def _other_admins(session: Session, workspace_id: int, user_id: int) -> int:
+    return len(
+        session.scalars(
+            select(Membership.id).where(
+                Membership.workspace_id == workspace_id, Membership.role == Role.ADMIN, Membership.user_id != user_id
+            )
+        ).all()
+    )
+
+
+def change_role(
+    session: Session,
+    *,
+    actor: Actor,
+    user_id: int,
+    role: Role,
+    clock: Clock,
+    staff_id: int | None = None,
+    store_id: int | None = None,
+) -> Membership:
+    """Change a member's role in the actor's workspace; the last admin keeps the admin role."""
+    actor.require(Scope.USERS_ADMIN)
+    membership = session.scalar(
+        select(Membership).where(Membership.user_id == user_id, Membership.workspace_id == actor.workspace_id)
+    )
+    if membership is None:
+        raise NotFound("member not found")
+    before = {"role": str(membership.role), "staff_id": membership.staff_id, "store_id": membership.store_id}
+    if membership.role == Role.ADMIN and role is not Role.ADMIN and _other_admins(session, actor.workspace_id, user_id) == 0:
+        raise Conflict("the workspace needs at least one admin", details={"field": "role"})
+    membership = grant_membership(
+        session,
+        user_id=user_id,
+        workspace_id=actor.workspace_id,
+        role=role,
+        staff_id=staff_id,
+        store_id=store_id,
+        clock=clock,
+    )
+    record(
+        session,
+        actor,
+        action="update",
+        entity_type="membership",
+        entity_id=membership.id,
+        before=before,
+        after={"role": str(role), "staff_id": membership.staff_id, "store_id": membership.store_id},
+        clock=clock,
+    )
+    return membership
+
+
+def remove_member(session: Session, *, actor: Actor, user_id: int, clock: Clock) -> None:
+    """Take a user's access to the actor's workspace away (their other workspaces stay)."""
+    actor.require(Scope.USERS_ADMIN)
+    if user_id == actor.user_id:
+        raise Conflict("you cannot remove your own access", details={"field": "user_id"})
+    membership = session.scalar(
+        select(Membership).where(Membership.user_id == user_id, Membership.workspace_id == actor.workspace_id)
+    )
+    if membership is None:
+        raise NotFound("member not found")
+    if membership.role == Role.ADMIN and _other_admins(session, actor.workspace_id, user_id) == 0:
+        raise Conflict("the workspace needs at least one admin", details={"field": "user_id"})
+    before = {"user_id": user_id, "role": str(membership.role)}
+    membership_id = membership.id
+    session.delete(membership)
+    session.flush()
+    record(
+        session,
+        actor,
+        action="delete",
+        entity_type="membership",
+        entity_id=membership_id,
+        before=before,
+        clock=clock,
+    )
+
+
+def list_tokens(session: Session, *, workspace_id: int) -> list[ApiToken]:
+    """The workspace's API tokens, newest first (revoked ones included)."""
+    return list(
+        session.scalars(select(ApiToken).where(ApiToken.workspace_id == workspace_id).order_by(ApiToken.id.desc()))
+    )

@@ -40,7 +40,7 @@ def export_rows(session: Session, actor: Actor, flt: CustomerFilter, *, unmasked
     actor.require(Scope.CUSTOMERS_READ)
     whole = unmasked and actor.can(Scope.CUSTOMERS_PII)
     staff = dict(
-        session.execute(select(Staff.id, Staff.name).where(Staff.workspace_id == actor.workspace_id)).tuples().all()
+        session.execute(select(Staff.id, Staff.name).where(Staff.workspace_id == actor.workspace_id)).all()
     )
     yield COLUMNS
     last_id = 0

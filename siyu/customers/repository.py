@@ -42,7 +42,7 @@ def visibility_clause(actor: Actor) -> ColumnElement[bool]:
     return true()
 
 
-def pool_query(actor: Actor) -> Select[tuple[Customer]]:
+def pool_query(actor: Actor) -> Select[Customer]:
     """Customers in the actor's workspace and view, excluding profiles merged away."""
     return select(Customer).where(
         Customer.workspace_id == actor.workspace_id,
@@ -69,7 +69,7 @@ def _search_clause(actor: Actor, q: str) -> ColumnElement[bool]:
     return or_(*conditions)
 
 
-def filtered_query(actor: Actor, flt: CustomerFilter) -> Select[tuple[Customer]]:
+def filtered_query(actor: Actor, flt: CustomerFilter) -> Select[Customer]:
     query = pool_query(actor)
     if flt.q:
         query = query.where(_search_clause(actor, flt.q))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from siyu.auth.permissions import Actor, Scope
 from siyu.kit.phone import mask_phone
@@ -38,7 +38,7 @@ class CustomerIngest(ProfileFields):
 
     identities: list[IdentityIn] = Field(default_factory=list, max_length=50)
     source: str = Field(default="api", max_length=40)
-    observed_at: datetime | None = None
+    observed_at: AwareDatetime | None = None
     """When the source observed these values (survivorship); defaults to now."""
 
 
@@ -108,7 +108,7 @@ class MergeRead(BaseModel):
 
 class EventIn(BaseModel):
     type: str = Field(min_length=1, max_length=60, examples=["page.view"])
-    occurred_at: datetime
+    occurred_at: AwareDatetime
     idempotency_key: str = Field(min_length=1, max_length=200)
     properties: dict[str, Any] = Field(default_factory=dict)
     source: str = Field(default="api", max_length=40)
@@ -143,14 +143,14 @@ class ConsentIn(BaseModel):
 
 class RelationshipIn(BaseModel):
     staff_id: int
-    added_at: datetime
+    added_at: AwareDatetime
     channel: str | None = Field(default=None, max_length=100)
     live_code_state: str | None = Field(default=None, max_length=30)
 
 
 class RelationshipEnd(BaseModel):
     removed_by: str
-    removed_at: datetime
+    removed_at: AwareDatetime
 
 
 class TagRef(BaseModel):

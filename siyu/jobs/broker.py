@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import dramatiq
 from dramatiq import Broker, Worker
@@ -12,11 +13,11 @@ from dramatiq.brokers.stub import StubBroker
 logger = logging.getLogger(__name__)
 
 QUEUE = "siyu"
-_actors: list[dramatiq.Actor] = []  # type: ignore[type-arg]
+_actors: list[dramatiq.Actor[Any, Any]] = []
 _broker: Broker | None = None
 
 
-def register(actor: dramatiq.Actor) -> dramatiq.Actor:  # type: ignore[type-arg]
+def register(actor: dramatiq.Actor[Any, Any]) -> dramatiq.Actor[Any, Any]:
     """Remember an actor so it can be declared on whichever broker is configured later."""
     _actors.append(actor)
     if _broker is not None:

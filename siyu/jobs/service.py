@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import logging
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import dramatiq
@@ -26,15 +28,34 @@ class Progress(Protocol):
     def __call__(self, done: int, total: int | None = None) -> None: ...
 
 
-JobFunction = Callable[[Session, Job, Progress], dict[str, Any]]
+@dataclass
+class JobContext:
+    """What a job function gets: its job's id, workspace and arguments, a progress callback, and
+    `transaction()`, which opens a session bound to the job's workspace that commits when its
+    block ends. The function decides its own transactions (an import commits batch by batch).
+    """
+
+    job_id: int
+    workspace_id: int | None
+    args: dict[str, Any]
+    progress: Progress
+
+    @contextmanager
+    def transaction(self) -> Iterator[Session]:
+        with get_database().transaction() as session:
+            if self.workspace_id is not None:
+                bind_workspace(session, self.workspace_id)
+            yield session
+
+
+JobFunction = Callable[[JobContext], dict[str, Any]]
 _functions: dict[str, JobFunction] = {}
-_actors: dict[str, dramatiq.Actor] = {}  # type: ignore[type-arg]
+_actors: dict[str, dramatiq.Actor[[int], None]] = {}
 
 
 def job_actor(kind: str) -> Callable[[JobFunction], JobFunction]:
-    """Declare a job kind. The function gets a session bound to the job's workspace, the job
-    row and a progress callback, and returns the result stored on the job. It runs in its own
-    transaction, committed by the runner; it must be safe to run twice.
+    """Declare a job kind. The function returns the result stored on the job; it must be safe
+    to run twice (a message can be delivered again after a crash).
     """
 
     def decorate(fn: JobFunction) -> JobFunction:
@@ -44,9 +65,8 @@ def job_actor(kind: str) -> Callable[[JobFunction], JobFunction]:
             run_job(job_id)
 
         run.__name__ = kind
-        _actors[kind] = register(
-            dramatiq.actor(run, actor_name=kind, queue_name=QUEUE, max_retries=0, broker=get_broker())
-        )
+        declare = dramatiq.actor(actor_name=kind, queue_name=QUEUE, max_retries=0, broker=get_broker())
+        _actors[kind] = register(declare(run))
         return fn
 
     return decorate
@@ -84,7 +104,11 @@ def send(kind: str, job_id: int) -> None:
 
 
 def run_job(job_id: int, *, clock: Clock = system_clock) -> None:
-    """Run one job by id: mark it running, run its function, record the result or the error."""
+    """Run one job by id: mark it running, run its function, record the result or the error.
+
+    Status changes are short transactions of their own, so the function's own transactions
+    never wait on a lock the runner holds (SQLite allows one writer at a time).
+    """
     database = get_database()
     with database.transaction() as session:
         job = session.get(Job, job_id)
@@ -96,26 +120,19 @@ def run_job(job_id: int, *, clock: Clock = system_clock) -> None:
         job.status = JobStatus.RUNNING
         job.attempts += 1
         job.started_at = clock.now()
-        kind, workspace_id = job.kind, job.workspace_id
+        kind, workspace_id, args = job.kind, job.workspace_id, dict(job.args)
 
     def progress(done: int, total: int | None = None) -> None:
-        with database.transaction() as progress_session:
-            row = progress_session.get(Job, job_id)
+        with database.transaction() as session:
+            row = session.get(Job, job_id)
             if row is not None:
                 row.progress_done = done
                 if total is not None:
                     row.progress_total = total
 
+    context = JobContext(job_id=job_id, workspace_id=workspace_id, args=args, progress=progress)
     try:
-        with database.transaction() as session:
-            if workspace_id is not None:
-                bind_workspace(session, workspace_id)
-            job = session.get(Job, job_id)
-            assert job is not None
-            result = _functions[kind](session, job, progress)
-            job.status = JobStatus.SUCCEEDED
-            job.result = result
-            job.finished_at = clock.now()
+        result = _functions[kind](context)
     except Exception as exc:
         logger.exception("job failed", extra={"job_id": job_id, "kind": kind})
         message = (
@@ -123,12 +140,18 @@ def run_job(job_id: int, *, clock: Clock = system_clock) -> None:
             if isinstance(exc, DomainError)
             else "".join(traceback.format_exception_only(type(exc), exc)).strip()
         )
-        with database.transaction() as session:
-            row = session.get(Job, job_id)
-            if row is not None:
-                row.status = JobStatus.FAILED
-                row.error = message[:4000]
-                row.finished_at = clock.now()
+        _finish(job_id, JobStatus.FAILED, clock, error=message[:4000])
+        return
+    _finish(job_id, JobStatus.SUCCEEDED, clock, result=result)
+
+
+def _finish(
+    job_id: int, status: JobStatus, clock: Clock, *, result: dict[str, Any] | None = None, error: str | None = None
+) -> None:
+    with get_database().transaction() as session:
+        row = session.get(Job, job_id)
+        if row is not None:
+            row.status, row.result, row.error, row.finished_at = status, result, error, clock.now()
 
 
 def resume_unfinished(session: Session) -> int:

@@ -110,6 +110,24 @@ class LoginRequired(Exception):
     """Raised by console dependencies; answered with a redirect to the login page."""
 
 
+@dataclass(frozen=True)
+class ConsoleUser:
+    """The logged-in user, as shown in the console chrome."""
+
+    id: int
+    name: str
+    email: str
+
+
+@dataclass(frozen=True)
+class WorkspaceChoice:
+    """A workspace the logged-in user may switch to."""
+
+    id: int
+    name: str
+    timezone: str
+
+
 def csrf_token(request: Request) -> str:
     """The session's CSRF token (created on first use)."""
     token = request.session.get("csrf")
@@ -152,9 +170,15 @@ def console_transaction(request: Request, _csrf: Annotated[None, Depends(check_c
         except Unauthenticated:
             request.session.clear()
             raise LoginRequired() from None
+        # Read before binding: memberships are workspace-scoped rows. Plain values, so error
+        # pages rendered after a rollback never touch expired ORM objects.
+        request.state.workspaces = [
+            WorkspaceChoice(id=w.id, name=w.name, timezone=w.timezone)
+            for _m, w in auth_service.memberships_of(session, user.id)
+        ]
         bind_workspace(session, actor.workspace_id)
         request.state.actor = actor
-        request.state.user = user
+        request.state.user = ConsoleUser(id=user.id, name=user.name, email=user.email)
         yield Ctx(session=session, actor=actor, clock=clock, settings=request.app.state.settings)
         session.commit()
     except BaseException:

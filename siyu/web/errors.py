@@ -9,6 +9,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
 
 from siyu.kit.errors import DomainError
 
@@ -27,19 +28,35 @@ def _validation_details(exc: RequestValidationError) -> list[dict[str, Any]]:
     return details
 
 
+def is_console(request: Request) -> bool:
+    """Console pages answer errors with HTML; the API (and everything under /api) with JSON."""
+    path = request.url.path
+    return not (path.startswith("/api/") or path in ("/api", "/openapi.json", "/healthz") or path.startswith("/docs"))
+
+
+def _console_error(request: Request, *, status_code: int, code: str, message: str) -> Response:
+    from siyu.web.pages import error_page  # the template layer loads lazily, after the app is built
+
+    return error_page(request, status_code=status_code, code=code, message=message)
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(DomainError)
-    async def _domain(_request: Request, exc: DomainError) -> JSONResponse:
+    async def _domain(request: Request, exc: DomainError) -> Response:
+        if is_console(request):
+            return _console_error(request, status_code=exc.status_code, code=exc.code, message=exc.message)
         return JSONResponse(error_body(exc.code, exc.message, exc.details), status_code=exc.status_code)
 
     @app.exception_handler(RequestValidationError)
-    async def _validation(_request: Request, exc: RequestValidationError) -> JSONResponse:
+    async def _validation(request: Request, exc: RequestValidationError) -> Response:
         details = _validation_details(exc)
         fields = ", ".join(d["field"] for d in details)
+        if is_console(request):
+            return _console_error(request, status_code=422, code="invalid_input", message=f"invalid input: {fields}")
         return JSONResponse(error_body("invalid_input", f"invalid input: {fields}", details), status_code=422)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
         code = {
             401: "unauthenticated",
             403: "forbidden",
@@ -47,11 +64,18 @@ def install_error_handlers(app: FastAPI) -> None:
             405: "method_not_allowed",
             413: "payload_too_large",
         }.get(exc.status_code, "http_error")
+        if is_console(request) and exc.status_code != 405:
+            return _console_error(request, status_code=exc.status_code, code=code, message=str(exc.detail))
         return JSONResponse(
             error_body(code, str(exc.detail)), status_code=exc.status_code, headers=getattr(exc, "headers", None)
         )
 
     @app.exception_handler(Exception)
-    async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
+    async def _unexpected(request: Request, exc: Exception) -> Response:
         logger.exception("unhandled error")
+        if is_console(request):
+            try:
+                return _console_error(request, status_code=500, code="internal_error", message="internal error")
+            except Exception:
+                logger.exception("error page failed")
         return JSONResponse(error_body("internal_error", "internal error"), status_code=500)

@@ -134,6 +134,7 @@ def _dialect(path: Path, encoding: str) -> type[csv.Dialect]:
         pass
 
     Dialect.delimiter = delimiter
+    Dialect.strict = True  # a stray or unclosed quote is an error, not a silently joined row
     return Dialect
 
 
@@ -158,9 +159,9 @@ def iter_rows(source: SourceFile) -> Iterator[tuple[int, list[Any] | None, str |
             except StopIteration:
                 return
             except csv.Error as exc:
-                # A broken quote swallows the rest of the file; report it once and stop reading.
+                # The reader resets after an error and goes on with the next line.
                 yield start, None, f"malformed CSV: {exc}"
-                return
+                continue
             line = start
             if not any(c.strip() for c in cells):
                 continue

@@ -173,7 +173,7 @@ class _Importer:
         known_groups = [g for g in groups if g.customer_ids]
         self._create(session, new_groups, now, report)
         for group in known_groups:
-            self._update(session, group, now, report)
+            self._update(session, group, owners, now, report)
 
     def _create(self, session: Session, groups: list[_Group], now: datetime, report: ImportReport) -> None:
         if not groups:
@@ -249,7 +249,10 @@ class _Importer:
         if tag_rows:
             session.execute(insert(CustomerTag), tag_rows)
 
-    def _update(self, session: Session, group: _Group, now: datetime, report: ImportReport) -> None:
+    def _update(
+        self, session: Session, group: _Group, owners: dict[tuple[str, str], int], now: datetime,
+        report: ImportReport,
+    ) -> None:
         ids = sorted(group.customer_ids)
         customers = repository.lock_customers(session, self.workspace_id, ids)
         survivor = customers[0]
@@ -299,7 +302,8 @@ class _Importer:
                     )
             if changed:
                 survivor.updated_at = now
-            if fresh or (position == 0 and len(customers) > 1):
+            # A row that brings a new identity, or joins several known customers, merged.
+            if fresh or len({owners[p] for p in row.identities if p in owners}) > 1:
                 report.merged += 1
             else:
                 report.updated += 1

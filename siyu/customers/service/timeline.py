@@ -17,7 +17,7 @@ from siyu.auth.permissions import Actor, Scope
 from siyu.customers import repository
 from siyu.customers.errors import CustomerNotFound
 from siyu.customers.identities import normalize_identity
-from siyu.kit.clock import Clock
+from siyu.kit.clock import Clock, as_utc
 from siyu.kit.errors import Conflict, DomainError, InvalidInput, NotFound
 from siyu.kit.pagination import MAX_PAGE_SIZE, Page, decode_cursor, encode_cursor
 from siyu.models import (
@@ -90,7 +90,7 @@ def record_event(session: Session, *, actor: Actor, item: EventInput, clock: Clo
         workspace_id=actor.workspace_id,
         customer_id=customer.id,
         type=item.type,
-        occurred_at=item.occurred_at,
+        occurred_at=as_utc(item.occurred_at),
         properties=item.properties or {},
         source=item.source,
         idempotency_key=item.idempotency_key,
