@@ -295,7 +295,11 @@ def change_role(
     if membership is None:
         raise NotFound("member not found")
     before = {"role": str(membership.role), "staff_id": membership.staff_id, "store_id": membership.store_id}
-    if membership.role == Role.ADMIN and role is not Role.ADMIN and _other_admins(session, actor.workspace_id, user_id) == 0:
+    if (
+        membership.role == Role.ADMIN
+        and role is not Role.ADMIN
+        and _other_admins(session, actor.workspace_id, user_id) == 0
+    ):
         raise Conflict("the workspace needs at least one admin", details={"field": "role"})
     membership = grant_membership(
         session,

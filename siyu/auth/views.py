@@ -32,7 +32,9 @@ async def csrf_ok(request: Request) -> bool:
     return True
 
 
-def _login_page(request: Request, *, next_url: str, email: str = "", error: str | None = None, status: int = 200) -> Response:
+def _login_page(
+    request: Request, *, next_url: str, email: str = "", error: str | None = None, status: int = 200
+) -> Response:
     return render(
         request,
         "login.html",
@@ -199,7 +201,9 @@ def change_role(
             clock=ctx.clock,
         )
     except DomainError as exc:
-        return form_error(request, ctx, exc, "settings/users.html", lambda: _users_context(ctx), field=f"user-{user_id}")
+        return form_error(
+            request, ctx, exc, "settings/users.html", lambda: _users_context(ctx), field=f"user-{user_id}"
+        )
     flash(request, _("角色已更新"))
     return redirect("/settings/users")
 
@@ -211,7 +215,9 @@ def remove_user(request: Request, ctx: ConsoleCtx, user_id: int) -> Response:
     try:
         service.remove_member(ctx.session, actor=ctx.actor, user_id=user_id, clock=ctx.clock)
     except DomainError as exc:
-        return form_error(request, ctx, exc, "settings/users.html", lambda: _users_context(ctx), field=f"user-{user_id}")
+        return form_error(
+            request, ctx, exc, "settings/users.html", lambda: _users_context(ctx), field=f"user-{user_id}"
+        )
     flash(request, _("已移除该用户在本品牌的权限"))
     return redirect("/settings/users")
 

@@ -39,9 +39,7 @@ def export_rows(session: Session, actor: Actor, flt: CustomerFilter, *, unmasked
     """Header then one row per customer, streamed in id order, chunk by chunk."""
     actor.require(Scope.CUSTOMERS_READ)
     whole = unmasked and actor.can(Scope.CUSTOMERS_PII)
-    staff = dict(
-        session.execute(select(Staff.id, Staff.name).where(Staff.workspace_id == actor.workspace_id)).all()
-    )
+    staff = dict(session.execute(select(Staff.id, Staff.name).where(Staff.workspace_id == actor.workspace_id)).all())
     yield COLUMNS
     last_id = 0
     base = repository.filtered_query(actor, flt)

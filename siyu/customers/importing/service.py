@@ -250,7 +250,11 @@ class _Importer:
             session.execute(insert(CustomerTag), tag_rows)
 
     def _update(
-        self, session: Session, group: _Group, owners: dict[tuple[str, str], int], now: datetime,
+        self,
+        session: Session,
+        group: _Group,
+        owners: dict[tuple[str, str], int],
+        now: datetime,
         report: ImportReport,
     ) -> None:
         ids = sorted(group.customer_ids)

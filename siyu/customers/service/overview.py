@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import ColumnElement, func, select
@@ -37,7 +38,7 @@ class Overview:
     """One point per local calendar day, oldest first, the last `CHART_DAYS` days up to today."""
 
 
-def _local_day(session: Session, column: ColumnElement[datetime], tz: ZoneInfo, now: datetime) -> ColumnElement[str]:
+def _local_day(session: Session, column: Any, tz: ZoneInfo, now: datetime) -> ColumnElement[str]:
     """The brand-local calendar day of a UTC timestamp column, as ISO text, on either database."""
     if session.get_bind().dialect.name == "postgresql":
         return func.to_char(func.timezone(tz.key, column), "YYYY-MM-DD")
@@ -59,9 +60,7 @@ def overview(session: Session, actor: Actor, clock: Clock) -> Overview:
     workspace = session.get(Workspace, actor.workspace_id)
     tz = ZoneInfo(workspace.timezone if workspace else "Asia/Shanghai")
     now = clock.now()
-    pool_size = session.scalar(
-        repository.pool_query(actor).with_only_columns(func.count(Customer.id)).order_by(None)
-    )
+    pool_size = session.scalar(repository.pool_query(actor).with_only_columns(func.count(Customer.id)).order_by(None))
     visible = _relationships(actor)
     open_count = session.scalar(
         select(func.count(Relationship.id)).where(
@@ -89,7 +88,7 @@ def overview(session: Session, actor: Actor, clock: Clock) -> Overview:
             select(day, func.count(Relationship.id))
             .where(Relationship.workspace_id == actor.workspace_id, column >= chart_start, visible)
             .group_by(day)
-        ).tuples()
+        ).all()
         for key, count in rows:
             series.setdefault(str(key), [0, 0])[index] = int(count)
     daily = []
@@ -104,4 +103,3 @@ def overview(session: Session, actor: Actor, clock: Clock) -> Overview:
         deletions_30d=int(deletions_30d or 0),
         daily=daily,
     )
-

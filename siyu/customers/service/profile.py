@@ -9,6 +9,7 @@ from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from siyu.audit.service import record
@@ -32,6 +33,8 @@ from siyu.models import (
     Workspace,
 )
 from siyu.models.customer import PROFILE_FIELDS
+
+INGEST_ATTEMPTS = 3
 
 
 class IngestOutcome(StrEnum):
@@ -220,9 +223,42 @@ def ingest_customer(
     """Resolve a record about a person to one customer: create, update, or merge several.
 
     Identities that point at two or more customers merge them into the oldest (lowest id);
-    profile values then apply under survivorship, and missing identities are added.
+    profile values then apply under survivorship, and missing identities are added. When a
+    concurrent writer claims one of the identities first (the unique key on identities
+    fires), the record is resolved again against what that writer committed.
     """
     actor.require(Scope.CUSTOMERS_WRITE)
+    pairs = list(identities)
+    for attempt in range(INGEST_ATTEMPTS):
+        try:
+            with session.begin_nested():
+                return _ingest_once(
+                    session,
+                    actor=actor,
+                    identities=pairs,
+                    profile=profile,
+                    source=source,
+                    clock=clock,
+                    observed_at=observed_at,
+                    phone_region=phone_region,
+                )
+        except IntegrityError:
+            if attempt == INGEST_ATTEMPTS - 1:
+                raise Conflict("identity claimed concurrently; retry the request") from None
+    raise AssertionError("unreachable")
+
+
+def _ingest_once(
+    session: Session,
+    *,
+    actor: Actor,
+    identities: list[tuple[str, str]],
+    profile: ProfileInput | None,
+    source: str,
+    clock: Clock,
+    observed_at: datetime | None,
+    phone_region: str,
+) -> IngestResult:
     from siyu.customers.service.merge import merge_customers  # merge imports this module
 
     profile = profile or ProfileInput()

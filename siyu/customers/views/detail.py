@@ -205,9 +205,7 @@ def set_consent(
 
 
 @router.post("/customers/{customer_id}/merge")
-def merge_into(
-    request: Request, ctx: ConsoleCtx, customer_id: int, merged_id: Annotated[str, Form()] = ""
-) -> Response:
+def merge_into(request: Request, ctx: ConsoleCtx, customer_id: int, merged_id: Annotated[str, Form()] = "") -> Response:
     """Merge another customer (by id) into this one."""
     _ = translator(request)
     try:
