@@ -275,5 +275,6 @@ def create_token(
 def revoke_token(request: Request, ctx: ConsoleCtx, token_id: int) -> Response:
     ctx.actor.require(Scope.TOKENS_ADMIN)
     service.revoke_token(ctx.session, token_id=token_id, actor=ctx.actor, clock=ctx.clock)
-    flash(request, translator(request)("令牌已吊销"))
+    _ = translator(request)
+    flash(request, _("令牌已吊销"))
     return redirect("/settings/tokens")

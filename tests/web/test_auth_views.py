@@ -20,7 +20,8 @@ def test_login_with_the_right_password_enters_the_workspace_and_is_audited(
     user = user_with_role(Role.OPERATOR)
     page = client.get("/login")
     response = client.post(
-        "/login", data={"email": user.email.upper(), "password": PASSWORD, "csrf_token": csrf_of(page.text), "next": "/tags"}
+        "/login",
+        data={"email": user.email.upper(), "password": PASSWORD, "csrf_token": csrf_of(page.text), "next": "/tags"},
     )
     assert response.status_code == 303
     assert response.headers["location"] == "/tags"
@@ -130,14 +131,26 @@ def test_admin_creates_a_user_and_a_token(
     token = login(client, user_with_role().email)
     created = client.post(
         "/settings/users",
-        data={"email": "li@example.com", "name": "小李", "password": "long-enough-1", "role": "analyst", "csrf_token": token},
+        data={
+            "email": "li@example.com",
+            "name": "小李",
+            "password": "long-enough-1",
+            "role": "analyst",
+            "csrf_token": token,
+        },
     )
     assert created.status_code == 303
     page = client.get("/settings/users").text
     assert "li@example.com" in page
     bad = client.post(
         "/settings/users",
-        data={"email": "wang@example.com", "name": "小王", "password": "long-enough-1", "role": "staff", "csrf_token": token},
+        data={
+            "email": "wang@example.com",
+            "name": "小王",
+            "password": "long-enough-1",
+            "role": "staff",
+            "csrf_token": token,
+        },
     )
     assert bad.status_code == 422
     assert "role staff needs a staff member" in bad.text

@@ -172,19 +172,21 @@ def normalize_identities(
 def apply_profile(
     customer: Customer, values: Mapping[str, Any], observed_at: datetime, overrides: Mapping[str, Any]
 ) -> list[str]:
-    """Apply validated values under survivorship; returns the fields that changed."""
+    """Apply validated values under survivorship; returns the fields whose value changed.
+
+    A value equal to the current one still moves the field's timestamp when it wins, so a later
+    observation of the same value keeps beating an earlier observation of another.
+    """
     changed = []
     for name, value in values.items():
-        current = (
-            (customer.attributes or {}).get(name.removeprefix(survivorship.ATTRIBUTE_PREFIX))
-            if (name.startswith(survivorship.ATTRIBUTE_PREFIX))
-            else getattr(customer, name)
-        )
-        if current == value:
-            continue
+        if name.startswith(survivorship.ATTRIBUTE_PREFIX):
+            current = (customer.attributes or {}).get(name.removeprefix(survivorship.ATTRIBUTE_PREFIX))
+        else:
+            current = getattr(customer, name)
         if survivorship.wins(customer, name, observed_at, dict(overrides)):
             survivorship.set_field(customer, name, value, observed_at)
-            changed.append(name)
+            if current != value:
+                changed.append(name)
     return changed
 
 

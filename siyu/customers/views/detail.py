@@ -145,7 +145,8 @@ def _save_profile(request: Request, ctx: Ctx, customer_id: int, submitted: dict[
         )
     except DomainError as exc:
         return _show_again(request, ctx, customer_id, exc, "profile", submitted)
-    flash(request, translator(request)("资料已保存"))
+    _ = translator(request)
+    flash(request, _("资料已保存"))
     return _back(customer_id)
 
 
@@ -159,7 +160,8 @@ def add_identity(
         )
     except DomainError as exc:
         return _show_again(request, ctx, customer_id, exc, "identity", {"identity_type": type, "identity_value": value})
-    flash(request, translator(request)("身份标识已添加"))
+    _ = translator(request)
+    flash(request, _("身份标识已添加"))
     return _back(customer_id, "#identities")
 
 

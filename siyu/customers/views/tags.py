@@ -34,7 +34,8 @@ def create_group(request: Request, ctx: ConsoleCtx, name: Annotated[str, Form()]
         tags.create_group(ctx.session, actor=ctx.actor, name=name, clock=ctx.clock)
     except DomainError as exc:
         return form_error(request, ctx, exc, TEMPLATE, lambda: _context(ctx, values={"group": name}), field="group")
-    flash(request, translator(request)("标签组已创建"))
+    _ = translator(request)
+    flash(request, _("标签组已创建"))
     return redirect("/tags")
 
 
@@ -50,12 +51,14 @@ def create_tag(
     except DomainError as exc:
         values = {"tag": name, "group_id": group_id}
         return form_error(request, ctx, exc, TEMPLATE, lambda: _context(ctx, values=values), field=f"group-{group_id}")
-    flash(request, translator(request)("标签已创建"))
+    _ = translator(request)
+    flash(request, _("标签已创建"))
     return redirect("/tags")
 
 
 @router.post("/tags/{tag_id}/delete")
 def delete_tag(request: Request, ctx: ConsoleCtx, tag_id: int) -> Response:
     tags.delete_tag(ctx.session, actor=ctx.actor, tag_id=tag_id, clock=ctx.clock)
-    flash(request, translator(request)("标签已删除"))
+    _ = translator(request)
+    flash(request, _("标签已删除"))
     return redirect("/tags")
