@@ -177,6 +177,7 @@ def user_create(
     """Create a console user with a role in a workspace (or add the role to an existing user)."""
     from sqlalchemy import select
 
+    from siyu.audit.service import record
     from siyu.auth.service import create_user, grant_membership
     from siyu.models import Role, User
 
@@ -192,13 +193,22 @@ def user_create(
         if user is None:
             secret = password or getpass.getpass("password: ")
             user = create_user(session, email=email, name=name or email, password=secret, clock=system_clock)
-        grant_membership(
+        membership = grant_membership(
             session,
             user_id=user.id,
             workspace_id=actor.workspace_id,
             role=role_,
             staff_id=staff_id,
             store_id=store_id,
+            clock=system_clock,
+        )
+        record(
+            session,
+            actor,
+            action="grant",
+            entity_type="membership",
+            entity_id=membership.id,
+            after={"user": user.email, "role": str(role_), "staff_id": staff_id, "store_id": store_id},
             clock=system_clock,
         )
         console.print(f"user {user.email} is {role_} in workspace {workspace}")

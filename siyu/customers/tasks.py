@@ -5,12 +5,17 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from siyu.auth.permissions import Actor
+from sqlalchemy.orm import Session
+
+from siyu.auth.permissions import Actor, Scope
 from siyu.config import get_settings
+from siyu.customers.importing.mapping import resolve_mapping
+from siyu.customers.importing.reader import open_source
 from siyu.customers.importing.service import ImportOptions, run_import
-from siyu.jobs.service import JobContext, job_actor
-from siyu.kit.clock import system_clock
-from siyu.models import Role
+from siyu.customers.service.profile import attribute_definitions, identity_types
+from siyu.jobs.service import JobContext, enqueue, job_actor
+from siyu.kit.clock import Clock, system_clock
+from siyu.models import Job, Role
 
 
 def actor_to_args(actor: Actor) -> dict[str, Any]:
@@ -56,3 +61,40 @@ def import_customers_job(job: JobContext) -> dict[str, Any]:
         phone_region=get_settings().phone_region,
     )
     return report.as_dict()
+
+
+def queue_import(
+    session: Session,
+    *,
+    actor: Actor,
+    path: Path,
+    filename: str,
+    encoding: str | None,
+    mapping: dict[str, str] | None,
+    dry_run: bool,
+    clock: Clock,
+) -> Job:
+    """Check an uploaded file and its mapping now (a 4xx here, not a failed job later) and queue its import."""
+    actor.require(Scope.IMPORT_RUN)
+    actor.require(Scope.CUSTOMERS_WRITE)
+    source = open_source(path, encoding=encoding)
+    attributes = attribute_definitions(session, actor.workspace_id)
+    resolve_mapping(
+        source.headers,
+        mapping,
+        identity_types(session, actor.workspace_id),
+        {k: d.label for k, d in attributes.items()},
+    )
+    return enqueue(
+        session,
+        kind="import_customers",
+        workspace_id=actor.workspace_id,
+        clock=clock,
+        created_by=actor.label,
+        args={
+            "path": str(path),
+            "filename": filename,
+            "actor": actor_to_args(actor),
+            "options": {"encoding": encoding, "mapping": mapping, "dry_run": dry_run},
+        },
+    )

@@ -199,6 +199,11 @@ def _bulk(model: type[Base], *, returning_ids: bool = False) -> Insert:
     return statement.returning(table.c.id, sort_by_parameter_order=True) if returning_ids else statement
 
 
+def _insert_rows(session: Session, model: type[Base], rows: list[dict[str, Any]]) -> None:
+    if rows:
+        session.execute(_bulk(model), rows)
+
+
 @contextmanager
 def _gc_paused() -> Iterator[None]:
     """Pause the cyclic garbage collector: the build allocates millions of short-lived, acyclic
@@ -247,11 +252,9 @@ def _insert_batch(session: Session, workspace_id: int, plans: list[CustomerPlan]
             }
             for r in plan.relationships
         ]
-    session.execute(_bulk(Identity), identities)
-    if tags:
-        session.execute(_bulk(CustomerTag), tags)
-    if consents:
-        session.execute(_bulk(Consent), consents)
+    _insert_rows(session, Identity, identities)
+    _insert_rows(session, CustomerTag, tags)
+    _insert_rows(session, Consent, consents)
     edge_ids: Iterator[int] = iter(session.scalars(_bulk(Relationship, returning_ids=True), edges) if edges else [])
     events: list[dict[str, Any]] = []
     for customer_id, plan in zip(customer_ids, plans, strict=True):
@@ -283,4 +286,4 @@ def _insert_batch(session: Session, workspace_id: int, plans: list[CustomerPlan]
             }
             for e in timeline
         ]
-    session.execute(_bulk(CustomerEvent), events)
+    _insert_rows(session, CustomerEvent, events)

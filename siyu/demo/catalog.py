@@ -106,14 +106,14 @@ class ChannelSpec:
 
 
 CHANNELS = (
-    ChannelSpec("包裹卡", 24, "pkgcard", 0.85),
+    ChannelSpec("包裹卡", 24, "pkgcard", 0.6),
     ChannelSpec("门店", 20, "store", 0.0),
-    ChannelSpec("小红书", 14, "xhs", 0.8),
-    ChannelSpec("抖音", 12, "douyin", 0.8),
-    ChannelSpec("短信", 8, "sms", 0.6),
-    ChannelSpec("公众号", 8, "mp", 0.6),
+    ChannelSpec("小红书", 14, "xhs", 0.6),
+    ChannelSpec("抖音", 12, "douyin", 0.6),
+    ChannelSpec("短信", 8, "sms", 0.4),
+    ChannelSpec("公众号", 8, "mp", 0.4),
     ChannelSpec("老带新", 8, "referral", 0.3),
-    ChannelSpec("天猫旗舰店", 6, "tmall", 0.9),
+    ChannelSpec("天猫旗舰店", 6, "tmall", 0.7),
 )
 
 # (province, city, region or None, weight): store cities weigh most.

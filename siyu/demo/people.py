@@ -155,17 +155,16 @@ class CustomerGenerator:
 
     def _relationships(self, channel: ChannelSpec, city: str, region: str | None) -> list[RelationshipPlan]:
         rng, cal, roster = self.rng, self.calendar, self.roster
-        online = rng.random() < channel.online or (region is None and channel.name != "门店")
         if channel.name == "门店":
             staff_id = rng.choice(roster.staff_by_city[city])
-        elif online or region is None:
+        elif region is None or rng.random() < channel.online:
             staff_id = rng.choice(roster.online_staff)
         else:
             staff_id = rng.choice(roster.staff_by_region[region])
         added_at = cal.add_moment()
         first = RelationshipPlan(staff_id, added_at, channel.name, self._state(channel, staff_id, added_at))
         edges = [first]
-        if rng.random() < SECOND_STAFF_RATE:
+        if rng.random() < SECOND_STAFF_RATE and self.now - added_at > timedelta(hours=2):
             # A second 导购: the online team picks up store customers and the other way round.
             if staff_id in roster.store_codes_by_staff or region is None:
                 other = rng.choice([s for s in roster.online_staff if s != staff_id])
@@ -202,12 +201,12 @@ class CustomerGenerator:
         if rng.random() < 0.65:
             values[style] = rng.choice(STYLES)
         if rng.random() < (0.45 if stage in (LifecycleStage.ACTIVE, LifecycleStage.LOYAL) else 0.08):
-            values[vip] = f"QW{rng.randrange(10**9, 10**10)}"
+            values[vip] = f"VIP{rng.randrange(10**9, 10**10)}"
         return values
 
     def _birthday(self) -> date:
         age = self.rng.choices(_AGES, cum_weights=_AGE_CUM)[0]
-        return self._today - timedelta(days=age * 365 + self.rng.randrange(365))
+        return self._today - timedelta(days=int(age * 365.25) + self.rng.randrange(365))
 
     def _unique(self, type_: str, make: Callable[[], str]) -> str:
         while True:

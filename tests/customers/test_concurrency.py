@@ -28,7 +28,7 @@ def _race(database: Database, actor: Actor, work: Callable[[Session, int], objec
     for n in range(ROUNDS):
         barrier = threading.Barrier(threads)
 
-        def run(round_no: int = n) -> None:
+        def run(round_no: int = n, barrier: threading.Barrier = barrier) -> None:
             barrier.wait()
             try:
                 with database.transaction() as session:

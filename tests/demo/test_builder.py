@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from collections import Counter
 from datetime import datetime, timedelta
 
@@ -12,6 +13,7 @@ from sqlalchemy.orm import Session
 from siyu.auth.service import authenticate_password
 from siyu.db import Database
 from siyu.demo import BRAND_NAME, DEMO_EMAIL, DEMO_PASSWORD, USERS, build_demo
+from siyu.demo.catalog import PHONE_PREFIXES
 from siyu.kit.clock import FrozenClock
 from siyu.kit.errors import Unauthenticated
 from siyu.kit.phone import normalize_phone
@@ -109,7 +111,8 @@ def test_every_customer_has_a_valid_unique_phone_identity(built: list[int], db: 
 def test_customers_are_young_and_tagged(built: list[int], db: Session, clock: FrozenClock) -> None:
     today = clock.now().date()
     for birthday in db.scalars(select(Customer.birthday).where(Customer.birthday.is_not(None))):
-        assert today - timedelta(days=36 * 365) < birthday <= today - timedelta(days=18 * 365)
+        assert birthday is not None
+        assert today.replace(year=today.year - 36) < birthday <= today.replace(year=today.year - 18)
     tags_per_customer = Counter(db.scalars(select(CustomerTag.customer_id)))
     assert len(tags_per_customer) == CUSTOMERS
     assert set(tags_per_customer.values()) <= {1, 2, 3, 4}
@@ -195,3 +198,11 @@ def test_the_same_seed_builds_the_same_people(database: Database, connection: Co
     assert runs[0] == runs[1]
     assert runs[0] != runs[2]
     assert all(name and phone for name, phone in runs[0])
+
+
+def test_every_phone_prefix_draws_valid_mainland_numbers() -> None:
+    rng = random.Random(1)
+    for prefix in PHONE_PREFIXES:
+        for _ in range(50):
+            number = f"+86{prefix}{rng.randrange(10**8):08d}"
+            assert normalize_phone(number) == number

@@ -120,7 +120,7 @@ def test_switching_workspace_only_to_ones_with_a_membership(
     moved = client.post("/workspaces/switch", data={"workspace_id": str(other.id), "csrf_token": token})
     assert moved.status_code == 303
     page = client.get("/").text
-    assert '<option value="%d" selected>二号品牌</option>' % other.id in page
+    assert f'<option value="{other.id}" selected>二号品牌</option>' in page
     assert client.get("/tags").status_code == 200
     assert client.get("/settings/users").status_code == 403  # analyst there
 

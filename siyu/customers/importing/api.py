@@ -8,13 +8,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, File, Form, UploadFile
 
 from siyu.auth.permissions import Scope
-from siyu.customers.importing.mapping import resolve_mapping
-from siyu.customers.importing.reader import open_source
 from siyu.customers.importing.uploads import save_upload
-from siyu.customers.service.profile import attribute_definitions, identity_types
-from siyu.customers.tasks import actor_to_args
+from siyu.customers.tasks import queue_import
 from siyu.jobs.api import job_read
-from siyu.jobs.service import enqueue
 from siyu.kit.errors import InvalidInput
 from siyu.web.deps import Ctx, require
 
@@ -53,29 +49,17 @@ def create_import(
         max_bytes=ctx.settings.max_upload_mb << 20,
     )
     try:
-        # Reject a file that cannot be read (encoding, header, mapping) now, not in the job.
-        source = open_source(path, encoding=encoding or None)
-        attributes = attribute_definitions(ctx.session, ctx.actor.workspace_id)
-        resolve_mapping(
-            source.headers,
-            overrides,
-            identity_types(ctx.session, ctx.actor.workspace_id),
-            {k: d.label for k, d in attributes.items()},
+        job = queue_import(
+            ctx.session,
+            actor=ctx.actor,
+            path=path,
+            filename=file.filename or "",
+            encoding=encoding or None,
+            mapping=overrides,
+            dry_run=dry_run,
+            clock=ctx.clock,
         )
     except BaseException:
         path.unlink(missing_ok=True)
         raise
-    job = enqueue(
-        ctx.session,
-        kind="import_customers",
-        workspace_id=ctx.actor.workspace_id,
-        clock=ctx.clock,
-        created_by=ctx.actor.label,
-        args={
-            "path": str(path),
-            "filename": file.filename,
-            "actor": actor_to_args(ctx.actor),
-            "options": {"encoding": encoding or None, "mapping": overrides, "dry_run": dry_run},
-        },
-    )
     return job_read(job)

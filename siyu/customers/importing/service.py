@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 from siyu.audit.service import record
 from siyu.auth.permissions import Actor, Scope
 from siyu.customers import repository
-from siyu.customers.importing.mapping import IGNORE, resolve_mapping
+from siyu.customers.importing.mapping import IGNORE, guess_mapping, resolve_mapping
 from siyu.customers.importing.reader import SourceFile, iter_rows, open_source
 from siyu.customers.importing.rows import ParsedRow, RowContext, RowError, parse_row
 from siyu.customers.service.merge import merge_customers
@@ -86,15 +86,9 @@ def preview(
     """Headers, guessed mapping and a few rows, for the mapping step of the console."""
     source = open_source(path, encoding=encoding)
     attributes = attribute_definitions(session, actor.workspace_id)
-    mapping = (
-        resolve_mapping(
-            source.headers,
-            None,
-            identity_types(session, actor.workspace_id),
-            {k: d.label for k, d in attributes.items()},
-        )
-        if source.headers
-        else {}
+    # Only a guess here: the operator picks the identity column in the mapping step if none was recognised.
+    mapping = guess_mapping(
+        source.headers, identity_types(session, actor.workspace_id), {k: d.label for k, d in attributes.items()}
     )
     rows = [cells for _, cells, _ in islice(iter_rows(source), sample_rows) if cells is not None]
     return {
@@ -275,7 +269,7 @@ class _Importer:
             )
         held = {(i.type, i.value) for i in repository.identities_of(session, survivor.id)}
         held_tags = set(session.scalars(select(CustomerTag.tag_id).where(CustomerTag.customer_id == survivor.id)))
-        for position, row in enumerate(group.rows):
+        for row in group.rows:
             changed = apply_profile(survivor, row.values, now, self.overrides)
             fresh = [p for p in row.identities if p not in held]
             for type_, value in fresh:

@@ -17,15 +17,13 @@ from siyu.customers.importing.mapping import (
     OWNER,
     PROFILE_TARGETS,
     TAGS,
-    resolve_mapping,
     valid_targets,
 )
 from siyu.customers.importing.reader import ENCODINGS
 from siyu.customers.importing.service import preview
 from siyu.customers.importing.uploads import save_upload
 from siyu.customers.service.profile import attribute_definitions, identity_types
-from siyu.customers.tasks import actor_to_args
-from siyu.jobs.service import enqueue
+from siyu.customers.tasks import queue_import
 from siyu.kit.errors import DomainError, InvalidInput
 from siyu.web.deps import ConsoleCtx, Ctx
 from siyu.web.pages import error_text, redirect
@@ -143,15 +141,17 @@ def start(request: Request, ctx: ConsoleCtx, fields: Annotated[dict[str, str], D
     overrides: dict[str, str] = {}
     try:
         path = _upload_path(ctx, upload)
-        info = preview(ctx.session, actor=ctx.actor, path=path, encoding=encoding)
-        overrides = {header: fields.get(f"target_{i}", IGNORE) for i, header in enumerate(info["headers"])}
-        attributes = attribute_definitions(ctx.session, ctx.actor.workspace_id)
-        # Reject a mapping that cannot work now, not in the job.
-        resolve_mapping(
-            info["headers"],
-            overrides,
-            identity_types(ctx.session, ctx.actor.workspace_id),
-            {k: d.label for k, d in attributes.items()},
+        headers = preview(ctx.session, actor=ctx.actor, path=path, encoding=encoding)["headers"]
+        overrides = {header: fields.get(f"target_{i}", IGNORE) for i, header in enumerate(headers)}
+        job = queue_import(
+            ctx.session,
+            actor=ctx.actor,
+            path=path,
+            filename=filename,
+            encoding=encoding,
+            mapping=overrides,
+            dry_run=fields.get("dry_run") == "on",
+            clock=ctx.clock,
         )
     except DomainError as exc:
         try:
@@ -161,17 +161,4 @@ def start(request: Request, ctx: ConsoleCtx, fields: Annotated[dict[str, str], D
         context["chosen"] = overrides or context["chosen"]
         context["errors"] = {"mapping": error_text(request, exc)}
         return render(request, "imports/mapping.html", context, status_code=exc.status_code)
-    job = enqueue(
-        ctx.session,
-        kind="import_customers",
-        workspace_id=ctx.actor.workspace_id,
-        clock=ctx.clock,
-        created_by=ctx.actor.label,
-        args={
-            "path": str(path),
-            "filename": filename,
-            "actor": actor_to_args(ctx.actor),
-            "options": {"encoding": encoding, "mapping": overrides, "dry_run": fields.get("dry_run") == "on"},
-        },
-    )
     return redirect(f"/jobs/{job.id}")

@@ -120,9 +120,7 @@ def list_groups(session: Session, workspace_id: int) -> list[tuple[TagGroup, lis
             .join(Customer, Customer.id == CustomerTag.customer_id)
             .where(CustomerTag.workspace_id == workspace_id, Customer.merged_into_id.is_(None))
             .group_by(CustomerTag.tag_id)
-        )
-        .tuples()
-        .all()
+        ).all()
     )
     groups = session.scalars(
         select(TagGroup).where(TagGroup.workspace_id == workspace_id).order_by(TagGroup.sort_order, TagGroup.name)
@@ -227,12 +225,13 @@ def bulk_tag(
             literal(actor.label),
         )
     )
-    result = session.execute(
-        insert(CustomerTag).from_select(
-            ["workspace_id", "customer_id", "tag_id", "source", "assigned_at", "assigned_by"], selection
-        )
-    )
-    count = int(getattr(result, "rowcount", 0) or 0)
+    # RETURNING, not rowcount: PostgreSQL reports -1 rows for INSERT … SELECT through psycopg.
+    inserted = session.scalars(
+        insert(CustomerTag)
+        .from_select(["workspace_id", "customer_id", "tag_id", "source", "assigned_at", "assigned_by"], selection)
+        .returning(CustomerTag.id)
+    ).all()
+    count = len(inserted)
     record(
         session,
         actor,
