@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 
-from sqlalchemy import Engine, func, select
+import pytest
+from sqlalchemy import Engine, delete, func, select
 from sqlalchemy.orm import Session
 
 from siyu.auth.permissions import Actor
@@ -15,7 +16,7 @@ from siyu.customers.service.profile import ingest_customer
 from siyu.customers.service.timeline import EventInput, record_event
 from siyu.db import Database
 from siyu.kit.clock import FrozenClock
-from siyu.models import Customer, CustomerEvent, Identity
+from siyu.models import Customer, CustomerEvent, Identity, Workspace
 from siyu.workspaces.scope import bind_workspace
 from tests.factories import actor_for, make_workspace
 
@@ -45,8 +46,18 @@ def _race(database: Database, actor: Actor, work: Callable[[Session, int], objec
     return errors
 
 
-def test_same_new_phone_at_once_makes_one_customer(engine: Engine, clock: FrozenClock) -> None:
+@pytest.fixture
+def database(engine: Engine) -> Iterator[Database]:
+    """The shared test database with real commits; the workspaces made here are deleted after."""
     database = Database(Settings(database_url="sqlite://"), engine=engine)
+    with database.session() as session:
+        before = set(session.scalars(select(Workspace.id)))
+    yield database
+    with database.transaction() as session:
+        session.execute(delete(Workspace).where(Workspace.id.not_in(before)))
+
+
+def test_same_new_phone_at_once_makes_one_customer(database: Database, clock: FrozenClock) -> None:
     with database.transaction() as session:
         ws = make_workspace(session, clock=clock)
     actor = actor_for(ws)
@@ -63,8 +74,7 @@ def test_same_new_phone_at_once_makes_one_customer(engine: Engine, clock: Frozen
     assert (customers, identities) == (ROUNDS, ROUNDS)
 
 
-def test_same_event_key_at_once_records_one_event(engine: Engine, clock: FrozenClock) -> None:
-    database = Database(Settings(database_url="sqlite://"), engine=engine)
+def test_same_event_key_at_once_records_one_event(database: Database, clock: FrozenClock) -> None:
     with database.transaction() as session:
         ws = make_workspace(session, clock=clock)
         actor = actor_for(ws)
