@@ -177,8 +177,7 @@ def user_create(
     """Create a console user with a role in a workspace (or add the role to an existing user)."""
     from sqlalchemy import select
 
-    from siyu.audit.service import record
-    from siyu.auth.service import create_user, grant_membership
+    from siyu.auth.service import add_member
     from siyu.models import Role, User
 
     database = _migrated()
@@ -189,29 +188,20 @@ def user_create(
         return
     with _domain_errors(), database.transaction() as session:
         actor = _workspace_actor(session, workspace)
-        user = session.scalar(select(User).where(User.email == email.strip().lower()))
-        if user is None:
-            secret = password or getpass.getpass("password: ")
-            user = create_user(session, email=email, name=name or email, password=secret, clock=system_clock)
-        membership = grant_membership(
+        is_new = session.scalar(select(User.id).where(User.email == email.strip().lower())) is None
+        secret = (password or getpass.getpass("password: ")) if is_new else None
+        add_member(
             session,
-            user_id=user.id,
-            workspace_id=actor.workspace_id,
+            actor=actor,
+            email=email,
+            name=name or email,
+            password=secret,
             role=role_,
             staff_id=staff_id,
             store_id=store_id,
             clock=system_clock,
         )
-        record(
-            session,
-            actor,
-            action="grant",
-            entity_type="membership",
-            entity_id=membership.id,
-            after={"user": user.email, "role": str(role_), "staff_id": staff_id, "store_id": store_id},
-            clock=system_clock,
-        )
-        console.print(f"user {user.email} is {role_} in workspace {workspace}")
+        console.print(f"user {email.strip().lower()} is {role_} in workspace {workspace}")
 
 
 @token_app.command("create")

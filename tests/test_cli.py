@@ -30,6 +30,8 @@ def test_users_tokens_import_and_export(cli: CliRunner, tmp_path: Path) -> None:
     created = cli.invoke(app, ["user", "create", "ops@brand.cn", "--password", "long-enough-1", "--role", "operator"])
     assert created.exit_code == 0, created.output
     assert "ops@brand.cn is operator in workspace default" in created.output
+    promoted = cli.invoke(app, ["user", "create", "ops@brand.cn", "--role", "admin"])  # existing: no password asked
+    assert promoted.exit_code == 0 and "ops@brand.cn is admin" in promoted.output
     token = cli.invoke(app, ["token", "create", "erp", "--scope", "customers:read"])
     assert token.exit_code == 0 and token.stdout.strip().startswith("siyu_")
 
@@ -47,6 +49,13 @@ def test_users_tokens_import_and_export(cli: CliRunner, tmp_path: Path) -> None:
     assert ",陈静,138****8000," in lines[1] and ",VIP," in lines[1]
     whole = cli.invoke(app, ["export", "customers", "--unmasked"])
     assert ",陈静,13800138000," in whole.stdout
+
+    from siyu.db import get_database
+    from siyu.models import AuditEntry
+
+    with get_database().session() as session:
+        actions = [(e.action, e.entity_type) for e in session.query(AuditEntry).order_by(AuditEntry.id)]
+    assert actions[:3] == [("create", "membership"), ("create", "membership"), ("create", "api_token")]
 
 
 def test_bad_input_exits_2_with_a_message(cli: CliRunner, tmp_path: Path) -> None:

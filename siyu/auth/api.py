@@ -6,7 +6,6 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends
 from pydantic import AwareDatetime, BaseModel, Field
-from sqlalchemy import select
 
 from siyu.auth import service
 from siyu.auth.permissions import Scope
@@ -49,10 +48,7 @@ def me(ctx: ApiCtx) -> dict[str, Any]:
 
 @router.get("/tokens")
 def list_tokens(ctx: TokenAdmin) -> list[dict[str, Any]]:
-    rows = ctx.session.scalars(
-        select(ApiToken).where(ApiToken.workspace_id == ctx.actor.workspace_id).order_by(ApiToken.id.desc())
-    )
-    return [_token(t) for t in rows]
+    return [_token(t) for t in service.list_tokens(ctx.session, workspace_id=ctx.actor.workspace_id)]
 
 
 @router.post("/tokens", status_code=201)

@@ -237,15 +237,22 @@ def add_member(
     actor: Actor,
     email: str,
     name: str,
-    password: str,
+    password: str | None,
     role: Role,
     clock: Clock,
     staff_id: int | None = None,
     store_id: int | None = None,
 ) -> Membership:
-    """Create a console user with a role in the actor's workspace (admins only)."""
+    """Give a user a role in the actor's workspace (admins only), creating the user if the e-mail is new.
+
+    An existing user (e.g. an agency operator already in another brand) keeps their password.
+    """
     actor.require(Scope.USERS_ADMIN)
-    user = create_user(session, email=email, name=name, password=password, clock=clock)
+    user = session.scalar(select(User).where(User.email == email.strip().lower()))
+    if user is None:
+        if password is None:
+            raise InvalidInput("a new user needs a password", details={"field": "password"})
+        user = create_user(session, email=email, name=name, password=password, clock=clock)
     membership = grant_membership(
         session,
         user_id=user.id,
