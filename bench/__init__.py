@@ -21,7 +21,9 @@ def _benches() -> dict[str, BenchFn]:
     return {"import": import_bench.run, "lookup": lookup_bench.run}
 
 
-def run_bench(name: str, *, size: str = "small", database_url: str | None = None, progress: bool = False) -> dict[str, Any]:
+def run_bench(
+    name: str, *, size: str = "small", database_url: str | None = None, progress: bool = False
+) -> dict[str, Any]:
     """Run the bench `name` ("import" or "lookup") at `size` ("tiny", "small" or "full") on a
     throwaway database (a temp SQLite file, or a fresh database on the PostgreSQL server of
     `database_url`); `progress` prints steps on stderr."""

@@ -71,9 +71,7 @@ def run(*, size: str, database_url: str | None, reporter: Reporter) -> dict[str,
                     yield session
 
             with peak_memory() as memory, timed() as importer:
-                report = run_import(
-                    transaction, actor=actor, path=path, options=ImportOptions(), clock=system_clock
-                )
+                report = run_import(transaction, actor=actor, path=path, options=ImportOptions(), clock=system_clock)
 
             with Session(engine) as session:
                 customers, identities = (

@@ -9,16 +9,18 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from itertools import islice
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Engine, insert
+from sqlalchemy import Engine, Table, insert
 
 from bench.data import TAG_NAMES, Row
 from siyu.models import Customer, CustomerTag, Identity, LifecycleStage, Tag, TagGroup, TagSource
 
-_CUSTOMERS = Customer.__table__
-_IDENTITIES = Identity.__table__
-_CUSTOMER_TAGS = CustomerTag.__table__
+_CUSTOMERS = cast(Table, Customer.__table__)
+_IDENTITIES = cast(Table, Identity.__table__)
+_CUSTOMER_TAGS = cast(Table, CustomerTag.__table__)
+_TAG_GROUPS = cast(Table, TagGroup.__table__)
+_TAGS = cast(Table, Tag.__table__)
 
 
 @dataclass
@@ -32,12 +34,12 @@ def create_tags(engine: Engine, workspace_id: int, now: datetime) -> dict[str, i
     """The import tag group and the bench's tags, as the importer would create them."""
     with engine.begin() as conn:
         group_id = conn.execute(
-            insert(TagGroup.__table__).returning(TagGroup.__table__.c.id),
+            insert(_TAG_GROUPS).returning(_TAG_GROUPS.c.id),
             {"workspace_id": workspace_id, "name": "导入标签", "sort_order": 100},
         ).scalar_one()
         return {
             name: conn.execute(
-                insert(Tag.__table__).returning(Tag.__table__.c.id),
+                insert(_TAGS).returning(_TAGS.c.id),
                 {"workspace_id": workspace_id, "group_id": group_id, "name": name},
             ).scalar_one()
             for name in TAG_NAMES

@@ -20,12 +20,28 @@ from siyu.config import Settings, get_settings
 from siyu.db import Database, set_database
 from siyu.jobs.broker import configure_broker, start_worker
 from siyu.kit.clock import Clock, system_clock
+from siyu.kit.errors import PayloadTooLarge
 from siyu.kit.logging import request_id_var
 from siyu.web.deps import LoginRequired
-from siyu.web.errors import install_error_handlers
+from siyu.web.errors import error_body, install_error_handlers, is_console
 from siyu.web.templating import STATIC_DIR
 
 logger = logging.getLogger("siyu.http")
+
+
+MULTIPART_OVERHEAD = 64 * 1024
+
+
+def _upload_too_large(request: Request, settings: Settings) -> bool:
+    length = request.headers.get("content-length", "")
+    # API uploads are refused here; console uploads go back to their form (see importing/views.py).
+    if (
+        is_console(request)
+        or not length.isdigit()
+        or not request.headers.get("content-type", "").startswith("multipart/")
+    ):
+        return False
+    return int(length) > (settings.max_upload_mb << 20) + MULTIPART_OVERHEAD
 
 
 def create_app(
@@ -83,6 +99,10 @@ def create_app(
 
     @app.middleware("http")
     async def request_context(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        if _upload_too_large(request, settings):
+            # Refuse before the body is read and spooled, not after.
+            too_large = PayloadTooLarge(f"file larger than {settings.max_upload_mb} MiB", details={"field": "file"})
+            return JSONResponse(error_body(too_large.code, too_large.message, too_large.details), status_code=413)
         request_id = (request.headers.get("x-request-id") or uuid.uuid4().hex)[:64]
         token = request_id_var.set(request_id)
         started = time.perf_counter()
@@ -104,7 +124,7 @@ def create_app(
 
     app.add_middleware(
         SessionMiddleware,
-        secret_key=settings.secret_key,
+        secret_key=settings.session_secret(),
         session_cookie="siyu_session",
         same_site="lax",
         https_only=settings.session_cookie_secure,
@@ -131,8 +151,19 @@ def create_app(
     from siyu.jobs.api import router as jobs_api
     from siyu.org.api import router as org_api
     from siyu.web.console import router as console
+    from siyu.workspaces.api import router as workspace_api
 
-    for router in (auth_api, customers_api, definitions_api, import_api, org_api, audit_api, jobs_api, console):
+    for router in (
+        auth_api,
+        workspace_api,
+        customers_api,
+        definitions_api,
+        import_api,
+        org_api,
+        audit_api,
+        jobs_api,
+        console,
+    ):
         app.include_router(router)
     app.mount("/static", StaticFiles(directory=str(STATIC_DIR), check_dir=False), name="static")
     return app

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import secrets
 from functools import lru_cache
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -17,9 +19,10 @@ class Settings(BaseSettings):
 
     database_url: str = Field(default="sqlite:///./siyu.db", description="SQLAlchemy URL of the database.")
     timezone: str = Field(default="Asia/Shanghai", description="Default brand time zone.")
-    secret_key: str = Field(
-        default="dev-insecure-change-me",
-        description="Signs console session cookies; set a long random value in production.",
+    secret_key: str | None = Field(
+        default=None,
+        description="Signs console session cookies. Unset: a random key is made once and kept in "
+        "<data_dir>/secret_key (set it explicitly when several replicas serve the console).",
     )
     broker_url: str | None = Field(default=None, description="Redis URL for Dramatiq; unset runs jobs in-process.")
     data_dir: Path = Field(default=Path("./data"), description="Uploaded files and exports.")
@@ -41,6 +44,18 @@ class Settings(BaseSettings):
     @property
     def tz(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
+
+    def session_secret(self) -> str:
+        """The configured secret, or this installation's generated one (created on first use)."""
+        if self.secret_key:
+            return self.secret_key
+        path = self.data_dir / "secret_key"
+        if not path.exists():
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as handle:
+                handle.write(secrets.token_urlsafe(48))
+        return path.read_text().strip()
 
     @property
     def is_sqlite(self) -> bool:

@@ -27,13 +27,14 @@ def make_engine(url: str, *, busy_timeout_ms: int = 30_000, echo: bool = False) 
         engine = create_engine(
             url,
             echo=echo,
+            hide_parameters=True,  # bound values are personal data: keep them out of logs and job errors
             connect_args={"check_same_thread": False, "timeout": busy_timeout_ms / 1000},
         )
         _configure_sqlite(engine, busy_timeout_ms)
         return engine
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
-    return create_engine(url, echo=echo, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    return create_engine(url, echo=echo, hide_parameters=True, pool_pre_ping=True, pool_size=10, max_overflow=20)
 
 
 def _configure_sqlite(engine: Engine, busy_timeout_ms: int) -> None:

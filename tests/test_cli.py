@@ -36,17 +36,20 @@ def test_users_tokens_import_and_export(cli: CliRunner, tmp_path: Path) -> None:
     assert token.exit_code == 0 and token.stdout.strip().startswith("siyu_")
 
     source = tmp_path / "in.csv"
-    source.write_text("姓名,手机,标签\n陈静,13800138000,VIP\n错号,123,\n", encoding="utf-8-sig")
+    source.write_text(
+        "姓名,手机,标签\n陈静,13800138000,VIP\n错号,123,\n=HYPERLINK(1),13900139000,\n", encoding="utf-8-sig"
+    )
     report_path = tmp_path / "report.json"
     imported = cli.invoke(app, ["import", "customers", str(source), "--report", str(report_path)])
     assert imported.exit_code == 0, imported.output
     report = json.loads(report_path.read_text(encoding="utf-8"))
-    assert (report["created"], report["rejected"], report["encoding"]) == (1, 1, "utf-8-sig")
+    assert (report["created"], report["rejected"], report["encoding"]) == (2, 1, "utf-8-sig")
 
     masked = cli.invoke(app, ["export", "customers"])
     lines = masked.stdout.lstrip("\ufeff").splitlines()
     assert lines[0].startswith("id,name,phone,email")
     assert ",陈静,138****8000," in lines[1] and ",VIP," in lines[1]
+    assert ",'=HYPERLINK(1),139****9000," in lines[2]  # a formula is written as text
     whole = cli.invoke(app, ["export", "customers", "--unmasked"])
     assert ",陈静,13800138000," in whole.stdout
 

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 from siyu.auth.permissions import Actor
 from siyu.kit.clock import Clock
 from siyu.kit.logging import request_id_var
-from siyu.kit.pagination import MAX_PAGE_SIZE, Page, decode_cursor, encode_cursor
+from siyu.kit.pagination import MAX_PAGE_SIZE, Page, decode_id_cursor, encode_cursor
 from siyu.models import AuditEntry
 
 
@@ -61,7 +61,7 @@ def list_entries(
     if entity_id:
         query = query.where(AuditEntry.entity_id == entity_id)
     if cursor:
-        query = query.where(AuditEntry.id < int(decode_cursor(cursor)))
+        query = query.where(AuditEntry.id < decode_id_cursor(cursor))
     rows = list(session.scalars(query.order_by(AuditEntry.id.desc()).limit(limit + 1)))
     next_cursor = encode_cursor(rows[limit - 1].id) if len(rows) > limit else None
     return Page(items=rows[:limit], next_cursor=next_cursor)

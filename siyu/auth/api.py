@@ -5,18 +5,19 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends
-from pydantic import AwareDatetime, BaseModel, Field
+from pydantic import AwareDatetime, Field
 
 from siyu.auth import service
 from siyu.auth.permissions import Scope
+from siyu.kit.schemas import Input
 from siyu.models import ApiToken
-from siyu.web.deps import ApiCtx, Ctx, require
+from siyu.web.deps import ApiCtx, Ctx, IdPath, require
 
 router = APIRouter(prefix="/api/v1", tags=["auth"])
 TokenAdmin = Annotated[Ctx, Depends(require(Scope.TOKENS_ADMIN))]
 
 
-class TokenIn(BaseModel):
+class TokenIn(Input):
     name: str = Field(min_length=1, max_length=100)
     scopes: list[str] = Field(min_length=1)
     expires_at: AwareDatetime | None = None
@@ -67,5 +68,5 @@ def create_token(body: TokenIn, ctx: TokenAdmin) -> dict[str, Any]:
 
 
 @router.delete("/tokens/{token_id}")
-def revoke_token(token_id: int, ctx: TokenAdmin) -> dict[str, Any]:
+def revoke_token(token_id: IdPath, ctx: TokenAdmin) -> dict[str, Any]:
     return _token(service.revoke_token(ctx.session, token_id=token_id, actor=ctx.actor, clock=ctx.clock))

@@ -18,6 +18,9 @@ class Scope(StrEnum):
     """Erase or export one person's data (PIPL requests)."""
     CUSTOMERS_MERGE = "customers:merge"
     TAGS_WRITE = "tags:write"
+    """Tag and untag customers in bulk."""
+    TAGS_MANAGE = "tags:manage"
+    """Create and delete tag groups and tags (deleting a tag removes it from every customer)."""
     IMPORT_RUN = "import:run"
     EVENTS_WRITE = "events:write"
     ORG_WRITE = "org:write"
@@ -38,6 +41,7 @@ ROLE_SCOPES: dict[Role, frozenset[Scope]] = {
             Scope.CUSTOMERS_PII,
             Scope.CUSTOMERS_MERGE,
             Scope.TAGS_WRITE,
+            Scope.TAGS_MANAGE,
             Scope.IMPORT_RUN,
             Scope.EVENTS_WRITE,
             Scope.JOBS_READ,

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from siyu.audit.service import record
@@ -195,21 +195,39 @@ def revoke_token(session: Session, *, token_id: int, actor: Actor, clock: Clock)
     return token
 
 
-def actor_for_token(session: Session, *, secret: str, clock: Clock) -> Actor:
-    """Resolve a bearer token to its actor; 401 for unknown, revoked or expired tokens."""
+def resolve_token(session: Session, *, secret: str, clock: Clock) -> tuple[Actor, datetime | None]:
+    """Resolve a bearer token to its actor and when it was last used; 401 for unknown, revoked or
+    expired tokens. Reads only: recording the use is `touch_token`'s job.
+    """
     if not secret.startswith(TOKEN_PREFIX):
         raise Unauthenticated("invalid API token")
     token = session.scalar(select(ApiToken).where(ApiToken.token_hash == sha256_hex(secret)))
     now = clock.now()
     if token is None or token.revoked_at is not None or (token.expires_at and token.expires_at <= now):
         raise Unauthenticated("invalid, revoked or expired API token")
-    token.last_used_at = now
-    return Actor(
+    actor = Actor(
         kind="token",
         workspace_id=token.workspace_id,
         label=f"token:{token.name}",
         scopes=frozenset(token.scopes),
         token_id=token.id,
+    )
+    return actor, token.last_used_at
+
+
+def actor_for_token(session: Session, *, secret: str, clock: Clock) -> Actor:
+    """The actor of a bearer token (see `resolve_token`)."""
+    return resolve_token(session, secret=secret, clock=clock)[0]
+
+
+def touch_token(session: Session, *, token_id: int, clock: Clock, interval: timedelta) -> None:
+    """Record a token's use, at most once per `interval` (one conditional UPDATE)."""
+    now = clock.now()
+    session.execute(
+        update(ApiToken)
+        .where(ApiToken.id == token_id)
+        .where((ApiToken.last_used_at.is_(None)) | (ApiToken.last_used_at < now - interval))
+        .values(last_used_at=now)
     )
 
 

@@ -12,9 +12,10 @@ from siyu.auth import service
 from siyu.auth.permissions import Scope
 from siyu.kit.errors import DomainError, InvalidInput, PermissionDenied, Unauthenticated
 from siyu.kit.i18n import normalize_locale
+from siyu.kit.ids import MAX_ID, parse_id
 from siyu.models import Role
 from siyu.org.service import list_staff, list_stores
-from siyu.web.deps import ConsoleCtx, Ctx, check_csrf, clock_of, database
+from siyu.web.deps import ConsoleCtx, Ctx, IdPath, check_csrf, clock_of, database
 from siyu.web.pages import form_error, redirect, safe_next
 from siyu.web.templating import flash, render, translator
 from siyu.workspaces.scope import bind_workspace
@@ -92,7 +93,9 @@ def logout(request: Request, _csrf: Annotated[None, Depends(check_csrf)]) -> Res
 
 
 @router.post("/workspaces/switch")
-def switch_workspace(request: Request, ctx: ConsoleCtx, workspace_id: Annotated[int, Form()]) -> Response:
+def switch_workspace(
+    request: Request, ctx: ConsoleCtx, workspace_id: Annotated[int, Form(gt=0, le=MAX_ID)]
+) -> Response:
     """Move to another workspace the user has a role in."""
     if workspace_id not in {w.id for w in request.state.workspaces}:
         raise PermissionDenied("no access to this workspace")
@@ -138,7 +141,7 @@ def _role(value: str) -> Role:
 
 
 def _optional_id(value: str) -> int | None:
-    return int(value) if value.strip().isdigit() else None
+    return parse_id(value)
 
 
 @router.get("/settings/users")
@@ -183,7 +186,7 @@ def create_user(
 def change_role(
     request: Request,
     ctx: ConsoleCtx,
-    user_id: int,
+    user_id: IdPath,
     role: Annotated[str, Form()],
     staff_id: Annotated[str, Form()] = "",
     store_id: Annotated[str, Form()] = "",
@@ -209,7 +212,7 @@ def change_role(
 
 
 @router.post("/settings/users/{user_id}/remove")
-def remove_user(request: Request, ctx: ConsoleCtx, user_id: int) -> Response:
+def remove_user(request: Request, ctx: ConsoleCtx, user_id: IdPath) -> Response:
     ctx.actor.require(Scope.USERS_ADMIN)
     _ = translator(request)
     try:
@@ -272,7 +275,7 @@ def create_token(
 
 
 @router.post("/settings/tokens/{token_id}/revoke")
-def revoke_token(request: Request, ctx: ConsoleCtx, token_id: int) -> Response:
+def revoke_token(request: Request, ctx: ConsoleCtx, token_id: IdPath) -> Response:
     ctx.actor.require(Scope.TOKENS_ADMIN)
     service.revoke_token(ctx.session, token_id=token_id, actor=ctx.actor, clock=ctx.clock)
     _ = translator(request)

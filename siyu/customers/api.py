@@ -38,8 +38,9 @@ from siyu.customers.schemas import (
 )
 from siyu.customers.service import merge, privacy, profile, tags, timeline
 from siyu.kit.errors import InvalidInput
+from siyu.kit.ids import MAX_ID, DbId
 from siyu.models import RemovedBy
-from siyu.web.deps import Ctx, require
+from siyu.web.deps import Ctx, IdPath, require
 
 router = APIRouter(prefix="/api/v1", tags=["customers"])
 
@@ -56,7 +57,7 @@ def _profile(body: Any) -> profile.ProfileInput:
     return profile.ProfileInput(values=values, attributes=body.attributes)
 
 
-def _detail(ctx: Ctx, customer_id: int) -> CustomerDetail:
+def _detail(ctx: Ctx, customer_id: IdPath) -> CustomerDetail:
     customer = repository.get_visible(ctx.session, ctx.actor, customer_id)
     base = customer_read(customer, ctx.actor).model_dump()
     return CustomerDetail(
@@ -73,9 +74,9 @@ def _detail(ctx: Ctx, customer_id: int) -> CustomerDetail:
 def list_customers(
     ctx: Reader,
     q: str | None = None,
-    tag_id: Annotated[list[int], Query()] = [],  # noqa: B006 - FastAPI query list
+    tag_id: Annotated[list[DbId], Query(max_length=20)] = [],  # noqa: B006 - FastAPI query list
     lifecycle_stage: str | None = None,
-    owner_staff_id: int | None = None,
+    owner_staff_id: Annotated[int | None, Query(gt=0, le=MAX_ID)] = None,
     cursor: str | None = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> CustomerPage:
@@ -88,9 +89,9 @@ def list_customers(
 def count_customers(
     ctx: Reader,
     q: str | None = None,
-    tag_id: Annotated[list[int], Query()] = [],  # noqa: B006
+    tag_id: Annotated[list[DbId], Query(max_length=20)] = [],  # noqa: B006
     lifecycle_stage: str | None = None,
-    owner_staff_id: int | None = None,
+    owner_staff_id: Annotated[int | None, Query(gt=0, le=MAX_ID)] = None,
 ) -> dict[str, int]:
     flt = CustomerFilter(q=q, tag_ids=tag_id, lifecycle_stage=lifecycle_stage, owner_staff_id=owner_staff_id)
     return {"count": repository.count_customers(ctx.session, ctx.actor, flt)}
@@ -126,36 +127,48 @@ def ingest_customer(body: CustomerIngest, ctx: Writer, response: Response) -> In
 
 
 @router.get("/customers/{customer_id}", response_model=CustomerDetail)
-def get_customer(customer_id: int, ctx: Reader) -> CustomerDetail:
+def get_customer(customer_id: IdPath, ctx: Reader) -> CustomerDetail:
     return _detail(ctx, customer_id)
 
 
 @router.patch("/customers/{customer_id}", response_model=CustomerRead)
-def update_customer(customer_id: int, body: CustomerUpdate, ctx: Writer) -> CustomerRead:
+def update_customer(customer_id: IdPath, body: CustomerUpdate, ctx: Writer) -> CustomerRead:
     customer = profile.update_customer(
-        ctx.session, actor=ctx.actor, customer_id=customer_id, profile=_profile(body), clear=body.clear, clock=ctx.clock
+        ctx.session,
+        actor=ctx.actor,
+        customer_id=customer_id,
+        profile=_profile(body),
+        clear=body.clear,
+        clock=ctx.clock,
+        phone_region=ctx.settings.phone_region,
     )
     return customer_read(customer, ctx.actor)
 
 
 @router.post("/customers/{customer_id}/identities", response_model=IdentityRead, status_code=201)
-def add_identity(customer_id: int, body: IdentityIn, ctx: Writer) -> IdentityRead:
+def add_identity(customer_id: IdPath, body: IdentityIn, ctx: Writer) -> IdentityRead:
     identity = profile.add_identity(
-        ctx.session, actor=ctx.actor, customer_id=customer_id, type_=body.type, value=body.value, clock=ctx.clock
+        ctx.session,
+        actor=ctx.actor,
+        customer_id=customer_id,
+        type_=body.type,
+        value=body.value,
+        clock=ctx.clock,
+        phone_region=ctx.settings.phone_region,
     )
     return identity_read(identity, ctx.actor)
 
 
 @router.get("/customers/{customer_id}/events", response_model=EventPage)
 def customer_events(
-    customer_id: int, ctx: Reader, cursor: str | None = None, limit: Annotated[int, Query(ge=1, le=200)] = 50
+    customer_id: IdPath, ctx: Reader, cursor: str | None = None, limit: Annotated[int, Query(ge=1, le=200)] = 50
 ) -> EventPage:
     page = timeline.timeline(ctx.session, actor=ctx.actor, customer_id=customer_id, cursor=cursor, limit=limit)
     return EventPage(items=[event_read(e) for e in page.items], next_cursor=page.next_cursor)
 
 
 @router.post("/customers/{customer_id}/tags", status_code=201)
-def tag_customer(customer_id: int, body: TagRef, ctx: Writer) -> dict[str, bool]:
+def tag_customer(customer_id: IdPath, body: TagRef, ctx: Writer) -> dict[str, bool]:
     return {
         "added": tags.assign_tag(
             ctx.session, actor=ctx.actor, customer_id=customer_id, tag_id=body.tag_id, clock=ctx.clock
@@ -164,7 +177,7 @@ def tag_customer(customer_id: int, body: TagRef, ctx: Writer) -> dict[str, bool]
 
 
 @router.delete("/customers/{customer_id}/tags/{tag_id}")
-def untag_customer(customer_id: int, tag_id: int, ctx: Writer) -> dict[str, bool]:
+def untag_customer(customer_id: IdPath, tag_id: IdPath, ctx: Writer) -> dict[str, bool]:
     return {
         "removed": tags.remove_tag(
             ctx.session, actor=ctx.actor, customer_id=customer_id, tag_id=tag_id, clock=ctx.clock
@@ -173,7 +186,7 @@ def untag_customer(customer_id: int, tag_id: int, ctx: Writer) -> dict[str, bool
 
 
 @router.post("/customers/{customer_id}/consents")
-def set_consent(customer_id: int, body: ConsentIn, ctx: Writer) -> dict[str, Any]:
+def set_consent(customer_id: IdPath, body: ConsentIn, ctx: Writer) -> dict[str, Any]:
     consent = timeline.set_consent(
         ctx.session,
         actor=ctx.actor,
@@ -192,7 +205,7 @@ def set_consent(customer_id: int, body: ConsentIn, ctx: Writer) -> dict[str, Any
 
 
 @router.post("/customers/{customer_id}/relationships", status_code=201)
-def add_relationship(customer_id: int, body: RelationshipIn, ctx: Writer) -> dict[str, Any]:
+def add_relationship(customer_id: IdPath, body: RelationshipIn, ctx: Writer) -> dict[str, Any]:
     edge = timeline.add_relationship(
         ctx.session,
         actor=ctx.actor,
@@ -207,7 +220,7 @@ def add_relationship(customer_id: int, body: RelationshipIn, ctx: Writer) -> dic
 
 
 @router.post("/relationships/{relationship_id}/end")
-def end_relationship(relationship_id: int, body: RelationshipEnd, ctx: Writer) -> dict[str, Any]:
+def end_relationship(relationship_id: IdPath, body: RelationshipEnd, ctx: Writer) -> dict[str, Any]:
     try:
         removed_by = RemovedBy(body.removed_by)
     except ValueError as exc:
@@ -233,23 +246,23 @@ def merge_customers(body: MergeRequest, ctx: Merger) -> MergeRead:
 
 
 @router.get("/customers/{customer_id}/merges", response_model=list[MergeRead])
-def customer_merges(customer_id: int, ctx: Reader) -> list[MergeRead]:
+def customer_merges(customer_id: IdPath, ctx: Reader) -> list[MergeRead]:
     return [merge_read(m) for m in merge.merges_of(ctx.session, actor=ctx.actor, customer_id=customer_id)]
 
 
 @router.post("/merges/{merge_id}/undo", response_model=MergeRead)
-def undo_merge(merge_id: int, ctx: Merger) -> MergeRead:
+def undo_merge(merge_id: IdPath, ctx: Merger) -> MergeRead:
     return merge_read(merge.undo_merge(ctx.session, actor=ctx.actor, merge_id=merge_id, clock=ctx.clock))
 
 
 @router.get("/customers/{customer_id}/export")
-def export_customer(customer_id: int, ctx: Eraser) -> dict[str, Any]:
+def export_customer(customer_id: IdPath, ctx: Eraser) -> dict[str, Any]:
     """Everything held about one person (PIPL access request)."""
     return privacy.export_customer(ctx.session, actor=ctx.actor, customer_id=customer_id, clock=ctx.clock)
 
 
 @router.post("/customers/{customer_id}/erase", status_code=204)
-def erase_customer(customer_id: int, ctx: Eraser) -> Response:
+def erase_customer(customer_id: IdPath, ctx: Eraser) -> Response:
     """Erase one person's personal data (PIPL deletion request); aggregates stay."""
     privacy.erase_customer(ctx.session, actor=ctx.actor, customer_id=customer_id, clock=ctx.clock)
     return Response(status_code=204)
@@ -292,13 +305,13 @@ def ingest_events(body: EventBatch, ctx: EventWriter) -> dict[str, Any]:
 
 
 @router.post("/tags/{tag_id}/bulk-assign")
-def bulk_assign(tag_id: int, body: CustomerFilterIn, ctx: Tagger) -> dict[str, int]:
+def bulk_assign(tag_id: IdPath, body: CustomerFilterIn, ctx: Tagger) -> dict[str, int]:
     """Tag every customer the filter selects."""
     flt = CustomerFilter(**body.model_dump())
     return {"tagged": tags.bulk_tag(ctx.session, actor=ctx.actor, flt=flt, tag_id=tag_id, clock=ctx.clock)}
 
 
 @router.post("/tags/{tag_id}/bulk-remove")
-def bulk_remove(tag_id: int, body: CustomerFilterIn, ctx: Tagger) -> dict[str, int]:
+def bulk_remove(tag_id: IdPath, body: CustomerFilterIn, ctx: Tagger) -> dict[str, int]:
     flt = CustomerFilter(**body.model_dump())
     return {"untagged": tags.bulk_untag(ctx.session, actor=ctx.actor, flt=flt, tag_id=tag_id, clock=ctx.clock)}

@@ -5,38 +5,40 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Response
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from siyu.auth.permissions import Scope
 from siyu.customers.identities import BUILTIN_TYPES
 from siyu.customers.service import profile, tags
-from siyu.web.deps import Ctx, require
+from siyu.kit.ids import DbId
+from siyu.kit.schemas import Input
+from siyu.web.deps import Ctx, IdPath, require
 
 router = APIRouter(prefix="/api/v1", tags=["tags & definitions"])
 
 Reader = Annotated[Ctx, Depends(require(Scope.CUSTOMERS_READ))]
-Tagger = Annotated[Ctx, Depends(require(Scope.TAGS_WRITE))]
+Tagger = Annotated[Ctx, Depends(require(Scope.TAGS_MANAGE))]
 Writer = Annotated[Ctx, Depends(require(Scope.CUSTOMERS_WRITE))]
 
 
-class TagGroupIn(BaseModel):
+class TagGroupIn(Input):
     name: str = Field(min_length=1, max_length=100)
     sort_order: int = 0
 
 
-class TagIn(BaseModel):
-    group_id: int
+class TagIn(Input):
+    group_id: DbId
     name: str = Field(min_length=1, max_length=100)
     color: str | None = Field(default=None, max_length=20)
 
 
-class AttributeIn(BaseModel):
+class AttributeIn(Input):
     key: str = Field(min_length=2, max_length=40)
     label: str = Field(default="", max_length=100)
     type: str
 
 
-class IdentityTypeIn(BaseModel):
+class IdentityTypeIn(Input):
     key: str = Field(min_length=2, max_length=40)
     label: str = Field(default="", max_length=100)
 
@@ -70,7 +72,7 @@ def create_tag(body: TagIn, ctx: Tagger) -> dict[str, Any]:
 
 
 @router.delete("/tags/{tag_id}", status_code=204)
-def delete_tag(tag_id: int, ctx: Tagger) -> Response:
+def delete_tag(tag_id: IdPath, ctx: Tagger) -> Response:
     tags.delete_tag(ctx.session, actor=ctx.actor, tag_id=tag_id, clock=ctx.clock)
     return Response(status_code=204)
 

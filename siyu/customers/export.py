@@ -11,9 +11,8 @@ from sqlalchemy.orm import Session
 
 from siyu.auth.permissions import Actor, Scope
 from siyu.customers import repository
+from siyu.customers.masking import shown_email, shown_phone
 from siyu.customers.repository import CustomerFilter
-from siyu.customers.schemas import mask_email
-from siyu.kit.phone import display_phone, mask_phone
 from siyu.models import Customer, CustomerTag, Identity, Staff, Tag
 
 COLUMNS = [
@@ -33,6 +32,14 @@ COLUMNS = [
     "created_at",
 ]
 _CHUNK = 1000
+
+
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def safe_cell(text: str) -> str:
+    """Free text that a spreadsheet would run as a formula ("=HYPERLINK(…)") gets a leading quote."""
+    return "'" + text if text.startswith(_FORMULA_START) else text
 
 
 def export_rows(session: Session, actor: Actor, flt: CustomerFilter, *, unmasked: bool = False) -> Iterator[list[str]]:
@@ -67,18 +74,18 @@ def export_rows(session: Session, actor: Actor, flt: CustomerFilter, *, unmasked
         for c in chunk:
             yield [
                 str(c.id),
-                c.name or "",
-                (display_phone(c.phone) if whole else mask_phone(c.phone)) or "",
-                (c.email if whole else mask_email(c.email)) or "",
+                safe_cell(c.name or ""),
+                shown_phone(c.phone, whole=whole, national=True) or "",
+                shown_email(c.email, whole=whole) or "",
                 c.gender or "",
                 c.birthday.isoformat() if c.birthday else "",
-                c.province or "",
-                c.city or "",
+                safe_cell(c.province or ""),
+                safe_cell(c.city or ""),
                 c.lifecycle_stage,
-                staff.get(c.owner_staff_id or 0, ""),
-                c.first_channel or "",
-                "|".join(tags.get(c.id, [])),
-                "|".join(identities.get(c.id, [])),
+                safe_cell(staff.get(c.owner_staff_id or 0, "")),
+                safe_cell(c.first_channel or ""),
+                safe_cell("|".join(tags.get(c.id, []))),
+                safe_cell("|".join(identities.get(c.id, []))),
                 c.created_at.isoformat(),
             ]
         last_id = chunk[-1].id

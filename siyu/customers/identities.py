@@ -31,11 +31,11 @@ def normalize_identity(type_: str, value: str, *, phone_region: str = "CN") -> s
         try:
             return normalize_phone(text, region=phone_region)
         except InvalidPhone as exc:
-            raise InvalidIdentity(f"invalid phone number {value!r}", details={"field": "phone"}) from exc
+            raise InvalidIdentity("invalid phone number", details={"field": "phone"}) from exc
     if type_ == IdentityType.EMAIL:
         text = text.lower()
         if not _EMAIL.match(text):
-            raise InvalidIdentity(f"invalid e-mail address {value!r}", details={"field": "email"})
+            raise InvalidIdentity("invalid e-mail address", details={"field": "email"})
     if type_ == IdentityType.WECHAT_OPENID and ":" not in text:
         raise InvalidIdentity("wechat_openid must be written <appid>:<openid>", details={"field": type_})
     if len(text) > MAX_VALUE_LENGTH:

@@ -11,7 +11,8 @@ from sqlalchemy.orm import Session
 
 from siyu.auth.permissions import Actor
 from siyu.customers.errors import CustomerNotFound
-from siyu.kit.pagination import MAX_PAGE_SIZE, Page, decode_cursor, encode_cursor
+from siyu.kit.ids import parse_id
+from siyu.kit.pagination import MAX_PAGE_SIZE, Page, decode_id_cursor, encode_cursor
 from siyu.kit.phone import InvalidPhone, normalize_phone
 from siyu.models import Customer, CustomerTag, Identity, Role, Staff
 
@@ -53,7 +54,7 @@ def pool_query(actor: Actor) -> Select[Customer]:
 
 def _search_clause(actor: Actor, q: str) -> ColumnElement[bool]:
     q = q.strip()
-    conditions: list[ColumnElement[bool]] = [Customer.name.contains(q, autoescape=True)]
+    conditions: list[ColumnElement[bool]] = [Customer.name.icontains(q, autoescape=True)]
     identity_values = {q}
     with contextlib.suppress(InvalidPhone):
         identity_values.add(normalize_phone(q))
@@ -64,8 +65,8 @@ def _search_clause(actor: Actor, q: str) -> ColumnElement[bool]:
             Identity.value.in_(identity_values),
         )
     )
-    if q.isdigit() and len(q) < 12:
-        conditions.append(Customer.id == int(q))
+    if (customer_id := parse_id(q)) is not None:
+        conditions.append(Customer.id == customer_id)
     return or_(*conditions)
 
 
@@ -89,7 +90,7 @@ def list_customers(
     limit = max(1, min(limit, MAX_PAGE_SIZE))
     query = filtered_query(actor, flt)
     if cursor:
-        query = query.where(Customer.id < int(decode_cursor(cursor)))
+        query = query.where(Customer.id < decode_id_cursor(cursor))
     rows = list(session.scalars(query.order_by(Customer.id.desc()).limit(limit + 1)))
     next_cursor = encode_cursor(rows[limit - 1].id) if len(rows) > limit else None
     return Page(items=rows[:limit], next_cursor=next_cursor)

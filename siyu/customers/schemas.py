@@ -7,17 +7,19 @@ from typing import Any
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from siyu.auth.permissions import Actor, Scope
-from siyu.kit.phone import mask_phone
-from siyu.models import Customer, CustomerEvent, CustomerMerge, Identity, IdentityType
+from siyu.auth.permissions import Actor
+from siyu.customers.masking import sees_pii, shown_email, shown_identity, shown_phone
+from siyu.kit.ids import DbId
+from siyu.kit.schemas import Input
+from siyu.models import Customer, CustomerEvent, CustomerMerge, Identity
 
 
-class IdentityIn(BaseModel):
+class IdentityIn(Input):
     type: str = Field(min_length=1, max_length=40, examples=["phone"])
     value: str = Field(min_length=1, max_length=200, examples=["+86 138-0013-8000"])
 
 
-class ProfileFields(BaseModel):
+class ProfileFields(Input):
     model_config = ConfigDict(extra="forbid")
 
     name: str | None = Field(default=None, max_length=100)
@@ -28,7 +30,7 @@ class ProfileFields(BaseModel):
     phone: str | None = None
     email: str | None = None
     lifecycle_stage: str | None = None
-    owner_staff_id: int | None = None
+    owner_staff_id: DbId | None = None
     first_channel: str | None = Field(default=None, max_length=100)
     attributes: dict[str, Any] = Field(default_factory=dict)
 
@@ -90,15 +92,15 @@ class CustomerPage(BaseModel):
     next_cursor: str | None
 
 
-class MergeRequest(BaseModel):
-    survivor_id: int
-    merged_id: int
+class MergeRequest(Input):
+    survivor_id: DbId
+    merged_id: DbId
 
 
 class MergeRead(BaseModel):
     id: int
-    survivor_id: int
-    merged_id: int
+    survivor_id: DbId
+    merged_id: DbId
     reason: str
     merged_at: datetime
     merged_by: str | None
@@ -106,17 +108,17 @@ class MergeRead(BaseModel):
     undone_by: str | None
 
 
-class EventIn(BaseModel):
+class EventIn(Input):
     type: str = Field(min_length=1, max_length=60, examples=["page.view"])
     occurred_at: AwareDatetime
     idempotency_key: str = Field(min_length=1, max_length=200)
     properties: dict[str, Any] = Field(default_factory=dict)
     source: str = Field(default="api", max_length=40)
-    customer_id: int | None = None
+    customer_id: DbId | None = None
     identity: IdentityIn | None = None
 
 
-class EventBatch(BaseModel):
+class EventBatch(Input):
     events: list[EventIn] = Field(max_length=1000)
 
 
@@ -135,44 +137,33 @@ class EventPage(BaseModel):
     next_cursor: str | None
 
 
-class ConsentIn(BaseModel):
+class ConsentIn(Input):
     channel: str
     status: str
     source: str = Field(default="api", max_length=100)
 
 
-class RelationshipIn(BaseModel):
-    staff_id: int
+class RelationshipIn(Input):
+    staff_id: DbId
     added_at: AwareDatetime
     channel: str | None = Field(default=None, max_length=100)
     live_code_state: str | None = Field(default=None, max_length=30)
 
 
-class RelationshipEnd(BaseModel):
+class RelationshipEnd(Input):
     removed_by: str
     removed_at: AwareDatetime
 
 
-class TagRef(BaseModel):
-    tag_id: int
+class TagRef(Input):
+    tag_id: DbId
 
 
-class CustomerFilterIn(BaseModel):
+class CustomerFilterIn(Input):
     q: str | None = None
-    tag_ids: list[int] = Field(default_factory=list)
+    tag_ids: list[DbId] = Field(default_factory=list, max_length=20)
     lifecycle_stage: str | None = None
-    owner_staff_id: int | None = None
-
-
-def sees_pii(actor: Actor) -> bool:
-    return actor.can(Scope.CUSTOMERS_PII)
-
-
-def mask_email(email: str | None) -> str | None:
-    if not email or "@" not in email:
-        return email
-    local, _, domain = email.partition("@")
-    return local[:1] + "***@" + domain
+    owner_staff_id: DbId | None = None
 
 
 def customer_read(customer: Customer, actor: Actor) -> CustomerRead:
@@ -184,8 +175,8 @@ def customer_read(customer: Customer, actor: Actor) -> CustomerRead:
         birthday=customer.birthday,
         province=customer.province,
         city=customer.city,
-        phone=customer.phone if pii else mask_phone(customer.phone),
-        email=customer.email if pii else mask_email(customer.email),
+        phone=shown_phone(customer.phone, whole=pii),
+        email=shown_email(customer.email, whole=pii),
         lifecycle_stage=customer.lifecycle_stage,
         owner_staff_id=customer.owner_staff_id,
         first_channel=customer.first_channel,
@@ -198,12 +189,7 @@ def customer_read(customer: Customer, actor: Actor) -> CustomerRead:
 
 
 def identity_read(identity: Identity, actor: Actor) -> IdentityRead:
-    value = identity.value
-    if not sees_pii(actor):
-        if identity.type == IdentityType.PHONE:
-            value = mask_phone(value) or value
-        elif identity.type == IdentityType.EMAIL:
-            value = mask_email(value) or value
+    value = shown_identity(identity.type, identity.value, whole=sees_pii(actor))
     return IdentityRead(
         id=identity.id, type=identity.type, value=value, source=identity.source, created_at=identity.created_at
     )

@@ -51,15 +51,21 @@ def import_customers_job(job: JobContext) -> dict[str, Any]:
     """Run an uploaded import; each batch commits on its own, the report is the job's result."""
     actor = actor_from_args(job.args["actor"])
     options = ImportOptions(**job.args["options"])
-    report = run_import(
-        job.transaction,
-        actor=actor,
-        path=Path(job.args["path"]),
-        options=options,
-        clock=system_clock,
-        progress=job.progress,
-        phone_region=get_settings().phone_region,
-    )
+    path = Path(job.args["path"])
+    try:
+        report = run_import(
+            job.transaction,
+            actor=actor,
+            path=path,
+            options=options,
+            clock=system_clock,
+            progress=job.progress,
+            phone_region=get_settings().phone_region,
+        )
+    finally:
+        # The upload holds personal data; once the import ran (or failed on the file) it is not needed.
+        # A crash before this point keeps it, so a resumed job can still read it.
+        path.unlink(missing_ok=True)
     return report.as_dict()
 
 

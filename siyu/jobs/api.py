@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Query
 from siyu.auth.permissions import Scope
 from siyu.jobs.service import get_job, list_jobs
 from siyu.models import Job
-from siyu.web.deps import Ctx, require
+from siyu.web.deps import Ctx, IdPath, require
 
 router = APIRouter(prefix="/api/v1", tags=["jobs"])
 Reader = Annotated[Ctx, Depends(require(Scope.JOBS_READ))]
@@ -39,5 +39,5 @@ def jobs(ctx: Reader, cursor: str | None = None, limit: Annotated[int, Query(ge=
 
 
 @router.get("/jobs/{job_id}")
-def job(job_id: int, ctx: Reader) -> dict[str, Any]:
+def job(job_id: IdPath, ctx: Reader) -> dict[str, Any]:
     return job_read(get_job(ctx.session, workspace_id=ctx.actor.workspace_id, job_id=job_id))

@@ -17,7 +17,7 @@ from siyu.db import after_commit, get_database
 from siyu.jobs.broker import QUEUE, get_broker, register
 from siyu.kit.clock import Clock, system_clock
 from siyu.kit.errors import DomainError, NotFound
-from siyu.kit.pagination import MAX_PAGE_SIZE, Page, decode_cursor, encode_cursor
+from siyu.kit.pagination import MAX_PAGE_SIZE, Page, decode_id_cursor, encode_cursor
 from siyu.models import Job, JobStatus
 from siyu.workspaces.scope import bind_workspace
 
@@ -176,6 +176,6 @@ def list_jobs(session: Session, *, workspace_id: int, cursor: str | None = None,
     limit = max(1, min(limit, MAX_PAGE_SIZE))
     query = select(Job).where(Job.workspace_id == workspace_id)
     if cursor:
-        query = query.where(Job.id < int(decode_cursor(cursor)))
+        query = query.where(Job.id < decode_id_cursor(cursor))
     rows = list(session.scalars(query.order_by(Job.id.desc()).limit(limit + 1)))
     return Page(items=rows[:limit], next_cursor=encode_cursor(rows[limit - 1].id) if len(rows) > limit else None)

@@ -8,7 +8,7 @@ from starlette.responses import Response
 from siyu.auth.permissions import Scope
 from siyu.jobs.service import get_job, list_jobs
 from siyu.models import JobStatus
-from siyu.web.deps import ConsoleCtx
+from siyu.web.deps import ConsoleCtx, IdPath
 from siyu.web.templating import render
 
 router = APIRouter(include_in_schema=False)
@@ -24,7 +24,7 @@ def jobs_page(request: Request, ctx: ConsoleCtx, cursor: str | None = None) -> R
 
 
 @router.get("/jobs/{job_id}")
-def job_page(request: Request, ctx: ConsoleCtx, job_id: int) -> Response:
+def job_page(request: Request, ctx: ConsoleCtx, job_id: IdPath) -> Response:
     """One job; while it is queued or running the status card polls itself every second."""
     ctx.actor.require(Scope.JOBS_READ)
     job = get_job(ctx.session, workspace_id=ctx.actor.workspace_id, job_id=job_id)

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from siyu.kit.errors import InvalidInput
+from siyu.kit.ids import MAX_ID
 
 T = TypeVar("T")
 
@@ -26,6 +27,14 @@ def decode_cursor(cursor: str) -> Any:
         return json.loads(base64.urlsafe_b64decode(padded.encode()))
     except (ValueError, UnicodeDecodeError) as exc:
         raise InvalidInput("invalid cursor", details={"field": "cursor"}) from exc
+
+
+def decode_id_cursor(cursor: str) -> int:
+    """A cursor holding a row id (as made by `encode_cursor(row.id)`); 422 for anything else."""
+    value = decode_cursor(cursor)
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 < value <= MAX_ID:
+        raise InvalidInput("invalid cursor", details={"field": "cursor"})
+    return value
 
 
 @dataclass

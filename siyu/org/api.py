@@ -5,9 +5,11 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from siyu.auth.permissions import Scope
+from siyu.kit.ids import DbId
+from siyu.kit.schemas import Input
 from siyu.org import service
 from siyu.web.deps import Ctx, require
 
@@ -16,20 +18,20 @@ Reader = Annotated[Ctx, Depends(require(Scope.CUSTOMERS_READ))]
 Writer = Annotated[Ctx, Depends(require(Scope.ORG_WRITE))]
 
 
-class RegionIn(BaseModel):
+class RegionIn(Input):
     name: str = Field(min_length=1, max_length=100)
 
 
-class StoreIn(BaseModel):
+class StoreIn(Input):
     code: str = Field(min_length=1, max_length=50)
     name: str = Field(min_length=1, max_length=200)
-    region_id: int | None = None
+    region_id: DbId | None = None
     city: str | None = Field(default=None, max_length=50)
 
 
-class StaffIn(BaseModel):
+class StaffIn(Input):
     name: str = Field(min_length=1, max_length=100)
-    store_id: int | None = None
+    store_id: DbId | None = None
     wecom_user_id: str | None = Field(default=None, max_length=64)
 
 

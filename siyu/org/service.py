@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -12,6 +13,14 @@ from siyu.auth.permissions import Actor, Scope
 from siyu.kit.clock import Clock
 from siyu.kit.errors import Conflict, InvalidInput
 from siyu.models import Region, Staff, Store
+
+
+def _check_in_workspace(session: Session, model: Any, row_id: int | None, workspace_id: int, field: str) -> None:
+    if (
+        row_id is not None
+        and session.scalar(select(model.id).where(model.id == row_id, model.workspace_id == workspace_id)) is None
+    ):
+        raise InvalidInput(f"unknown {field.removesuffix('_id')}", details={"field": field})
 
 
 def create_region(session: Session, *, actor: Actor, name: str, clock: Clock) -> Region:
@@ -49,6 +58,7 @@ def create_store(
     city: str | None = None,
 ) -> Store:
     actor.require(Scope.ORG_WRITE)
+    _check_in_workspace(session, Region, region_id, actor.workspace_id, "region_id")
     if not code.strip():
         raise InvalidInput("code is required", details={"field": "code"})
     if session.scalar(select(Store.id).where(Store.workspace_id == actor.workspace_id, Store.code == code)) is not None:
@@ -78,6 +88,7 @@ def create_staff(
     wecom_user_id: str | None = None,
 ) -> Staff:
     actor.require(Scope.ORG_WRITE)
+    _check_in_workspace(session, Store, store_id, actor.workspace_id, "store_id")
     if not name.strip():
         raise InvalidInput("name is required", details={"field": "name"})
     if (

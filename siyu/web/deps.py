@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Annotated, Any
 
-from fastapi import Depends, Request
+from fastapi import Depends, Path, Request
 from sqlalchemy.orm import Session
 
 from siyu.auth import service as auth_service
@@ -22,8 +22,12 @@ from siyu.config import Settings
 from siyu.db import Database
 from siyu.kit.clock import Clock
 from siyu.kit.errors import PermissionDenied, Unauthenticated
-from siyu.models import ApiToken, User
+from siyu.kit.ids import MAX_ID
+from siyu.models import User
 from siyu.workspaces.scope import bind_workspace
+
+IdPath = Annotated[int, Path(gt=0, le=MAX_ID, description="Row id.")]
+"""An id in a URL path: out-of-range ids are a 422, never sent to the database."""
 
 READ_METHODS = {"GET", "HEAD", "OPTIONS"}
 TOKEN_TOUCH_INTERVAL = timedelta(minutes=1)
@@ -57,28 +61,18 @@ def _bearer(request: Request) -> str:
     return value.strip()
 
 
-def _touch_token(db: Database, actor: Actor, clock: Clock) -> None:
-    """Record last use at most once a minute, in its own short write transaction."""
-    with db.transaction() as session:
-        token = session.get(ApiToken, actor.token_id)
-        if token is not None and (
-            token.last_used_at is None or clock.now() - token.last_used_at > TOKEN_TOUCH_INTERVAL
-        ):
-            token.last_used_at = clock.now()
-
-
 def api_transaction(request: Request) -> Iterator[Ctx]:
-    """Authenticate the bearer token and open a transaction scoped to its workspace."""
+    """Authenticate the bearer token and open a transaction scoped to its workspace.
+
+    The token's last use is recorded after the request's own commit, at most once a minute, so
+    read-only requests never take SQLite's write lock.
+    """
     db = database(request)
     clock = clock_of(request)
     secret = _bearer(request)
     session = db.session(read_only=request.method in READ_METHODS)
     try:
-        actor = auth_service.actor_for_token(session, secret=secret, clock=clock)
-        session.expire_all()
-        if request.method in READ_METHODS:
-            session.rollback()  # leave the token row untouched in a read-only transaction
-            _touch_token(db, actor, clock)
+        actor, last_used = auth_service.resolve_token(session, secret=secret, clock=clock)
         bind_workspace(session, actor.workspace_id)
         request.state.actor = actor
         yield Ctx(session=session, actor=actor, clock=clock, settings=request.app.state.settings)
@@ -88,6 +82,9 @@ def api_transaction(request: Request) -> Iterator[Ctx]:
         raise
     finally:
         session.close()
+    if actor.token_id is not None and (last_used is None or clock.now() - last_used > TOKEN_TOUCH_INTERVAL):
+        with db.transaction() as touch:
+            auth_service.touch_token(touch, token_id=actor.token_id, clock=clock, interval=TOKEN_TOUCH_INTERVAL)
 
 
 ApiCtx = Annotated[Ctx, Depends(api_transaction, scope="function")]

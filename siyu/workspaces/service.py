@@ -8,6 +8,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from siyu.audit.service import record
+from siyu.auth.permissions import Actor, Scope
 from siyu.kit.clock import Clock
 from siyu.kit.errors import Conflict, InvalidInput, NotFound
 from siyu.models import Workspace
@@ -50,4 +52,41 @@ def get_by_slug(session: Session, slug: str) -> Workspace:
     workspace = session.scalar(select(Workspace).where(Workspace.slug == slug))
     if workspace is None:
         raise NotFound(f"workspace {slug!r} not found")
+    return workspace
+
+
+def set_survivorship(session: Session, *, actor: Actor, rules: dict[str, str], clock: Clock) -> Workspace:
+    """Set which value wins per profile field when records of one person meet.
+
+    `rules` maps a profile field or `attr.<key>` to "most_recent" or "oldest"; fields left out
+    use the default (most recent, except first_channel: oldest).
+    """
+    from siyu.customers.service.profile import attribute_definitions
+    from siyu.customers.service.survivorship import ATTRIBUTE_PREFIX, Rule
+    from siyu.models.customer import PROFILE_FIELDS
+
+    actor.require(Scope.ORG_WRITE)
+    attributes = attribute_definitions(session, actor.workspace_id)
+    known = set(PROFILE_FIELDS) | {ATTRIBUTE_PREFIX + key for key in attributes}
+    for field, rule in rules.items():
+        if field not in known:
+            raise InvalidInput(f"unknown field {field!r}", details={"field": f"rules.{field}"})
+        if rule not in {str(r) for r in Rule}:
+            raise InvalidInput(f"rule must be most_recent or oldest, not {rule!r}", details={"field": f"rules.{field}"})
+    workspace = session.get(Workspace, actor.workspace_id)
+    if workspace is None:
+        raise NotFound("workspace not found")
+    before = dict(workspace.survivorship or {})
+    workspace.survivorship = dict(rules)
+    session.flush()
+    record(
+        session,
+        actor,
+        action="update",
+        entity_type="workspace",
+        entity_id=workspace.id,
+        before={"survivorship": before},
+        after={"survivorship": dict(rules)},
+        clock=clock,
+    )
     return workspace

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -195,3 +197,59 @@ def test_openapi_healthz_and_request_id(client: TestClient) -> None:
     health = client.get("/healthz", headers={"X-Request-ID": "req-42"})
     assert health.json()["status"] == "ok"
     assert health.headers["X-Request-ID"] == "req-42"
+
+
+def test_out_of_range_ids_nul_characters_and_foreign_references_are_422(
+    client: TestClient, db: Session, clock: FrozenClock
+) -> None:
+    _, headers = _setup(db, clock)
+    _, other = _setup(db, clock)
+    huge = 2**63
+    assert client.get(f"/api/v1/customers/{huge}", headers=headers).status_code == 422
+    assert client.get("/api/v1/customers/0", headers=headers).status_code == 422
+    body = client.post("/api/v1/customers", json={"phone": "13800138000", "owner_staff_id": huge}, headers=headers)
+    assert (body.status_code, body.json()["error"]["details"][0]["field"]) == (422, "owner_staff_id")
+    nul = client.post("/api/v1/customers", json={"phone": "13800138000", "name": "a\x00b"}, headers=headers)
+    assert nul.status_code == 422 and "name contains a NUL character" in nul.text
+    assert client.get("/api/v1/customers", params={"q": "a\x00"}, headers=headers).status_code in (200, 422)
+    their_store = client.post("/api/v1/stores", json={"code": "BJ1", "name": "北京店"}, headers=other).json()
+    staff = client.post("/api/v1/staff", json={"name": "小美", "store_id": their_store["id"]}, headers=headers)
+    assert (staff.status_code, staff.json()["error"]["details"]) == (422, {"field": "store_id"})
+    for cursor in ("WzFd", "ImFiYyI", "LTE"):  # [1], "abc", -1
+        assert client.get("/api/v1/customers", params={"cursor": cursor}, headers=headers).status_code == 422
+    assert client.get("/api/v1/audit", params={"cursor": "ImFiYyI"}, headers=headers).status_code == 422
+
+
+def test_token_use_is_recorded_on_writes_and_reads(client: TestClient, db: Session, clock: FrozenClock) -> None:
+    from siyu.models import ApiToken
+
+    ws_id, headers = _setup(db, clock)
+    assert client.post("/api/v1/customers", json={"phone": "13800138000"}, headers=headers).status_code == 201
+    token = db.scalar(select(ApiToken).where(ApiToken.workspace_id == ws_id))
+    assert token is not None
+    db.refresh(token)
+    assert token.last_used_at == clock.now()
+
+
+def test_survivorship_rules_are_set_checked_and_applied(client: TestClient, db: Session, clock: FrozenClock) -> None:
+    _, headers = _setup(db, clock)
+    bad = client.put("/api/v1/workspace/survivorship", json={"rules": {"shoe": "oldest"}}, headers=headers)
+    assert (bad.status_code, bad.json()["error"]["details"]) == (422, {"field": "rules.shoe"})
+    wrong = client.put("/api/v1/workspace/survivorship", json={"rules": {"name": "loudest"}}, headers=headers)
+    assert wrong.status_code == 422
+    ok = client.put("/api/v1/workspace/survivorship", json={"rules": {"name": "oldest"}}, headers=headers)
+    assert ok.json()["survivorship"] == {"name": "oldest"}
+    client.post("/api/v1/customers", json={"phone": "13800138000", "name": "最早"}, headers=headers)
+    clock.advance(timedelta(hours=1))
+    later = client.post("/api/v1/customers", json={"phone": "13800138000", "name": "后来"}, headers=headers)
+    assert later.json()["customer"]["name"] == "最早"
+
+
+def test_oversize_upload_is_refused_before_reading_it(client: TestClient, db: Session, clock: FrozenClock) -> None:
+    _, headers = _setup(db, clock)
+    response = client.post(
+        "/api/v1/imports",
+        headers=headers | {"content-type": "multipart/form-data; boundary=x", "content-length": str(5 << 20)},
+        content=b"--x--",
+    )
+    assert (response.status_code, response.json()["error"]["code"]) == (413, "payload_too_large")

@@ -198,3 +198,18 @@ def test_property_merge_then_undo_is_identity(
     merge_service.undo_merge(db, actor=actor, merge_id=merge.id, clock=clock)
     assert (_state(db, a.id), _state(db, b.id)) == before
     assert db.scalar(select(func.count()).select_from(Customer).where(Customer.workspace_id == ws.id)) == 2
+
+
+def test_undo_after_a_dropped_tag_was_deleted(db: Session, clock: FrozenClock) -> None:
+    from siyu.customers.service.tags import delete_tag
+
+    ws = make_workspace(db, clock=clock)
+    actor = actor_for(ws)
+    tag = make_tag(db, workspace=ws)
+    a, b = (make_customer(db, actor=actor, clock=clock).customer for _ in range(2))
+    for customer in (a, b):
+        assign_tag(db, actor=actor, customer_id=customer.id, tag_id=tag.id, clock=clock)
+    merge = merge_service.merge_customers(db, actor=actor, survivor_id=a.id, merged_id=b.id, reason="t", clock=clock)
+    delete_tag(db, actor=actor, tag_id=tag.id, clock=clock)
+    merge_service.undo_merge(db, actor=actor, merge_id=merge.id, clock=clock)
+    assert (tags_of(db, a.id), tags_of(db, b.id), b.merged_into_id) == ([], [], None)

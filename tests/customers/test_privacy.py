@@ -53,7 +53,7 @@ def test_erase_removes_personal_data_keeps_aggregates(db: Session, clock: Frozen
     props = db.scalars(select(CustomerEvent.properties).where(CustomerEvent.customer_id == customer.id)).all()
     assert props == [{}]
     audit = db.scalar(select(AuditEntry).where(AuditEntry.action == "erase"))
-    assert audit is not None and "13800138000" not in str(audit.after) and audit.after == {"identities_removed": 1}
+    assert audit is not None and audit.after == {"identities_removed": 1, "profiles_erased": 1}
     # and the same phone arriving again creates a new, separate person
     again = ingest_customer(db, actor=actor, identities=[("phone", "13800138000")], source="t", clock=clock)
     assert again.customer.id != customer.id
@@ -68,3 +68,29 @@ def test_operator_cannot_erase_and_nothing_changes(db: Session, clock: FrozenClo
         privacy.erase_customer(db, actor=actor_for(ws, role=Role.OPERATOR), customer_id=customer.id, clock=clock)
     assert customer.phone == "+8613800138000"
     assert db.scalar(select(func.count()).select_from(Identity).where(Identity.customer_id == customer.id)) == 1
+
+
+def test_erase_reaches_merged_profiles_merge_snapshots_and_old_audit_values(db: Session, clock: FrozenClock) -> None:
+    from siyu.customers.errors import MergeNotUndoable
+    from siyu.customers.service.merge import merge_customers, undo_merge
+    from siyu.models import Customer
+
+    ws = make_workspace(db, clock=clock)
+    actor = actor_for(ws)
+    a = make_customer(db, actor=actor, clock=clock, phone="13800138000", name="王芳").customer
+    b = make_customer(db, actor=actor, clock=clock, phone="13900139000", name="赵六六", city="上海").customer
+    merge = merge_customers(db, actor=actor, survivor_id=a.id, merged_id=b.id, reason="t", clock=clock)
+    privacy.erase_customer(db, actor=actor, customer_id=a.id, clock=clock)
+    merged = db.get(Customer, b.id)
+    assert merged is not None and (merged.name, merged.city, merged.phone) == (None, None, None)
+    assert merge.undo_data == {"erased": True}
+    with pytest.raises(MergeNotUndoable):
+        undo_merge(db, actor=actor, merge_id=merge.id, clock=clock)
+    creates = db.scalars(
+        select(AuditEntry).where(
+            AuditEntry.action == "create", AuditEntry.entity_type == "customer", AuditEntry.workspace_id == ws.id
+        )
+    ).all()
+    assert len(creates) == 2
+    assert all("王芳" not in str(e.after) and "赵六六" not in str(e.after) for e in creates)
+    assert creates[0].after is not None and creates[0].after["name"] == "[erased]"

@@ -10,15 +10,16 @@ survivorship; rows matching several merge them.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
 from itertools import islice
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import insert, select
+from sqlalchemy import String, Table, and_, bindparam, func, insert, select
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -32,12 +33,19 @@ from siyu.customers.service.merge import merge_customers
 from siyu.customers.service.profile import apply_profile, attribute_definitions, identity_types
 from siyu.kit.clock import Clock
 from siyu.models import Customer, CustomerTag, Identity, LifecycleStage, Staff, Tag, TagGroup, TagSource, Workspace
+from siyu.models.customer import PROFILE_FIELDS
 
 logger = logging.getLogger(__name__)
 
 BATCH_SIZE = 1000
 MAX_REPORTED_REJECTIONS = 1000
 IMPORT_TAG_GROUP = "导入标签"
+_IN_CHUNK = 1000
+"""Ids per `IN (…)` list: well under SQLite's bound-parameter limit."""
+_Owners = dict[tuple[str, str], int]
+_CUSTOMERS = cast(Table, Customer.__table__)
+_IDENTITIES = cast(Table, Identity.__table__)
+_CUSTOMER_TAGS = cast(Table, CustomerTag.__table__)
 
 
 @dataclass
@@ -159,48 +167,30 @@ class _Importer:
     def apply_batch(self, session: Session, rows: list[ParsedRow], report: ImportReport) -> None:
         """Write a batch of valid rows; counts outcomes into `report`."""
         now = self.clock.now()
-        owners = repository.customer_ids_for_identities(
-            session, self.workspace_id, (p for r in rows for p in r.identities)
-        )
+        owners = _known_owners(session, self.workspace_id, (p for r in rows for p in r.identities))
         groups = _group_rows(rows, owners)
-        new_groups = [g for g in groups if not g.customer_ids]
-        known_groups = [g for g in groups if g.customer_ids]
-        self._create(session, new_groups, now, report)
-        for group in known_groups:
-            self._update(session, group, owners, now, report)
+        self._create(session, [g for g in groups if not g.customer_ids], now, report)
+        known = [g for g in groups if len(g.customer_ids) == 1]
+        if known:
+            self._update_known(session, known, owners, now, report)
+        for group in groups:
+            if len(group.customer_ids) > 1:
+                self._update(session, group, owners, now, report)
 
     def _create(self, session: Session, groups: list[_Group], now: datetime, report: ImportReport) -> None:
+        """Insert one customer per group of new rows, with Core executemany (no ORM objects)."""
         if not groups:
             return
         payload = []
         for group in groups:
-            customer = Customer(
-                workspace_id=self.workspace_id, attributes={}, field_updated_at={}, lifecycle_stage=LifecycleStage.NEW
-            )
+            draft = _NewCustomer()
             for row in group.rows:
-                apply_profile(customer, row.values, now, self.overrides)
-            payload.append(
-                {
-                    "workspace_id": self.workspace_id,
-                    "name": customer.name,
-                    "gender": customer.gender,
-                    "birthday": customer.birthday,
-                    "province": customer.province,
-                    "city": customer.city,
-                    "phone": customer.phone,
-                    "email": customer.email,
-                    "lifecycle_stage": customer.lifecycle_stage,
-                    "owner_staff_id": customer.owner_staff_id,
-                    "first_channel": customer.first_channel,
-                    "attributes": customer.attributes,
-                    "field_updated_at": customer.field_updated_at,
-                    "created_at": now,
-                    "updated_at": now,
-                }
-            )
-        ids = list(session.scalars(insert(Customer).returning(Customer.id, sort_by_parameter_order=True), payload))
-        identity_rows: list[dict[str, Any]] = []
-        tag_rows: list[dict[str, Any]] = []
+                apply_profile(cast(Customer, draft), row.values, now, self.overrides)
+            payload.append(draft.insert_values(self.workspace_id, now))
+        ids = session.execute(
+            insert(_CUSTOMERS).returning(_CUSTOMERS.c.id, sort_by_parameter_order=True), payload
+        ).scalars()
+        links = _Links()
         for group, customer_id in zip(groups, ids, strict=True):
             seen: set[tuple[str, str]] = set()
             tags_seen: set[int] = set()
@@ -213,44 +203,55 @@ class _Importer:
                     report.merged += 1
                 else:
                     report.updated += 1
-                identity_rows.extend(
-                    {
-                        "workspace_id": self.workspace_id,
-                        "customer_id": customer_id,
-                        "type": t,
-                        "value": v,
-                        "source": self.options.source,
-                        "created_at": now,
-                    }
-                    for t, v in fresh
-                )
+                links.identities.extend(self._identity_row(customer_id, pair, now) for pair in fresh)
                 for name in row.tags:
                     tag_id = self._tag_id(session, name)
                     if tag_id not in tags_seen:
                         tags_seen.add(tag_id)
-                        tag_rows.append(
-                            {
-                                "workspace_id": self.workspace_id,
-                                "customer_id": customer_id,
-                                "tag_id": tag_id,
-                                "source": TagSource.IMPORT,
-                                "assigned_at": now,
-                                "assigned_by": self.actor.label,
-                            }
-                        )
-        if identity_rows:
-            session.execute(insert(Identity), identity_rows)
-        if tag_rows:
-            session.execute(insert(CustomerTag), tag_rows)
+                        links.tags.append(self._tag_row(customer_id, tag_id, now))
+        links.insert(session)
 
-    def _update(
-        self,
-        session: Session,
-        group: _Group,
-        owners: dict[tuple[str, str], int],
-        now: datetime,
-        report: ImportReport,
+    def _update_known(
+        self, session: Session, groups: list[_Group], owners: _Owners, now: datetime, report: ImportReport
     ) -> None:
+        """Apply groups that each hit exactly one known customer: one lock, one identity and one
+        tag query for the whole batch, the new identities and tags inserted in bulk."""
+        ids = sorted({next(iter(g.customer_ids)) for g in groups})
+        customers = {c.id: c for c in repository.lock_customers(session, self.workspace_id, ids)}
+        held: dict[int, set[tuple[str, str]]] = {i: set() for i in ids}
+        held_tags: dict[int, set[int]] = {i: set() for i in ids}
+        # By customer id alone (they were just locked in this workspace): on SQLite a workspace
+        # filter here makes the planner prefer the workspace index and scan the whole pool.
+        for chunk in _chunks(ids, _IN_CHUNK):
+            for customer_id, type_, value, workspace_id in session.execute(
+                select(
+                    _IDENTITIES.c.customer_id, _IDENTITIES.c.type, _IDENTITIES.c.value, _IDENTITIES.c.workspace_id
+                ).where(_IDENTITIES.c.customer_id.in_(chunk))
+            ):
+                if workspace_id == self.workspace_id:
+                    held[customer_id].add((type_, value))
+            for customer_id, tag_id, workspace_id in session.execute(
+                select(_CUSTOMER_TAGS.c.customer_id, _CUSTOMER_TAGS.c.tag_id, _CUSTOMER_TAGS.c.workspace_id).where(
+                    _CUSTOMER_TAGS.c.customer_id.in_(chunk)
+                )
+            ):
+                if workspace_id == self.workspace_id:
+                    held_tags[customer_id].add(tag_id)
+        links = _Links()
+        for group in groups:
+            survivor = customers[next(iter(group.customer_ids))]
+            if survivor.erased_at is not None:
+                for row in group.rows:
+                    report.reject(row.line, "", f"customer {survivor.id} was erased on request; not re-imported")
+                continue
+            self._apply_rows(
+                session, survivor, group.rows, held[survivor.id], held_tags[survivor.id], owners, now, report, links
+            )
+        session.flush()
+        links.insert(session)
+
+    def _update(self, session: Session, group: _Group, owners: _Owners, now: datetime, report: ImportReport) -> None:
+        """Apply a group whose rows join several known customers: merge them into the oldest."""
         ids = sorted(group.customer_ids)
         customers = repository.lock_customers(session, self.workspace_id, ids)
         survivor = customers[0]
@@ -269,35 +270,35 @@ class _Importer:
             )
         held = {(i.type, i.value) for i in repository.identities_of(session, survivor.id)}
         held_tags = set(session.scalars(select(CustomerTag.tag_id).where(CustomerTag.customer_id == survivor.id)))
-        for row in group.rows:
+        links = _Links()
+        self._apply_rows(session, survivor, group.rows, held, held_tags, owners, now, report, links)
+        session.flush()
+        links.insert(session)
+
+    def _apply_rows(
+        self,
+        session: Session,
+        survivor: Customer,
+        rows: list[ParsedRow],
+        held: set[tuple[str, str]],
+        held_tags: set[int],
+        owners: _Owners,
+        now: datetime,
+        report: ImportReport,
+        links: _Links,
+    ) -> None:
+        """Rows of one group onto its known customer, in file order: survivorship for the
+        fields, the identities and tags it does not hold yet collected for a bulk insert."""
+        for row in rows:
             changed = apply_profile(survivor, row.values, now, self.overrides)
             fresh = [p for p in row.identities if p not in held]
-            for type_, value in fresh:
-                session.add(
-                    Identity(
-                        workspace_id=self.workspace_id,
-                        customer_id=survivor.id,
-                        type=type_,
-                        value=value,
-                        source=self.options.source,
-                        created_at=now,
-                    )
-                )
-                held.add((type_, value))
+            held.update(fresh)
+            links.identities.extend(self._identity_row(survivor.id, pair, now) for pair in fresh)
             for name in row.tags:
                 tag_id = self._tag_id(session, name)
                 if tag_id not in held_tags:
                     held_tags.add(tag_id)
-                    session.add(
-                        CustomerTag(
-                            workspace_id=self.workspace_id,
-                            customer_id=survivor.id,
-                            tag_id=tag_id,
-                            source=TagSource.IMPORT,
-                            assigned_at=now,
-                            assigned_by=self.actor.label,
-                        )
-                    )
+                    links.tags.append(self._tag_row(survivor.id, tag_id, now))
             if changed:
                 survivor.updated_at = now
             # A row that brings a new identity, or joins several known customers, merged.
@@ -305,7 +306,65 @@ class _Importer:
                 report.merged += 1
             else:
                 report.updated += 1
-        session.flush()
+
+    def _identity_row(self, customer_id: int, pair: tuple[str, str], now: datetime) -> dict[str, Any]:
+        return {
+            "workspace_id": self.workspace_id,
+            "customer_id": customer_id,
+            "type": pair[0],
+            "value": pair[1],
+            "source": self.options.source,
+            "created_at": now,
+        }
+
+    def _tag_row(self, customer_id: int, tag_id: int, now: datetime) -> dict[str, Any]:
+        return {
+            "workspace_id": self.workspace_id,
+            "customer_id": customer_id,
+            "tag_id": tag_id,
+            "source": TagSource.IMPORT,
+            "assigned_at": now,
+            "assigned_by": self.actor.label,
+        }
+
+
+@dataclass
+class _Links:
+    """Identity and tag rows collected while applying a batch, inserted with one executemany each."""
+
+    identities: list[dict[str, Any]] = field(default_factory=list)
+    tags: list[dict[str, Any]] = field(default_factory=list)
+
+    def insert(self, session: Session) -> None:
+        if self.identities:
+            session.execute(insert(_IDENTITIES), self.identities)
+        if self.tags:
+            session.execute(insert(_CUSTOMER_TAGS), self.tags)
+
+
+class _NewCustomer:
+    """The profile of a customer about to be created: what `apply_profile` reads and writes,
+    without the cost of an ORM instance per row (the row is inserted with Core)."""
+
+    __slots__ = ("attributes", "field_updated_at", *PROFILE_FIELDS)
+
+    def __init__(self) -> None:
+        for name in PROFILE_FIELDS:
+            setattr(self, name, None)
+        self.lifecycle_stage = LifecycleStage.NEW
+        self.attributes: dict[str, Any] = {}
+        self.field_updated_at: dict[str, Any] = {}
+
+    def insert_values(self, workspace_id: int, now: datetime) -> dict[str, Any]:
+        values: dict[str, Any] = {name: getattr(self, name) for name in PROFILE_FIELDS}
+        values.update(
+            workspace_id=workspace_id,
+            attributes=self.attributes,
+            field_updated_at=self.field_updated_at,
+            created_at=now,
+            updated_at=now,
+        )
+        return values
 
 
 @dataclass
@@ -315,7 +374,10 @@ class _Group:
 
 
 def _group_rows(rows: list[ParsedRow], owners: dict[tuple[str, str], int]) -> list[_Group]:
-    """Union rows that share an identity (file duplicates) and collect the known customers they hit."""
+    """Union rows that share an identity (file duplicates) and collect the known customers they hit.
+
+    Groups come in the order of their first row; a group's root is its first row's index.
+    """
     parent = list(range(len(rows)))
 
     def find(i: int) -> int:
@@ -324,23 +386,69 @@ def _group_rows(rows: list[ParsedRow], owners: dict[tuple[str, str], int]) -> li
             i = parent[i]
         return i
 
+    def union(anchor: int, index: int) -> None:
+        a, b = find(anchor), find(index)
+        if a != b:
+            parent[max(a, b)] = min(a, b)
+
     first_row: dict[tuple[str, str], int] = {}
     by_customer: dict[int, int] = {}
     for index, row in enumerate(rows):
         for pair in row.identities:
-            for anchor in (
-                first_row.setdefault(pair, index),
-                by_customer.setdefault(owners[pair], index) if pair in owners else index,
-            ):
-                a, b = find(anchor), find(index)
-                if a != b:
-                    parent[max(a, b)] = min(a, b)
+            anchor = first_row.setdefault(pair, index)
+            if anchor != index:
+                union(anchor, index)
+            owner = owners.get(pair)
+            if owner is not None:
+                anchor = by_customer.setdefault(owner, index)
+                if anchor != index:
+                    union(anchor, index)
     groups: dict[int, _Group] = {}
     for index, row in enumerate(rows):
-        group = groups.setdefault(find(index), _Group(rows=[], customer_ids=set()))
+        root = find(index)
+        group = groups.get(root)
+        if group is None:
+            group = groups[root] = _Group(rows=[], customer_ids=set())
         group.rows.append(row)
-        group.customer_ids.update(owners[p] for p in row.identities if p in owners)
+        if owners:
+            group.customer_ids.update(owners[p] for p in row.identities if p in owners)
     return list(groups.values())
+
+
+def _known_owners(session: Session, workspace_id: int, pairs: Iterable[tuple[str, str]]) -> _Owners:
+    """The customer id of each known `(type, value)`, one query per identity type.
+
+    On PostgreSQL the values go in as one array joined through `unnest`, so every value is an
+    index probe: with a long `IN (…)` list the planner filters the whole workspace instead,
+    which makes an import quadratic in the pool size. SQLite probes the index for `IN`.
+    """
+    if session.get_bind().dialect.name != "postgresql":
+        return repository.customer_ids_for_identities(session, workspace_id, pairs)
+    by_type: dict[str, set[str]] = {}
+    for type_, value in pairs:
+        by_type.setdefault(type_, set()).add(value)
+    found: _Owners = {}
+    for type_, values in by_type.items():
+        wanted = (
+            func.unnest(bindparam("values", sorted(values), type_=ARRAY(String))).table_valued("value").render_derived()
+        )
+        query = select(_IDENTITIES.c.value, _IDENTITIES.c.customer_id).join_from(
+            wanted,
+            _IDENTITIES,
+            and_(
+                _IDENTITIES.c.workspace_id == workspace_id,
+                _IDENTITIES.c.type == type_,
+                _IDENTITIES.c.value == wanted.c.value,
+            ),
+        )
+        for value, customer_id in session.execute(query):
+            found[(type_, value)] = customer_id
+    return found
+
+
+def _chunks(items: list[int], size: int) -> Iterator[list[int]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
 
 
 def _batches(items: Iterator[tuple[int, list[Any] | None, str | None]], size: int) -> Iterator[list[Any]]:

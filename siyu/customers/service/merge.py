@@ -33,6 +33,7 @@ from siyu.models import (
     CustomerTag,
     Identity,
     Relationship,
+    Tag,
     TagSource,
     Workspace,
 )
@@ -209,6 +210,8 @@ def undo_merge(session: Session, *, actor: Actor, merge_id: int, clock: Clock) -
         raise NotFound(f"merge {merge_id} not found")
     if merge.undone_at is not None:
         raise MergeNotUndoable("this merge was already undone")
+    if merge.undo_data.get("erased"):
+        raise MergeNotUndoable("a profile of this merge was erased on request; it cannot be split again")
     locked = {
         c.id: c for c in repository.lock_customers(session, actor.workspace_id, [merge.survivor_id, merge.merged_id])
     }
@@ -232,7 +235,10 @@ def undo_merge(session: Session, *, actor: Actor, merge_id: int, clock: Clock) -
         _move_rows(session, model, survivor.id, merged.id, data["moved"].get(model.__tablename__, []))
     _move_rows(session, CustomerTag, survivor.id, merged.id, data["moved"].get("customer_tags", []))
     _move_rows(session, Consent, survivor.id, merged.id, data["moved"].get("consents", []))
+    existing_tags = set(session.scalars(select(Tag.id).where(Tag.workspace_id == merged.workspace_id)))
     for row in data["dropped"].get("customer_tags", []):
+        if row["tag_id"] not in existing_tags:
+            continue  # the tag was deleted since; there is nothing to give back
         session.add(
             CustomerTag(
                 workspace_id=merged.workspace_id,

@@ -16,7 +16,7 @@ from siyu.customers.service.merge import merges_of
 from siyu.customers.service.tags import tags_of
 from siyu.customers.service.timeline import consents_of, relationships_of
 from siyu.kit.clock import Clock
-from siyu.models import Consent, CustomerEvent, Identity
+from siyu.models import AuditEntry, Consent, Customer, CustomerEvent, CustomerMerge, Identity
 
 
 def _json(value: Any) -> Any:
@@ -76,30 +76,57 @@ def export_customer(session: Session, *, actor: Actor, customer_id: int, clock: 
     return document
 
 
+ERASED = "[erased]"
+PERSONAL_FIELDS = ("name", "birthday", "province", "city", "phone", "email")
+
+
 def erase_customer(session: Session, *, actor: Actor, customer_id: int, clock: Clock) -> None:
     """Remove personal fields, identities and event details; keep the row for aggregates.
 
     Relationships, tags and event types/times stay (they feed pool size, deletion rate and
-    funnels), but nothing left identifies the person. The audit entry holds no personal data.
+    funnels), but nothing left identifies the person: profiles merged into this one are erased
+    too, merge snapshots are dropped (those merges can no longer be undone), and the values in
+    earlier audit entries about these profiles are replaced by "[erased]". The erase's own
+    audit entry holds no personal data.
     """
     actor.require(Scope.CUSTOMERS_ERASE)
     customer = repository.get_visible(session, actor, customer_id, for_update=True)
     if customer.erased_at is not None:
         raise CustomerErased("already erased")
+    now = clock.now()
+    profile_ids = _merged_chain(session, customer)
     identity_count = len(repository.identities_of(session, customer.id))
-    session.execute(delete(Identity).where(Identity.customer_id == customer.id))
+    for row in session.scalars(select(Customer).where(Customer.id.in_(profile_ids))):
+        for name in PERSONAL_FIELDS:
+            setattr(row, name, None)
+        row.attributes = {}
+        row.field_updated_at = {}
+        row.erased_at = now
+        row.updated_at = now
+    session.execute(delete(Identity).where(Identity.customer_id.in_(profile_ids)))
     session.execute(
-        update(CustomerEvent).where(CustomerEvent.customer_id == customer.id).values(properties={}),
+        update(CustomerEvent).where(CustomerEvent.customer_id.in_(profile_ids)).values(properties={}),
         execution_options={"synchronize_session": False},
     )
-    session.execute(delete(Consent).where(Consent.customer_id == customer.id))
-    for name in ("name", "birthday", "province", "city", "phone", "email"):
-        setattr(customer, name, None)
-    customer.attributes = {}
-    customer.field_updated_at = {}
-    now = clock.now()
-    customer.erased_at = now
-    customer.updated_at = now
+    session.execute(delete(Consent).where(Consent.customer_id.in_(profile_ids)))
+    merges = session.scalars(
+        select(CustomerMerge).where(
+            CustomerMerge.workspace_id == actor.workspace_id,
+            CustomerMerge.survivor_id.in_(profile_ids) | CustomerMerge.merged_id.in_(profile_ids),
+        )
+    )
+    for merge in merges:
+        merge.undo_data = {"erased": True}
+    ids_as_text = [str(i) for i in profile_ids]
+    for entry in session.scalars(
+        select(AuditEntry).where(
+            AuditEntry.workspace_id == actor.workspace_id,
+            AuditEntry.entity_type == "customer",
+            AuditEntry.entity_id.in_(ids_as_text),
+        )
+    ):
+        entry.before = _scrub(entry.before)
+        entry.after = _scrub(entry.after)
     session.flush()
     record(
         session,
@@ -107,6 +134,23 @@ def erase_customer(session: Session, *, actor: Actor, customer_id: int, clock: C
         action="erase",
         entity_type="customer",
         entity_id=customer.id,
-        after={"identities_removed": identity_count},
+        after={"identities_removed": identity_count, "profiles_erased": len(profile_ids)},
         clock=clock,
     )
+
+
+def _merged_chain(session: Session, customer: Customer) -> list[int]:
+    """The customer and every profile merged into it, directly or through others."""
+    ids = [customer.id]
+    frontier = [customer.id]
+    while frontier:
+        frontier = list(session.scalars(select(Customer.id).where(Customer.merged_into_id.in_(frontier))))
+        ids.extend(frontier)
+    return ids
+
+
+def _scrub(values: dict[str, Any] | None) -> dict[str, Any] | None:
+    """Keep which fields an audit entry touched, not their values."""
+    if values is None:
+        return None
+    return {key: ERASED for key in values}

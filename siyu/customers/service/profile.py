@@ -336,14 +336,21 @@ def _ingest_once(
 
 
 def update_customer(
-    session: Session, *, actor: Actor, customer_id: int, profile: ProfileInput, clock: Clock, clear: Iterable[str] = ()
+    session: Session,
+    *,
+    actor: Actor,
+    customer_id: int,
+    profile: ProfileInput,
+    clock: Clock,
+    clear: Iterable[str] = (),
+    phone_region: str = "CN",
 ) -> Customer:
     """An explicit edit by a person: values given replace the current ones (and win later merges)."""
     actor.require(Scope.CUSTOMERS_WRITE)
     customer = repository.get_visible(session, actor, customer_id, for_update=True)
     if customer.merged_into_id is not None or customer.erased_at is not None:
         raise Conflict("this profile was merged or erased and cannot be edited")
-    values = validate_profile(session, actor.workspace_id, profile)
+    values = validate_profile(session, actor.workspace_id, profile, phone_region=phone_region)
     before = survivorship.snapshot(customer)
     now = clock.now()
     for name, value in values.items():
@@ -385,12 +392,20 @@ def _claim_identity(session: Session, customer: Customer, type_: str, value: str
 
 
 def add_identity(
-    session: Session, *, actor: Actor, customer_id: int, type_: str, value: str, clock: Clock, source: str = "manual"
+    session: Session,
+    *,
+    actor: Actor,
+    customer_id: int,
+    type_: str,
+    value: str,
+    clock: Clock,
+    source: str = "manual",
+    phone_region: str = "CN",
 ) -> Identity:
     """Attach an identity to a customer; 409 if another customer holds it."""
     actor.require(Scope.CUSTOMERS_WRITE)
     customer = repository.get_visible(session, actor, customer_id, for_update=True)
-    [(type_, value)] = normalize_identities(session, actor.workspace_id, [(type_, value)])
+    [(type_, value)] = normalize_identities(session, actor.workspace_id, [(type_, value)], phone_region=phone_region)
     _claim_identity(session, customer, type_, value, clock)
     session.flush()
     identity = session.scalar(

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from sqlalchemy import delete, exists, func, insert, literal, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from siyu.audit.service import record
@@ -17,7 +18,7 @@ from siyu.models import Customer, CustomerTag, Tag, TagGroup, TagSource
 
 
 def create_group(session: Session, *, actor: Actor, name: str, clock: Clock, sort_order: int = 0) -> TagGroup:
-    actor.require(Scope.TAGS_WRITE)
+    actor.require(Scope.TAGS_MANAGE)
     name = name.strip()
     if not name:
         raise InvalidInput("name is required", details={"field": "name"})
@@ -38,7 +39,7 @@ def create_group(session: Session, *, actor: Actor, name: str, clock: Clock, sor
 def create_tag(
     session: Session, *, actor: Actor, group_id: int, name: str, clock: Clock, color: str | None = None
 ) -> Tag:
-    actor.require(Scope.TAGS_WRITE)
+    actor.require(Scope.TAGS_MANAGE)
     name = name.strip()
     if not name:
         raise InvalidInput("name is required", details={"field": "name"})
@@ -70,7 +71,7 @@ def create_tag(
 
 
 def delete_tag(session: Session, *, actor: Actor, tag_id: int, clock: Clock) -> None:
-    actor.require(Scope.TAGS_WRITE)
+    actor.require(Scope.TAGS_MANAGE)
     tag = get_tag(session, actor.workspace_id, tag_id)
     count = session.scalar(select(func.count()).where(CustomerTag.tag_id == tag.id))
     session.delete(tag)
@@ -156,17 +157,20 @@ def assign_tag(
         is not None
     ):
         return False
-    session.add(
-        CustomerTag(
-            workspace_id=actor.workspace_id,
-            customer_id=customer.id,
-            tag_id=tag.id,
-            source=source,
-            assigned_at=clock.now(),
-            assigned_by=actor.label,
-        )
-    )
-    session.flush()
+    try:
+        with session.begin_nested():
+            session.add(
+                CustomerTag(
+                    workspace_id=actor.workspace_id,
+                    customer_id=customer.id,
+                    tag_id=tag.id,
+                    source=source,
+                    assigned_at=clock.now(),
+                    assigned_by=actor.label,
+                )
+            )
+    except IntegrityError:
+        return False  # a concurrent request tagged them first
     record(
         session,
         actor,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -133,6 +134,18 @@ def record_events(session: Session, *, actor: Actor, items: Sequence[EventInput]
     return outcomes
 
 
+def _timeline_cursor(cursor: str) -> tuple[datetime, int]:
+    value = decode_cursor(cursor)
+    try:
+        occurred, event_id = value
+        occurred_at = datetime.fromisoformat(occurred)
+        if occurred_at.tzinfo is None or not isinstance(event_id, int) or isinstance(event_id, bool):
+            raise ValueError(value)
+    except (TypeError, ValueError) as exc:
+        raise InvalidInput("invalid cursor", details={"field": "cursor"}) from exc
+    return occurred_at, event_id
+
+
 def timeline(
     session: Session, *, actor: Actor, customer_id: int, cursor: str | None = None, limit: int = 50
 ) -> Page[CustomerEvent]:
@@ -141,8 +154,7 @@ def timeline(
     limit = max(1, min(limit, MAX_PAGE_SIZE))
     query = select(CustomerEvent).where(CustomerEvent.customer_id == customer.id)
     if cursor:
-        occurred, event_id = decode_cursor(cursor)
-        occurred_at = datetime.fromisoformat(occurred)
+        occurred_at, event_id = _timeline_cursor(cursor)
         query = query.where(
             (CustomerEvent.occurred_at < occurred_at)
             | ((CustomerEvent.occurred_at == occurred_at) & (CustomerEvent.id < event_id))
@@ -187,7 +199,8 @@ def add_relationship(
 ) -> Relationship:
     """Record that a staff member and a customer became friends (one open edge per pair)."""
     actor.require(Scope.CUSTOMERS_WRITE)
-    customer = repository.get_visible(session, actor, customer_id)
+    # Lock the customer: two concurrent adds for one pair must not both see no open edge.
+    customer = repository.get_visible(session, actor, customer_id, for_update=True)
     staff = session.scalar(select(Staff).where(Staff.id == staff_id, Staff.workspace_id == actor.workspace_id))
     if staff is None:
         raise InvalidInput("unknown staff member", details={"field": "staff_id"})
@@ -324,7 +337,7 @@ def set_consent(
         session,
         customer,
         "consent.changed",
-        f"consent:{consent.id}:{at.isoformat()}",
+        f"consent:{consent.id}:{uuid.uuid4().hex}",
         at,
         clock,
         {"channel": str(channel_), "status": str(status_), "source": source},

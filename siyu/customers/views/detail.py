@@ -10,14 +10,16 @@ from starlette.responses import Response
 
 from siyu.auth.permissions import Scope
 from siyu.customers import repository
-from siyu.customers.schemas import identity_read, sees_pii
+from siyu.customers.masking import sees_pii
+from siyu.customers.schemas import identity_read
 from siyu.customers.service import merge, privacy, profile, tags, timeline
 from siyu.customers.service.profile import identity_types
 from siyu.kit.errors import DomainError, InvalidInput
+from siyu.kit.ids import MAX_ID, parse_id
 from siyu.kit.phone import display_phone
 from siyu.models import ConsentChannel, ConsentStatus, Gender, LifecycleStage
 from siyu.org.service import list_staff
-from siyu.web.deps import ConsoleCtx, Ctx
+from siyu.web.deps import ConsoleCtx, Ctx, IdPath
 from siyu.web.pages import form_error, redirect
 from siyu.web.templating import flash, render, translator
 
@@ -27,7 +29,7 @@ TEXT_FIELDS = ("name", "province", "city", "first_channel")
 TEMPLATE = "customers/detail.html"
 
 
-def detail_context(ctx: Ctx, customer_id: int, *, events_cursor: str | None = None, **extra: Any) -> dict[str, Any]:
+def detail_context(ctx: Ctx, customer_id: IdPath, *, events_cursor: str | None = None, **extra: Any) -> dict[str, Any]:
     """Everything the detail page shows, read through the services (visibility applies)."""
     customer = repository.get_visible(ctx.session, ctx.actor, customer_id)
     pii = sees_pii(ctx.actor)
@@ -63,19 +65,21 @@ def detail_context(ctx: Ctx, customer_id: int, *, events_cursor: str | None = No
 
 
 def _show_again(
-    request: Request, ctx: Ctx, customer_id: int, exc: DomainError, field: str, values: dict[str, Any] | None = None
+    request: Request, ctx: Ctx, customer_id: IdPath, exc: DomainError, field: str, values: dict[str, Any] | None = None
 ) -> Response:
     return form_error(
         request, ctx, exc, TEMPLATE, lambda: detail_context(ctx, customer_id, values=values or {}), field=field
     )
 
 
-def _back(customer_id: int, anchor: str = "") -> Response:
+def _back(customer_id: IdPath, anchor: str = "") -> Response:
     return redirect(f"/customers/{customer_id}{anchor}")
 
 
 @router.get("/customers/{customer_id}")
-def customer_detail(request: Request, ctx: ConsoleCtx, customer_id: int, events_cursor: str | None = None) -> Response:
+def customer_detail(
+    request: Request, ctx: ConsoleCtx, customer_id: IdPath, events_cursor: str | None = None
+) -> Response:
     ctx.actor.require(Scope.CUSTOMERS_READ)
     return render(request, TEMPLATE, detail_context(ctx, customer_id, events_cursor=events_cursor))
 
@@ -84,7 +88,7 @@ def customer_detail(request: Request, ctx: ConsoleCtx, customer_id: int, events_
 def update_profile(
     request: Request,
     ctx: ConsoleCtx,
-    customer_id: int,
+    customer_id: IdPath,
     name: Annotated[str | None, Form()] = None,
     gender: Annotated[str | None, Form()] = None,
     birthday: Annotated[str | None, Form()] = None,
@@ -113,7 +117,7 @@ def update_profile(
     return _save_profile(request, ctx, customer_id, submitted)
 
 
-def _save_profile(request: Request, ctx: Ctx, customer_id: int, submitted: dict[str, str]) -> Response:
+def _save_profile(request: Request, ctx: Ctx, customer_id: IdPath, submitted: dict[str, str]) -> Response:
     customer = repository.get_visible(ctx.session, ctx.actor, customer_id)
     current: dict[str, str] = {name: str(getattr(customer, name) or "") for name in TEXT_FIELDS}
     current |= {
@@ -152,7 +156,7 @@ def _save_profile(request: Request, ctx: Ctx, customer_id: int, submitted: dict[
 
 @router.post("/customers/{customer_id}/identities")
 def add_identity(
-    request: Request, ctx: ConsoleCtx, customer_id: int, type: Annotated[str, Form()], value: Annotated[str, Form()]
+    request: Request, ctx: ConsoleCtx, customer_id: IdPath, type: Annotated[str, Form()], value: Annotated[str, Form()]
 ) -> Response:
     try:
         profile.add_identity(
@@ -166,7 +170,9 @@ def add_identity(
 
 
 @router.post("/customers/{customer_id}/tags")
-def add_tag(request: Request, ctx: ConsoleCtx, customer_id: int, tag_id: Annotated[int, Form()]) -> Response:
+def add_tag(
+    request: Request, ctx: ConsoleCtx, customer_id: IdPath, tag_id: Annotated[int, Form(gt=0, le=MAX_ID)]
+) -> Response:
     try:
         tags.assign_tag(ctx.session, actor=ctx.actor, customer_id=customer_id, tag_id=tag_id, clock=ctx.clock)
     except DomainError as exc:
@@ -175,7 +181,7 @@ def add_tag(request: Request, ctx: ConsoleCtx, customer_id: int, tag_id: Annotat
 
 
 @router.post("/customers/{customer_id}/tags/{tag_id}/remove")
-def remove_tag(request: Request, ctx: ConsoleCtx, customer_id: int, tag_id: int) -> Response:
+def remove_tag(request: Request, ctx: ConsoleCtx, customer_id: IdPath, tag_id: IdPath) -> Response:
     try:
         tags.remove_tag(ctx.session, actor=ctx.actor, customer_id=customer_id, tag_id=tag_id, clock=ctx.clock)
     except DomainError as exc:
@@ -187,7 +193,7 @@ def remove_tag(request: Request, ctx: ConsoleCtx, customer_id: int, tag_id: int)
 def set_consent(
     request: Request,
     ctx: ConsoleCtx,
-    customer_id: int,
+    customer_id: IdPath,
     channel: Annotated[str, Form()],
     status: Annotated[str, Form()],
 ) -> Response:
@@ -207,14 +213,17 @@ def set_consent(
 
 
 @router.post("/customers/{customer_id}/merge")
-def merge_into(request: Request, ctx: ConsoleCtx, customer_id: int, merged_id: Annotated[str, Form()] = "") -> Response:
+def merge_into(
+    request: Request, ctx: ConsoleCtx, customer_id: IdPath, merged_id: Annotated[str, Form()] = ""
+) -> Response:
     """Merge another customer (by id) into this one."""
     _ = translator(request)
     try:
-        if not merged_id.strip().isdigit():
+        other_id = parse_id(merged_id)
+        if other_id is None:
             raise InvalidInput(_("请输入要合并的客户 ID"), details={"field": "merged_id"})
         merge.merge_by_request(
-            ctx.session, actor=ctx.actor, survivor_id=customer_id, merged_id=int(merged_id), clock=ctx.clock
+            ctx.session, actor=ctx.actor, survivor_id=customer_id, merged_id=other_id, clock=ctx.clock
         )
     except DomainError as exc:
         return _show_again(request, ctx, customer_id, exc, "merge", {"merged_id": merged_id})
@@ -223,7 +232,9 @@ def merge_into(request: Request, ctx: ConsoleCtx, customer_id: int, merged_id: A
 
 
 @router.post("/merges/{merge_id}/undo")
-def undo_merge(request: Request, ctx: ConsoleCtx, merge_id: int, customer_id: Annotated[int, Form()]) -> Response:
+def undo_merge(
+    request: Request, ctx: ConsoleCtx, merge_id: IdPath, customer_id: Annotated[int, Form(gt=0, le=MAX_ID)]
+) -> Response:
     """Split a merge apart again; the page of `customer_id` shows the result."""
     _ = translator(request)
     try:
@@ -235,7 +246,7 @@ def undo_merge(request: Request, ctx: ConsoleCtx, merge_id: int, customer_id: An
 
 
 @router.get("/customers/{customer_id}/export.json")
-def export_customer(ctx: ConsoleCtx, customer_id: int) -> Response:
+def export_customer(ctx: ConsoleCtx, customer_id: IdPath) -> Response:
     """Everything held about the person, as a JSON download (PIPL access request)."""
     document = privacy.export_customer(ctx.session, actor=ctx.actor, customer_id=customer_id, clock=ctx.clock)
     return Response(
@@ -246,14 +257,14 @@ def export_customer(ctx: ConsoleCtx, customer_id: int) -> Response:
 
 
 @router.get("/customers/{customer_id}/erase")
-def erase_confirm(request: Request, ctx: ConsoleCtx, customer_id: int) -> Response:
+def erase_confirm(request: Request, ctx: ConsoleCtx, customer_id: IdPath) -> Response:
     ctx.actor.require(Scope.CUSTOMERS_ERASE)
     customer = repository.get_visible(ctx.session, ctx.actor, customer_id)
     return render(request, "customers/erase.html", {"customer": customer, "errors": {}})
 
 
 @router.post("/customers/{customer_id}/erase")
-def erase(request: Request, ctx: ConsoleCtx, customer_id: int, confirm: Annotated[str, Form()] = "") -> Response:
+def erase(request: Request, ctx: ConsoleCtx, customer_id: IdPath, confirm: Annotated[str, Form()] = "") -> Response:
     """Erase the person's data (PIPL deletion request); the form must echo the customer id."""
     ctx.actor.require(Scope.CUSTOMERS_ERASE)
     _ = translator(request)

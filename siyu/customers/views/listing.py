@@ -14,11 +14,11 @@ from siyu.audit.service import record
 from siyu.auth.permissions import Actor, Scope
 from siyu.customers import repository
 from siyu.customers.export import csv_lines, export_rows
+from siyu.customers.masking import sees_pii, shown_email, shown_phone
 from siyu.customers.repository import CustomerFilter
-from siyu.customers.schemas import mask_email, sees_pii
 from siyu.customers.service import tags
 from siyu.customers.service.overview import overview
-from siyu.kit.phone import display_phone, mask_phone
+from siyu.kit.ids import parse_id
 from siyu.models import Customer, LifecycleStage
 from siyu.org.service import list_staff
 from siyu.web.deps import ConsoleCtx, Ctx, database
@@ -42,7 +42,7 @@ def home(request: Request, ctx: ConsoleCtx) -> Response:
 
 
 def _int(value: str | None) -> int | None:
-    return int(value) if value and value.strip().isdigit() else None
+    return parse_id(value)
 
 
 def parse_filter(
@@ -76,8 +76,8 @@ def customer_row(customer: Customer, actor: Actor, staff_names: dict[int, str]) 
     return {
         "id": customer.id,
         "name": customer.name,
-        "phone": display_phone(customer.phone) if pii else mask_phone(customer.phone),
-        "email": customer.email if pii else mask_email(customer.email),
+        "phone": shown_phone(customer.phone, whole=pii, national=True),
+        "email": shown_email(customer.email, whole=pii),
         "lifecycle_stage": str(customer.lifecycle_stage),
         "owner": staff_names.get(customer.owner_staff_id or 0, ""),
         "city": customer.city,

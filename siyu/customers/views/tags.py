@@ -10,7 +10,8 @@ from starlette.responses import Response
 from siyu.auth.permissions import Scope
 from siyu.customers.service import tags
 from siyu.kit.errors import DomainError
-from siyu.web.deps import ConsoleCtx, Ctx
+from siyu.kit.ids import MAX_ID
+from siyu.web.deps import ConsoleCtx, Ctx, IdPath
 from siyu.web.pages import form_error, redirect
 from siyu.web.templating import flash, render, translator
 
@@ -43,7 +44,7 @@ def create_group(request: Request, ctx: ConsoleCtx, name: Annotated[str, Form()]
 def create_tag(
     request: Request,
     ctx: ConsoleCtx,
-    group_id: Annotated[int, Form()],
+    group_id: Annotated[int, Form(gt=0, le=MAX_ID)],
     name: Annotated[str, Form()] = "",
 ) -> Response:
     try:
@@ -57,7 +58,7 @@ def create_tag(
 
 
 @router.post("/tags/{tag_id}/delete")
-def delete_tag(request: Request, ctx: ConsoleCtx, tag_id: int) -> Response:
+def delete_tag(request: Request, ctx: ConsoleCtx, tag_id: IdPath) -> Response:
     tags.delete_tag(ctx.session, actor=ctx.actor, tag_id=tag_id, clock=ctx.clock)
     _ = translator(request)
     flash(request, _("标签已删除"))
