@@ -1,4 +1,5 @@
-"""Turning one import row into validated identities, profile values, attributes and tags."""
+"""Turning one import row into validated identities, profile values, attributes and tags, and
+grouping the rows of a batch that belong to one person."""
 
 from __future__ import annotations
 
@@ -143,3 +144,53 @@ def _apply(row: ParsedRow, target: str, text: str, ctx: RowContext) -> None:
         if len(text) > 100:
             raise ValueError(text)
         row.values[target] = text
+
+
+@dataclass
+class RowGroup:
+    """Rows of one person in a batch, and the known customers they hit."""
+
+    rows: list[ParsedRow]
+    customer_ids: set[int]
+
+
+def group_rows(rows: list[ParsedRow], owners: dict[tuple[str, str], int]) -> list[RowGroup]:
+    """Union rows that share an identity (file duplicates) and collect the known customers they hit.
+
+    Groups come in the order of their first row; a group's root is its first row's index.
+    """
+    parent = list(range(len(rows)))
+
+    def find(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    def union(anchor: int, index: int) -> None:
+        a, b = find(anchor), find(index)
+        if a != b:
+            parent[max(a, b)] = min(a, b)
+
+    first_row: dict[tuple[str, str], int] = {}
+    by_customer: dict[int, int] = {}
+    for index, row in enumerate(rows):
+        for pair in row.identities:
+            anchor = first_row.setdefault(pair, index)
+            if anchor != index:
+                union(anchor, index)
+            owner = owners.get(pair)
+            if owner is not None:
+                anchor = by_customer.setdefault(owner, index)
+                if anchor != index:
+                    union(anchor, index)
+    groups: dict[int, RowGroup] = {}
+    for index, row in enumerate(rows):
+        root = find(index)
+        group = groups.get(root)
+        if group is None:
+            group = groups[root] = RowGroup(rows=[], customer_ids=set())
+        group.rows.append(row)
+        if owners:
+            group.customer_ids.update(owners[p] for p in row.identities if p in owners)
+    return list(groups.values())

@@ -28,7 +28,7 @@ from siyu.auth.permissions import Actor, Scope
 from siyu.customers import repository
 from siyu.customers.importing.mapping import IGNORE, guess_mapping, resolve_mapping
 from siyu.customers.importing.reader import SourceFile, iter_rows, open_source
-from siyu.customers.importing.rows import ParsedRow, RowContext, RowError, parse_row
+from siyu.customers.importing.rows import ParsedRow, RowContext, RowError, RowGroup, group_rows, parse_row
 from siyu.customers.service.merge import merge_customers
 from siyu.customers.service.profile import apply_profile, attribute_definitions, identity_types
 from siyu.kit.clock import Clock
@@ -168,7 +168,7 @@ class _Importer:
         """Write a batch of valid rows; counts outcomes into `report`."""
         now = self.clock.now()
         owners = _known_owners(session, self.workspace_id, (p for r in rows for p in r.identities))
-        groups = _group_rows(rows, owners)
+        groups = group_rows(rows, owners)
         self._create(session, [g for g in groups if not g.customer_ids], now, report)
         known = [g for g in groups if len(g.customer_ids) == 1]
         if known:
@@ -177,7 +177,7 @@ class _Importer:
             if len(group.customer_ids) > 1:
                 self._update(session, group, owners, now, report)
 
-    def _create(self, session: Session, groups: list[_Group], now: datetime, report: ImportReport) -> None:
+    def _create(self, session: Session, groups: list[RowGroup], now: datetime, report: ImportReport) -> None:
         """Insert one customer per group of new rows, with Core executemany (no ORM objects)."""
         if not groups:
             return
@@ -212,7 +212,7 @@ class _Importer:
         links.insert(session)
 
     def _update_known(
-        self, session: Session, groups: list[_Group], owners: _Owners, now: datetime, report: ImportReport
+        self, session: Session, groups: list[RowGroup], owners: _Owners, now: datetime, report: ImportReport
     ) -> None:
         """Apply groups that each hit exactly one known customer: one lock, one identity and one
         tag query for the whole batch, the new identities and tags inserted in bulk."""
@@ -250,7 +250,7 @@ class _Importer:
         session.flush()
         links.insert(session)
 
-    def _update(self, session: Session, group: _Group, owners: _Owners, now: datetime, report: ImportReport) -> None:
+    def _update(self, session: Session, group: RowGroup, owners: _Owners, now: datetime, report: ImportReport) -> None:
         """Apply a group whose rows join several known customers: merge them into the oldest."""
         ids = sorted(group.customer_ids)
         customers = repository.lock_customers(session, self.workspace_id, ids)
@@ -365,54 +365,6 @@ class _NewCustomer:
             updated_at=now,
         )
         return values
-
-
-@dataclass
-class _Group:
-    rows: list[ParsedRow]
-    customer_ids: set[int]
-
-
-def _group_rows(rows: list[ParsedRow], owners: dict[tuple[str, str], int]) -> list[_Group]:
-    """Union rows that share an identity (file duplicates) and collect the known customers they hit.
-
-    Groups come in the order of their first row; a group's root is its first row's index.
-    """
-    parent = list(range(len(rows)))
-
-    def find(i: int) -> int:
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
-
-    def union(anchor: int, index: int) -> None:
-        a, b = find(anchor), find(index)
-        if a != b:
-            parent[max(a, b)] = min(a, b)
-
-    first_row: dict[tuple[str, str], int] = {}
-    by_customer: dict[int, int] = {}
-    for index, row in enumerate(rows):
-        for pair in row.identities:
-            anchor = first_row.setdefault(pair, index)
-            if anchor != index:
-                union(anchor, index)
-            owner = owners.get(pair)
-            if owner is not None:
-                anchor = by_customer.setdefault(owner, index)
-                if anchor != index:
-                    union(anchor, index)
-    groups: dict[int, _Group] = {}
-    for index, row in enumerate(rows):
-        root = find(index)
-        group = groups.get(root)
-        if group is None:
-            group = groups[root] = _Group(rows=[], customer_ids=set())
-        group.rows.append(row)
-        if owners:
-            group.customer_ids.update(owners[p] for p in row.identities if p in owners)
-    return list(groups.values())
 
 
 def _known_owners(session: Session, workspace_id: int, pairs: Iterable[tuple[str, str]]) -> _Owners:
