@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -131,3 +131,17 @@ def _run_after_commit(session: Session) -> None:
 def _drop_after_commit(session: Session, previous_transaction: Any) -> None:
     if previous_transaction.parent is None:  # the outermost transaction rolled back
         session.info.pop("after_commit", None)
+
+
+def refresh_planner_statistics(session: Session, tables: tuple[str, ...]) -> None:
+    """Update the query planner's statistics after a bulk load (imports, the demo builder).
+
+    Without them SQLite guesses every index equally selective and may scan a whole brand; a
+    bounded `analysis_limit` keeps this to a fraction of a second even on a million rows.
+    """
+    if session.get_bind().dialect.name == "sqlite":
+        session.execute(text("PRAGMA analysis_limit=1000"))
+        for table in tables:
+            session.execute(text(f"ANALYZE {table}"))
+    else:
+        session.execute(text(f"ANALYZE {', '.join(tables)}"))

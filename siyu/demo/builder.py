@@ -22,7 +22,7 @@ from siyu.audit.service import record
 from siyu.auth.passwords import hash_password
 from siyu.auth.permissions import Actor
 from siyu.auth.service import grant_membership
-from siyu.db import Database
+from siyu.db import Database, refresh_planner_statistics
 from siyu.demo.catalog import (
     ATTRIBUTES,
     BRAND_NAME,
@@ -101,6 +101,9 @@ def build_demo(
             entity_id=workspace.id,
             after={"brand": BRAND_NAME, "customers": customers, "staff": len(roster.staff_wecom_ids), "seed": seed},
             clock=clock,
+        )
+        refresh_planner_statistics(
+            session, ("customers", "identities", "customer_tags", "relationships", "customer_events", "consents")
         )
     return True
 

@@ -57,7 +57,10 @@ class WorkspaceScoped:
 
     @declared_attr
     def workspace_id(cls) -> Mapped[int]:
-        return mapped_column(BigId, ForeignKey("workspaces.id", ondelete="CASCADE"), index=True)
+        # No index of its own: every table leads its composite indexes with workspace_id where it
+        # scans a workspace, and a lone workspace_id index tempts planners (SQLite above all) to
+        # scan a whole brand instead of using the customer_id index.
+        return mapped_column(BigId, ForeignKey("workspaces.id", ondelete="CASCADE"))
 
 
 def utcnow() -> datetime:

@@ -77,6 +77,7 @@ class Customer(WorkspaceScoped, Base):
 
     __tablename__ = "customers"
     __table_args__ = (
+        Index("ix_customers_ws_id", "workspace_id", "id"),  # the pool list, newest first
         Index("ix_customers_ws_owner", "workspace_id", "owner_staff_id"),
         Index("ix_customers_ws_stage", "workspace_id", "lifecycle_stage"),
     )

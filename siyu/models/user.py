@@ -6,7 +6,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import BigInteger, ForeignKey, String, UniqueConstraint
+from sqlalchemy import BigInteger, ForeignKey, Index, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from siyu.models.base import Base, BigId, JsonDoc, WorkspaceScoped
@@ -40,7 +40,7 @@ class Membership(WorkspaceScoped, Base):
     """A user's role in one workspace. Staff and store managers are tied to a staff row/store."""
 
     __tablename__ = "memberships"
-    __table_args__ = (UniqueConstraint("user_id", "workspace_id"),)
+    __table_args__ = (UniqueConstraint("user_id", "workspace_id"), Index("ix_memberships_ws", "workspace_id"))
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     user_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("users.id", ondelete="CASCADE"), index=True)
@@ -56,6 +56,7 @@ class ApiToken(WorkspaceScoped, Base):
     """A bearer token for the API. Only its SHA-256 is stored; the secret is shown once."""
 
     __tablename__ = "api_tokens"
+    __table_args__ = (Index("ix_api_tokens_ws_id", "workspace_id", "id"),)
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     name: Mapped[str] = mapped_column(String(100))

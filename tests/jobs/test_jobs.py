@@ -152,3 +152,33 @@ def test_redis_broker_moves_jobs_to_a_worker(file_database: Database, clock: Fro
         broker.close()
         configure_broker(None)
     assert [(j.status, j.result["created"] if j.result else None) for j in jobs] == [(JobStatus.SUCCEEDED, 1)] * 3
+
+
+def test_a_dry_run_job_finishes_on_sqlite(file_database: Database, clock: FrozenClock, tmp_path: Path) -> None:
+    """Progress must not wait for the dry run's own write lock."""
+    from siyu.jobs.service import run_job
+
+    configure_broker(None)
+    with file_database.transaction() as session:
+        ws = make_workspace(session, clock=clock)
+        job = enqueue(
+            session,
+            kind="import_customers",
+            workspace_id=ws.id,
+            clock=clock,
+            created_by="test",
+            args={
+                "path": str(_csv(tmp_path)),
+                "actor": actor_to_args(actor_for(ws)),
+                "options": {"encoding": None, "mapping": None, "dry_run": True},
+            },
+        )
+        job_id = job.id
+    file_database.engine.dispose()
+    run_job(job_id)
+    with file_database.session() as session:
+        done = session.get(Job, job_id)
+        assert done is not None
+        assert (done.status, done.result["created"] if done.result else None) == (JobStatus.SUCCEEDED, 1)
+        assert (done.progress_done, done.progress_total) == (2, 2)
+        assert session.scalars(select(Customer)).all() == []

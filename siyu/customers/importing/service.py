@@ -31,6 +31,7 @@ from siyu.customers.importing.reader import SourceFile, iter_rows, open_source
 from siyu.customers.importing.rows import ParsedRow, RowContext, RowError, RowGroup, group_rows, parse_row
 from siyu.customers.service.merge import merge_customers
 from siyu.customers.service.profile import apply_profile, attribute_definitions, identity_types
+from siyu.db import refresh_planner_statistics
 from siyu.kit.clock import Clock
 from siyu.models import Customer, CustomerTag, Identity, LifecycleStage, Staff, Tag, TagGroup, TagSource, Workspace
 from siyu.models.customer import PROFILE_FIELDS
@@ -39,6 +40,7 @@ logger = logging.getLogger(__name__)
 
 BATCH_SIZE = 1000
 MAX_REPORTED_REJECTIONS = 1000
+POOL_TABLES = ("customers", "identities", "customer_tags")
 IMPORT_TAG_GROUP = "导入标签"
 _IN_CHUNK = 1000
 """Ids per `IN (…)` list: well under SQLite's bound-parameter limit."""
@@ -432,11 +434,17 @@ def run_import(
     if progress:
         progress(0, source.total_rows)
     if options.dry_run:
+        # One transaction for the whole dry run, so duplicates across batches count exactly as in a
+        # real run. SQLite allows one writer: progress written from another transaction would wait
+        # for this one, so there it is reported when the dry run ends.
         with transaction() as session:
+            on_sqlite = session.get_bind().dialect.name == "sqlite"
             with session.begin_nested() as savepoint:
-                _process(session, importer, ctx, source, report, options, progress)
+                _process(session, importer, ctx, source, report, options, None if on_sqlite else progress)
                 savepoint.rollback()
             _audit(session, actor, report, path, clock)
+        if progress:
+            progress(report.rows, source.total_rows)
         return report
     for batch in _batches(iter_rows(source), options.batch_size):
         with transaction() as session:
@@ -445,6 +453,8 @@ def run_import(
             progress(report.rows, source.total_rows)
     with transaction() as session:
         _audit(session, actor, report, path, clock)
+        if report.created:
+            refresh_planner_statistics(session, POOL_TABLES)
     return report
 
 
