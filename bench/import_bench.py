@@ -24,7 +24,8 @@ from bench import data
 from bench.harness import Reporter, bench_database, new_workspace, peak_memory, result_row, size_rows, timed
 from bench.raw import create_tags, raw_insert
 from siyu.auth.permissions import Actor
-from siyu.customers.importing.service import BATCH_SIZE, ImportOptions, run_import
+from siyu.customers.importing.report import BATCH_SIZE, ImportOptions
+from siyu.customers.importing.service import run_import
 from siyu.kit.clock import system_clock
 from siyu.models import Customer, Identity
 from siyu.workspaces.scope import bind_workspace

@@ -9,7 +9,7 @@ from pydantic import Field
 
 from siyu.auth.permissions import Scope
 from siyu.customers.identities import BUILTIN_TYPES
-from siyu.customers.service import profile, tags
+from siyu.customers.service import definitions, tags
 from siyu.kit.ids import DbId
 from siyu.kit.schemas import Input
 from siyu.web.deps import Ctx, IdPath, require
@@ -81,13 +81,13 @@ def delete_tag(tag_id: IdPath, ctx: Tagger) -> Response:
 def list_attributes(ctx: Reader) -> list[dict[str, Any]]:
     return [
         {"key": d.key, "label": d.label, "type": d.type}
-        for d in profile.attribute_definitions(ctx.session, ctx.actor.workspace_id).values()
+        for d in definitions.attribute_definitions(ctx.session, ctx.actor.workspace_id).values()
     ]
 
 
 @router.post("/attribute-definitions", status_code=201)
 def create_attribute(body: AttributeIn, ctx: Writer) -> dict[str, Any]:
-    d = profile.define_attribute(
+    d = definitions.define_attribute(
         ctx.session, actor=ctx.actor, key=body.key, label=body.label, type_=body.type, clock=ctx.clock
     )
     return {"key": d.key, "label": d.label, "type": d.type}
@@ -95,11 +95,11 @@ def create_attribute(body: AttributeIn, ctx: Writer) -> dict[str, Any]:
 
 @router.get("/identity-types")
 def list_identity_types(ctx: Reader) -> list[dict[str, Any]]:
-    known = profile.identity_types(ctx.session, ctx.actor.workspace_id)
+    known = definitions.identity_types(ctx.session, ctx.actor.workspace_id)
     return [{"key": key, "builtin": key in BUILTIN_TYPES} for key in sorted(known)]
 
 
 @router.post("/identity-types", status_code=201)
 def create_identity_type(body: IdentityTypeIn, ctx: Writer) -> dict[str, Any]:
-    d = profile.define_identity_type(ctx.session, actor=ctx.actor, key=body.key, label=body.label, clock=ctx.clock)
+    d = definitions.define_identity_type(ctx.session, actor=ctx.actor, key=body.key, label=body.label, clock=ctx.clock)
     return {"key": d.key, "label": d.label}

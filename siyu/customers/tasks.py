@@ -12,7 +12,7 @@ from siyu.config import get_settings
 from siyu.customers.importing.mapping import resolve_mapping
 from siyu.customers.importing.reader import open_source
 from siyu.customers.importing.service import ImportOptions, run_import
-from siyu.customers.service.profile import attribute_definitions, identity_types
+from siyu.customers.service.definitions import attribute_definitions, identity_types
 from siyu.jobs.service import JobContext, enqueue, job_actor
 from siyu.kit.clock import Clock, system_clock
 from siyu.models import Job, Role

@@ -61,7 +61,7 @@ def set_survivorship(session: Session, *, actor: Actor, rules: dict[str, str], c
     `rules` maps a profile field or `attr.<key>` to "most_recent" or "oldest"; fields left out
     use the default (most recent, except first_channel: oldest).
     """
-    from siyu.customers.service.profile import attribute_definitions
+    from siyu.customers.service.definitions import attribute_definitions
     from siyu.customers.service.survivorship import ATTRIBUTE_PREFIX, Rule
     from siyu.models.customer import PROFILE_FIELDS
 

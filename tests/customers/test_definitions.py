@@ -7,13 +7,8 @@ from sqlalchemy.orm import Session
 
 from siyu.customers import repository
 from siyu.customers.errors import InvalidIdentity
-from siyu.customers.service.profile import (
-    ProfileInput,
-    define_attribute,
-    define_identity_type,
-    ingest_customer,
-    update_customer,
-)
+from siyu.customers.service.definitions import define_attribute, define_identity_type
+from siyu.customers.service.profile import ProfileInput, ingest_customer, update_customer
 from siyu.kit.clock import FrozenClock
 from siyu.kit.errors import Conflict, InvalidInput
 from tests.factories import actor_for, make_customer, make_workspace

@@ -10,7 +10,7 @@ from typing import Any
 
 from siyu.customers.identities import normalize_identity
 from siyu.customers.importing.mapping import ATTRIBUTE_PREFIX, IDENTITY_PREFIX, IGNORE, OWNER, TAGS
-from siyu.customers.service.profile import coerce_attribute
+from siyu.customers.service.definitions import coerce_attribute
 from siyu.kit.errors import DomainError
 from siyu.models import AttributeDefinition, Gender, IdentityType, LifecycleStage
 

@@ -22,7 +22,7 @@ from siyu.customers.importing.mapping import (
 from siyu.customers.importing.reader import ENCODINGS
 from siyu.customers.importing.service import preview
 from siyu.customers.importing.uploads import save_upload
-from siyu.customers.service.profile import attribute_definitions, identity_types
+from siyu.customers.service.definitions import attribute_definitions, identity_types
 from siyu.customers.tasks import queue_import
 from siyu.kit.errors import DomainError, InvalidInput
 from siyu.web.deps import ConsoleCtx, Ctx

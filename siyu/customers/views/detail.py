@@ -13,7 +13,7 @@ from siyu.customers import repository
 from siyu.customers.masking import sees_pii
 from siyu.customers.schemas import identity_read
 from siyu.customers.service import merge, privacy, profile, tags, timeline
-from siyu.customers.service.profile import identity_types
+from siyu.customers.service.definitions import identity_types
 from siyu.kit.errors import DomainError, InvalidInput
 from siyu.kit.ids import MAX_ID, parse_id
 from siyu.kit.phone import display_phone
