@@ -140,10 +140,6 @@ def _role(value: str) -> Role:
         raise InvalidInput(f"unknown role {value!r}", details={"field": "role"}) from exc
 
 
-def _optional_id(value: str) -> int | None:
-    return parse_id(value)
-
-
 @router.get("/settings/users")
 def users_page(request: Request, ctx: ConsoleCtx) -> Response:
     ctx.actor.require(Scope.USERS_ADMIN)
@@ -171,8 +167,8 @@ def create_user(
             name=name,
             password=password,
             role=_role(role),
-            staff_id=_optional_id(staff_id),
-            store_id=_optional_id(store_id),
+            staff_id=parse_id(staff_id),
+            store_id=parse_id(store_id),
             clock=ctx.clock,
         )
     except DomainError as exc:
@@ -199,8 +195,8 @@ def change_role(
             actor=ctx.actor,
             user_id=user_id,
             role=_role(role),
-            staff_id=_optional_id(staff_id),
-            store_id=_optional_id(store_id),
+            staff_id=parse_id(staff_id),
+            store_id=parse_id(store_id),
             clock=ctx.clock,
         )
     except DomainError as exc:

@@ -48,7 +48,9 @@ def _wait_for(database: Database, job_id: int, timeout: float = 30) -> Job:
     raise AssertionError(f"job {job_id} did not finish")
 
 
-def _import_job(database: Database, clock: FrozenClock, csv_path: Path, *, commit: bool = True) -> int:
+def _import_job(
+    database: Database, clock: FrozenClock, csv_path: Path, *, commit: bool = True, dry_run: bool = False
+) -> int:
     with database.transaction() as session:
         ws = make_workspace(session, clock=clock)
         job = enqueue(
@@ -60,7 +62,7 @@ def _import_job(database: Database, clock: FrozenClock, csv_path: Path, *, commi
             args={
                 "path": str(csv_path),
                 "actor": actor_to_args(actor_for(ws)),
-                "options": {"encoding": None, "mapping": None, "dry_run": False},
+                "options": {"encoding": None, "mapping": None, "dry_run": dry_run},
             },
         )
         job_id = job.id
@@ -159,21 +161,7 @@ def test_a_dry_run_job_finishes_on_sqlite(file_database: Database, clock: Frozen
     from siyu.jobs.service import run_job
 
     configure_broker(None)
-    with file_database.transaction() as session:
-        ws = make_workspace(session, clock=clock)
-        job = enqueue(
-            session,
-            kind="import_customers",
-            workspace_id=ws.id,
-            clock=clock,
-            created_by="test",
-            args={
-                "path": str(_csv(tmp_path)),
-                "actor": actor_to_args(actor_for(ws)),
-                "options": {"encoding": None, "mapping": None, "dry_run": True},
-            },
-        )
-        job_id = job.id
+    job_id = _import_job(file_database, clock, _csv(tmp_path), dry_run=True)
     file_database.engine.dispose()
     run_job(job_id)
     with file_database.session() as session:

@@ -33,6 +33,8 @@ from siyu.kit.clock import Clock
 logger = logging.getLogger(__name__)
 
 POOL_TABLES = ("customers", "identities", "customer_tags")
+STATISTICS_FIRST_REFRESH = 10_000
+"""Rows created before the planner statistics are first refreshed during an import."""
 
 Transaction = Callable[[], AbstractContextManager[Session]]
 ProgressFn = Callable[[int, int | None], None]
@@ -100,9 +102,16 @@ def run_import(
         if progress:
             progress(report.rows, source.total_rows)
         return report
+    analyzed_at = 0
     for batch in _batches(iter_rows(source), options.batch_size):
         with transaction() as session:
             _process_batch(session, importer, ctx, batch, report)
+            if report.created >= max(STATISTICS_FIRST_REFRESH, 2 * analyzed_at):
+                # The pool doubled since the planner last looked: with statistics of a small
+                # table it would answer the per-batch lookups by scanning, and the import would
+                # slow down as the pool grows. A handful of sampled ANALYZEs keep it on the indexes.
+                refresh_planner_statistics(session, POOL_TABLES)
+                analyzed_at = report.created
         if progress:
             progress(report.rows, source.total_rows)
     with transaction() as session:
