@@ -64,8 +64,8 @@ def _bearer(request: Request) -> str:
 def api_transaction(request: Request) -> Iterator[Ctx]:
     """Authenticate the bearer token and open a transaction scoped to its workspace.
 
-    The token's last use is recorded after the request's own commit, at most once a minute, so
-    read-only requests never take SQLite's write lock.
+    The token's last use is recorded after the request's own commit and at most once a minute,
+    so a busy read-only client takes SQLite's write lock once a minute, not on every request.
     """
     db = database(request)
     clock = clock_of(request)
