@@ -32,6 +32,8 @@ def test_users_tokens_import_and_export(cli: CliRunner, tmp_path: Path) -> None:
     assert "ops@brand.cn is operator in workspace default" in created.output
     promoted = cli.invoke(app, ["user", "create", "ops@brand.cn", "--role", "admin"])  # existing: no password asked
     assert promoted.exit_code == 0 and "ops@brand.cn is admin" in promoted.output
+    last_admin = cli.invoke(app, ["user", "create", "ops@brand.cn", "--role", "analyst"])
+    assert last_admin.exit_code == 2 and "the workspace needs at least one admin" in last_admin.output
     token = cli.invoke(app, ["token", "create", "erp", "--scope", "customers:read"])
     assert token.exit_code == 0 and token.stdout.strip().startswith("siyu_")
 
@@ -58,7 +60,7 @@ def test_users_tokens_import_and_export(cli: CliRunner, tmp_path: Path) -> None:
 
     with get_database().session() as session:
         actions = [(e.action, e.entity_type) for e in session.query(AuditEntry).order_by(AuditEntry.id)]
-    assert actions[:3] == [("create", "membership"), ("create", "membership"), ("create", "api_token")]
+    assert actions[:3] == [("create", "membership"), ("update", "membership"), ("create", "api_token")]
 
 
 def test_bad_input_exits_2_with_a_message(cli: CliRunner, tmp_path: Path) -> None:

@@ -271,6 +271,13 @@ def add_member(
         if password is None:
             raise InvalidInput("a new user needs a password", details={"field": "password"})
         user = create_user(session, email=email, name=name, password=password, clock=clock)
+    elif session.scalar(
+        select(Membership.id).where(Membership.user_id == user.id, Membership.workspace_id == actor.workspace_id)
+    ):
+        # Already a member here: a role change, with its rules (the last admin stays admin).
+        return change_role(
+            session, actor=actor, user_id=user.id, role=role, clock=clock, staff_id=staff_id, store_id=store_id
+        )
     membership = grant_membership(
         session,
         user_id=user.id,
