@@ -6,7 +6,8 @@ import contextlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from sqlalchemy import ColumnElement, Select, exists, false, func, or_, select, true
+from sqlalchemy import ColumnElement, Select, String, and_, bindparam, exists, false, func, or_, select, true
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
 from siyu.auth.permissions import Actor
@@ -140,18 +141,31 @@ def find_by_identity(session: Session, workspace_id: int, type_: str, value: str
 def customer_ids_for_identities(
     session: Session, workspace_id: int, pairs: Iterable[tuple[str, str]]
 ) -> dict[tuple[str, str], int]:
-    """Map each known `(type, value)` to its customer id, in one query per identity type."""
+    """Map each known `(type, value)` to its customer id, in one query per identity type.
+
+    On PostgreSQL the values go in as one array joined through `unnest`, so every value is an
+    index probe: with a long `IN (…)` list (an import batch holds ~1,000) the planner may filter
+    the whole workspace instead. SQLite probes the unique index for `IN`.
+    """
     by_type: dict[str, set[str]] = {}
     for type_, value in pairs:
         by_type.setdefault(type_, set()).add(value)
+    on_postgres = session.get_bind().dialect.name == "postgresql"
     found: dict[tuple[str, str], int] = {}
     for type_, values in by_type.items():
-        rows = session.execute(
-            select(Identity.value, Identity.customer_id).where(
-                Identity.workspace_id == workspace_id, Identity.type == type_, Identity.value.in_(values)
+        scope = (Identity.workspace_id == workspace_id, Identity.type == type_)
+        if on_postgres:
+            wanted = (
+                func.unnest(bindparam("values", sorted(values), type_=ARRAY(String)))
+                .table_valued("value")
+                .render_derived()
             )
-        )
-        for value, customer_id in rows:
+            query = select(Identity.value, Identity.customer_id).join_from(
+                wanted, Identity, and_(*scope, Identity.value == wanted.c.value)
+            )
+        else:
+            query = select(Identity.value, Identity.customer_id).where(*scope, Identity.value.in_(values))
+        for value, customer_id in session.execute(query):
             found[(type_, value)] = customer_id
     return found
 

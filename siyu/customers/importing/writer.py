@@ -8,13 +8,12 @@ identities and tags are added in bulk. Lookups are per batch, filtered by custom
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import String, Table, and_, bindparam, func, insert, select
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy import Table, insert, select
 from sqlalchemy.orm import Session
 
 from siyu.auth.permissions import Actor
@@ -101,7 +100,9 @@ class BatchWriter:
     def apply_batch(self, session: Session, rows: list[ParsedRow], report: ImportReport) -> None:
         """Write a batch of valid rows; counts outcomes into `report`."""
         now = self.clock.now()
-        owners = _known_owners(session, self.workspace_id, (p for r in rows for p in r.identities))
+        owners = repository.customer_ids_for_identities(
+            session, self.workspace_id, (p for r in rows for p in r.identities)
+        )
         groups = group_rows(rows, owners)
         self._create(session, [g for g in groups if not g.customer_ids], now, report)
         known = [g for g in groups if len(g.customer_ids) == 1]
@@ -299,37 +300,6 @@ class _NewCustomer:
             updated_at=now,
         )
         return values
-
-
-def _known_owners(session: Session, workspace_id: int, pairs: Iterable[tuple[str, str]]) -> _Owners:
-    """The customer id of each known `(type, value)`, one query per identity type.
-
-    On PostgreSQL the values go in as one array joined through `unnest`, so every value is an
-    index probe: with a long `IN (…)` list the planner filters the whole workspace instead,
-    which makes an import quadratic in the pool size. SQLite probes the index for `IN`.
-    """
-    if session.get_bind().dialect.name != "postgresql":
-        return repository.customer_ids_for_identities(session, workspace_id, pairs)
-    by_type: dict[str, set[str]] = {}
-    for type_, value in pairs:
-        by_type.setdefault(type_, set()).add(value)
-    found: _Owners = {}
-    for type_, values in by_type.items():
-        wanted = (
-            func.unnest(bindparam("values", sorted(values), type_=ARRAY(String))).table_valued("value").render_derived()
-        )
-        query = select(_IDENTITIES.c.value, _IDENTITIES.c.customer_id).join_from(
-            wanted,
-            _IDENTITIES,
-            and_(
-                _IDENTITIES.c.workspace_id == workspace_id,
-                _IDENTITIES.c.type == type_,
-                _IDENTITIES.c.value == wanted.c.value,
-            ),
-        )
-        for value, customer_id in session.execute(query):
-            found[(type_, value)] = customer_id
-    return found
 
 
 def _chunks(items: list[int], size: int) -> Iterator[list[int]]:
