@@ -11,7 +11,7 @@ import secrets
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import Depends, Path, Request
 from sqlalchemy.orm import Session
@@ -186,7 +186,3 @@ def console_transaction(request: Request, _csrf: Annotated[None, Depends(check_c
 
 
 ConsoleCtx = Annotated[Ctx, Depends(console_transaction, scope="function")]
-
-
-def page_args(request: Request) -> dict[str, Any]:
-    return dict(request.query_params)

@@ -31,25 +31,6 @@ def bind_workspace(session: Session, workspace_id: int) -> Session:
     return session
 
 
-def unbind_workspace(session: Session) -> None:
-    """Remove the binding (installation-wide tasks such as the demo builder)."""
-    session.info.pop(_KEY, None)
-
-
-def bound_workspace(session: Session) -> int | None:
-    """The workspace `session` is bound to, if any."""
-    value = session.info.get(_KEY)
-    return int(value) if value is not None else None
-
-
-def require_workspace(session: Session) -> int:
-    """The bound workspace; an unbound session here is a programming error."""
-    value = bound_workspace(session)
-    if value is None:
-        raise RuntimeError("session is not bound to a workspace")
-    return value
-
-
 @event.listens_for(Session, "do_orm_execute")
 def _scope_statements(state: ORMExecuteState) -> None:
     workspace_id = state.session.info.get(_KEY)

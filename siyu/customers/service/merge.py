@@ -134,18 +134,14 @@ def merge_customers(
 
 def _merge_profile(survivor: Customer, merged: Customer, overrides: dict[str, Any]) -> None:
     stamps = merged.field_updated_at or {}
-    fallback = merged.created_at
-    for name in PROFILE_FIELDS:
-        value = getattr(merged, name)
+    names = [*PROFILE_FIELDS, *(survivorship.ATTRIBUTE_PREFIX + key for key in merged.attributes or {})]
+    for name in names:
+        value = survivorship.current_value(merged, name)
         if survivorship.is_empty(value):
             continue
-        observed = as_utc(datetime.fromisoformat(stamps[name])) if name in stamps else as_utc(fallback)
+        # A value set before stamps were kept counts as observed when the profile was created.
+        observed = as_utc(datetime.fromisoformat(stamps[name])) if name in stamps else as_utc(merged.created_at)
         if survivorship.wins(survivor, name, observed, overrides):
-            survivorship.set_field(survivor, name, value, observed)
-    for key, value in (merged.attributes or {}).items():
-        name = survivorship.ATTRIBUTE_PREFIX + key
-        observed = as_utc(datetime.fromisoformat(stamps[name])) if name in stamps else as_utc(fallback)
-        if not survivorship.is_empty(value) and survivorship.wins(survivor, name, observed, overrides):
             survivorship.set_field(survivor, name, value, observed)
 
 

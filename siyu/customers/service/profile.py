@@ -134,10 +134,7 @@ def apply_profile(
     """
     changed = []
     for name, value in values.items():
-        if name.startswith(survivorship.ATTRIBUTE_PREFIX):
-            current = (customer.attributes or {}).get(name.removeprefix(survivorship.ATTRIBUTE_PREFIX))
-        else:
-            current = getattr(customer, name)
+        current = survivorship.current_value(customer, name)
         if survivorship.wins(customer, name, observed_at, dict(overrides)):
             survivorship.set_field(customer, name, value, observed_at)
             if current != value:

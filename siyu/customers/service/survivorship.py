@@ -38,14 +38,16 @@ def _stamp(customer: Customer, field: str) -> datetime | None:
     return as_utc(datetime.fromisoformat(raw)) if raw else None
 
 
+def current_value(customer: Customer, field: str) -> Any:
+    """The value of a profile field or `attr.<key>`."""
+    if field.startswith(ATTRIBUTE_PREFIX):
+        return (customer.attributes or {}).get(field.removeprefix(ATTRIBUTE_PREFIX))
+    return getattr(customer, field)
+
+
 def wins(customer: Customer, field: str, observed_at: datetime, overrides: dict[str, Any]) -> bool:
     """Whether a non-empty value observed at `observed_at` should replace the current one."""
-    current = (
-        customer.attributes.get(field.removeprefix(ATTRIBUTE_PREFIX))
-        if field.startswith(ATTRIBUTE_PREFIX)
-        else getattr(customer, field)
-    )
-    if is_empty(current):
+    if is_empty(current_value(customer, field)):
         return True
     stamp = _stamp(customer, field)
     if stamp is None:

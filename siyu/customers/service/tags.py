@@ -94,25 +94,6 @@ def get_tag(session: Session, workspace_id: int, tag_id: int) -> Tag:
     return tag
 
 
-def tag_by_name(session: Session, *, actor: Actor, name: str, group_name: str, clock: Clock) -> Tag:
-    """Find a tag by name, creating it (and its group) if needed: for imports and integrations."""
-    group = session.scalar(
-        select(TagGroup).where(TagGroup.workspace_id == actor.workspace_id, TagGroup.name == group_name)
-    )
-    if group is None:
-        group = TagGroup(workspace_id=actor.workspace_id, name=group_name)
-        session.add(group)
-        session.flush()
-    tag = session.scalar(
-        select(Tag).where(Tag.workspace_id == actor.workspace_id, Tag.name == name).order_by(Tag.id).limit(1)
-    )
-    if tag is None:
-        tag = Tag(workspace_id=actor.workspace_id, group_id=group.id, name=name)
-        session.add(tag)
-        session.flush()
-    return tag
-
-
 def list_groups(session: Session, workspace_id: int) -> list[tuple[TagGroup, list[tuple[Tag, int]]]]:
     """Every group with its tags and how many live customers carry each."""
     counts = dict(
