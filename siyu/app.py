@@ -143,13 +143,20 @@ def create_app(
             return JSONResponse({"status": "error", "database": "unreachable"}, status_code=503)
         return JSONResponse({"status": "ok", "version": __version__})
 
+    from siyu.addtasks.api import router as addtasks_api
     from siyu.audit.api import router as audit_api
     from siyu.auth.api import router as auth_api
+    from siyu.channels.api import router as channels_api
     from siyu.customers.api import router as customers_api
     from siyu.customers.api_definitions import router as definitions_api
     from siyu.customers.importing.api import router as import_api
+    from siyu.experiments.api import router as experiments_api
     from siyu.jobs.api import router as jobs_api
+    from siyu.livecodes.api import router as livecodes_api
+    from siyu.livecodes.public import router as livecodes_public
     from siyu.org.api import router as org_api
+    from siyu.shortlinks.api import router as shortlinks_api
+    from siyu.shortlinks.public import router as shortlinks_public
     from siyu.web.console import router as console
     from siyu.workspaces.api import router as workspace_api
 
@@ -162,6 +169,13 @@ def create_app(
         org_api,
         audit_api,
         jobs_api,
+        channels_api,
+        livecodes_api,
+        shortlinks_api,
+        experiments_api,
+        addtasks_api,
+        livecodes_public,
+        shortlinks_public,
         console,
     ):
         app.include_router(router)

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from siyu.auth.permissions import Actor
 from siyu.config import get_settings
 from siyu.db import Database, get_database
+from siyu.experiments.cli import app as ab_app
 from siyu.kit.clock import system_clock
 from siyu.kit.errors import DomainError
 from siyu.kit.logging import configure_logging
@@ -34,6 +35,7 @@ app.add_typer(token_app, name="token")
 app.add_typer(workspace_app, name="workspace")
 app.add_typer(import_app, name="import")
 app.add_typer(export_app, name="export")
+app.add_typer(ab_app, name="ab")
 
 console = Console(stderr=True)
 WorkspaceOpt = Annotated[str, typer.Option("--workspace", "-w", help="Workspace slug.")]

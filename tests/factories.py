@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -11,7 +12,27 @@ from siyu.auth.permissions import ROLE_SCOPES, Actor
 from siyu.auth.service import create_token, create_user, grant_membership
 from siyu.customers.service.profile import IngestResult, ProfileInput, ingest_customer
 from siyu.kit.clock import Clock
-from siyu.models import Role, Staff, Store, Tag, TagGroup, User, Workspace
+from siyu.models import (
+    Channel,
+    ChannelType,
+    CommunityGroup,
+    CostModel,
+    Customer,
+    Experiment,
+    ExperimentMetric,
+    ExperimentStatus,
+    ExperimentVariant,
+    Order,
+    OrderStatus,
+    Relationship,
+    Role,
+    Staff,
+    Store,
+    Tag,
+    TagGroup,
+    User,
+    Workspace,
+)
 from siyu.workspaces.service import create_workspace
 
 _seq = itertools.count(1)
@@ -131,3 +152,134 @@ def make_tag(db: Session, *, workspace: Workspace, name: str | None = None, grou
     db.add(tag)
     db.flush()
     return tag
+
+
+def make_channel(
+    db: Session,
+    *,
+    workspace: Workspace,
+    clock: Clock,
+    name: str | None = None,
+    type: ChannelType = ChannelType.PACKAGE_CARD,
+    cost_model: CostModel = CostModel.ENTRIES,
+    cpa_fen: int | None = None,
+    cps_basis_points: int | None = None,
+    hook: str | None = "免费小样",
+) -> Channel:
+    channel = Channel(
+        workspace_id=workspace.id,
+        name=name or f"渠道{next(_seq)}",
+        type=type,
+        cost_model=cost_model,
+        cpa_fen=cpa_fen,
+        cps_basis_points=cps_basis_points,
+        hook=hook,
+        created_at=clock.now(),
+    )
+    db.add(channel)
+    db.flush()
+    return channel
+
+
+def make_group(
+    db: Session, *, workspace: Workspace, clock: Clock, name: str | None = None, limit: int = 200, members: int = 0
+) -> CommunityGroup:
+    group = CommunityGroup(
+        workspace_id=workspace.id,
+        name=name or f"福利群{next(_seq)}",
+        member_limit=limit,
+        member_count=members,
+        join_url=f"https://work.weixin.qq.com/gm/{next(_seq)}",
+        created_at=clock.now(),
+    )
+    db.add(group)
+    db.flush()
+    return group
+
+
+def make_order(
+    db: Session,
+    *,
+    customer: Customer,
+    paid_at: datetime,
+    total_fen: int = 19_900,
+    refunded_fen: int = 0,
+    platform: str = "taobao",
+    external_id: str | None = None,
+) -> Order:
+    order = Order(
+        workspace_id=customer.workspace_id,
+        customer_id=customer.id,
+        platform=platform,
+        external_id=external_id or f"T{next(_seq)}",
+        status=OrderStatus.PAID if refunded_fen == 0 else OrderStatus.PARTIALLY_REFUNDED,
+        total_fen=total_fen,
+        refunded_fen=refunded_fen,
+        paid_at=paid_at,
+        created_at=paid_at,
+    )
+    db.add(order)
+    db.flush()
+    return order
+
+
+def make_relationship(
+    db: Session,
+    *,
+    customer: Customer,
+    staff: Staff,
+    added_at: datetime,
+    channel: Channel | None = None,
+    removed_at: datetime | None = None,
+    removed_by: str | None = None,
+) -> Relationship:
+    """A friend edge written directly (the service path is tested in tests/customers)."""
+    edge = Relationship(
+        workspace_id=customer.workspace_id,
+        customer_id=customer.id,
+        staff_id=staff.id,
+        added_at=added_at,
+        channel_id=channel.id if channel else None,
+        removed_at=removed_at,
+        removed_by=removed_by,
+    )
+    db.add(edge)
+    db.flush()
+    return edge
+
+
+def make_experiment(
+    db: Session,
+    *,
+    workspace: Workspace,
+    clock: Clock,
+    name: str | None = None,
+    metric: ExperimentMetric = ExperimentMetric.ADD_RATE,
+    variants: list[tuple[str, int]] | None = None,
+    status: ExperimentStatus = ExperimentStatus.RUNNING,
+) -> Experiment:
+    """An experiment whose first variant is the control; `variants` are (key, weight)."""
+    experiment = Experiment(
+        workspace_id=workspace.id,
+        name=name or f"实验{next(_seq)}",
+        primary_metric=metric,
+        status=status,
+        started_at=clock.now() if status != ExperimentStatus.DRAFT else None,
+        created_at=clock.now(),
+    )
+    db.add(experiment)
+    db.flush()
+    for position, (key, weight) in enumerate(variants or [("A", 1), ("B", 1)]):
+        db.add(
+            ExperimentVariant(
+                workspace_id=workspace.id,
+                experiment_id=experiment.id,
+                key=key,
+                name=f"方案 {key}",
+                weight=weight,
+                is_control=position == 0,
+                position=position,
+            )
+        )
+    db.flush()
+    return experiment

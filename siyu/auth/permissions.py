@@ -28,6 +28,10 @@ class Scope(StrEnum):
     TOKENS_ADMIN = "tokens:admin"
     AUDIT_READ = "audit:read"
     JOBS_READ = "jobs:read"
+    ACQUISITION_READ = "acquisition:read"
+    """See channels, live codes, short links, experiments, add-by-phone lists and their metrics."""
+    ACQUISITION_WRITE = "acquisition:write"
+    """Create and change channels, costs, live codes, short links, experiments and add-by-phone lists."""
 
 
 ALL_SCOPES = frozenset(Scope)
@@ -45,9 +49,11 @@ ROLE_SCOPES: dict[Role, frozenset[Scope]] = {
             Scope.IMPORT_RUN,
             Scope.EVENTS_WRITE,
             Scope.JOBS_READ,
+            Scope.ACQUISITION_READ,
+            Scope.ACQUISITION_WRITE,
         }
     ),
-    Role.ANALYST: frozenset({Scope.CUSTOMERS_READ, Scope.JOBS_READ}),
+    Role.ANALYST: frozenset({Scope.CUSTOMERS_READ, Scope.JOBS_READ, Scope.ACQUISITION_READ}),
     Role.STORE_MANAGER: frozenset({Scope.CUSTOMERS_READ, Scope.CUSTOMERS_WRITE, Scope.CUSTOMERS_PII, Scope.TAGS_WRITE}),
     Role.STAFF: frozenset({Scope.CUSTOMERS_READ, Scope.CUSTOMERS_WRITE, Scope.CUSTOMERS_PII}),
 }

@@ -1,7 +1,9 @@
 """All tables, one module per aggregate. Importing this package registers every model."""
 
+from siyu.models.add_task import AddTask, AddTaskList, AddTaskStatus
 from siyu.models.audit import AuditEntry
 from siyu.models.base import Base, WorkspaceScoped
+from siyu.models.channel import Channel, ChannelCostEntry, ChannelType, CostModel
 from siyu.models.consent import Consent, ConsentChannel, ConsentStatus
 from siyu.models.customer import (
     AttributeDefinition,
@@ -15,26 +17,59 @@ from siyu.models.customer import (
     LifecycleStage,
 )
 from siyu.models.event import CustomerEvent
+from siyu.models.experiment import (
+    Experiment,
+    ExperimentExposure,
+    ExperimentMetric,
+    ExperimentStatus,
+    ExperimentVariant,
+)
+from siyu.models.group import CommunityGroup
 from siyu.models.job import Job, JobStatus
+from siyu.models.live_code import (
+    LiveCode,
+    LiveCodeKind,
+    LiveCodeRoute,
+    LiveCodeRouteDay,
+    LiveCodeScan,
+    LiveCodeTag,
+    RotationMode,
+    RouteShift,
+)
+from siyu.models.order import Order, OrderStatus
 from siyu.models.org import Region, Staff, Store
 from siyu.models.relationship import Relationship, RemovedBy
+from siyu.models.short_link import ShortLink, ShortLinkClick
 from siyu.models.tag import CustomerTag, Tag, TagGroup, TagSource
 from siyu.models.user import ApiToken, Membership, Role, User
 from siyu.models.workspace import Workspace
 
 __all__ = [
+    "AddTask",
+    "AddTaskList",
+    "AddTaskStatus",
     "ApiToken",
     "AttributeDefinition",
     "AttributeType",
     "AuditEntry",
     "Base",
+    "Channel",
+    "ChannelCostEntry",
+    "ChannelType",
+    "CommunityGroup",
     "Consent",
     "ConsentChannel",
     "ConsentStatus",
+    "CostModel",
     "Customer",
     "CustomerEvent",
     "CustomerMerge",
     "CustomerTag",
+    "Experiment",
+    "ExperimentExposure",
+    "ExperimentMetric",
+    "ExperimentStatus",
+    "ExperimentVariant",
     "Gender",
     "Identity",
     "IdentityType",
@@ -42,11 +77,23 @@ __all__ = [
     "Job",
     "JobStatus",
     "LifecycleStage",
+    "LiveCode",
+    "LiveCodeKind",
+    "LiveCodeRoute",
+    "LiveCodeRouteDay",
+    "LiveCodeScan",
+    "LiveCodeTag",
     "Membership",
+    "Order",
+    "OrderStatus",
     "Region",
     "Relationship",
     "RemovedBy",
     "Role",
+    "RotationMode",
+    "RouteShift",
+    "ShortLink",
+    "ShortLinkClick",
     "Staff",
     "Store",
     "Tag",

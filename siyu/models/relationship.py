@@ -26,6 +26,7 @@ class Relationship(WorkspaceScoped, Base):
     __table_args__ = (
         Index("ix_relationships_ws_staff_open", "workspace_id", "staff_id", "removed_at"),
         Index("ix_relationships_ws_added", "workspace_id", "added_at"),
+        Index("ix_relationships_ws_channel_added", "workspace_id", "channel_id", "added_at"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
@@ -35,6 +36,11 @@ class Relationship(WorkspaceScoped, Base):
     removed_at: Mapped[datetime | None]
     removed_by: Mapped[RemovedBy | None] = mapped_column(String(10))
     channel: Mapped[str | None] = mapped_column(String(100))
-    """The acquisition channel the add came through."""
+    """A free-text source label (imports from other systems); `channel_id` is the attributed channel."""
+    channel_id: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("channels.id", ondelete="SET NULL"))
+    """The acquisition channel the add is attributed to (first-/last-touch reports read this)."""
+    live_code_id: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("live_codes.id", ondelete="SET NULL"))
+    variant: Mapped[str | None] = mapped_column(String(20))
+    """The experiment variant decoded from the live code state, when the code ran an experiment."""
     live_code_state: Mapped[str | None] = mapped_column(String(30))
     """The live code `state` (≤30 chars, WeCom's limit) the customer scanned."""

@@ -4,12 +4,28 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
+from siyu.addtasks.views import router as addtasks_views
 from siyu.audit.views import router as audit_views
 from siyu.auth.views import router as auth_views
+from siyu.channels.views import router as channels_views
 from siyu.customers.importing.views import router as import_views
 from siyu.customers.views import router as customer_views
+from siyu.experiments.views import router as experiments_views
 from siyu.jobs.views import router as job_views
+from siyu.livecodes.views import router as livecodes_views
+from siyu.shortlinks.views import router as shortlinks_views
 
 router = APIRouter(include_in_schema=False)
-for area in (auth_views, customer_views, import_views, job_views, audit_views):
+for area in (
+    auth_views,
+    customer_views,
+    import_views,
+    channels_views,
+    livecodes_views,
+    shortlinks_views,
+    experiments_views,
+    addtasks_views,
+    job_views,
+    audit_views,
+):
     router.include_router(area)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from babel.messages.catalog import Catalog
 from babel.messages.pofile import read_po
 
 import siyu
@@ -17,7 +18,7 @@ _MESSAGE = re.compile(r"""(?<![A-Za-z0-9_])_\(\s*"((?:[^"\\]|\\.)*)"\s*[,)]""")
 def console_sources() -> list[Path]:
     """Templates, view modules and the page helpers: every place console text is written."""
     templates = sorted((PACKAGE / "web" / "templates").rglob("*.html"))
-    views = sorted(p for p in PACKAGE.rglob("*.py") if p.name == "views.py" or "views" in p.parent.parts)
+    views = sorted(p for p in PACKAGE.rglob("*.py") if p.name in ("views.py", "public.py") or "views" in p.parent.parts)
     return templates + views + [PACKAGE / "web" / "pages.py"]
 
 
@@ -35,9 +36,20 @@ def test_sources_are_found() -> None:
     assert "客户" in used_messages()
 
 
+def english_catalog() -> Catalog:
+    """Every area's `.po` file merged, as `siyu.kit.i18n` merges them."""
+    merged = Catalog(locale="en")
+    for path in sorted((LOCALE_DIR / "en" / "LC_MESSAGES").glob("*.po")):
+        with path.open("rb") as handle:
+            for message in read_po(handle, locale="en"):
+                if message.id:
+                    assert message.id not in merged, f"{message.id!r} translated twice ({path.name})"
+                    merged[message.id] = message
+    return merged
+
+
 def test_every_console_message_has_an_english_translation() -> None:
-    with (LOCALE_DIR / "en" / "LC_MESSAGES" / "messages.po").open("rb") as handle:
-        catalog = read_po(handle, locale="en")
+    catalog = english_catalog()
     missing = {
         msgid: str(path.relative_to(PACKAGE))
         for msgid, path in used_messages().items()
@@ -47,8 +59,7 @@ def test_every_console_message_has_an_english_translation() -> None:
 
 
 def test_placeholders_survive_translation() -> None:
-    with (LOCALE_DIR / "en" / "LC_MESSAGES" / "messages.po").open("rb") as handle:
-        catalog = read_po(handle, locale="en")
+    catalog = english_catalog()
     for message in catalog:
         if message.id and isinstance(message.id, str):
             assert set(re.findall(r"\{\w+\}", message.id)) == set(re.findall(r"\{\w+\}", str(message.string))), (

@@ -31,8 +31,12 @@ from siyu.models import (
     CustomerEvent,
     CustomerMerge,
     CustomerTag,
+    ExperimentExposure,
     Identity,
+    LiveCodeScan,
+    Order,
     Relationship,
+    ShortLinkClick,
     Tag,
     TagSource,
     Workspace,
@@ -40,7 +44,15 @@ from siyu.models import (
 from siyu.models.customer import PROFILE_FIELDS
 
 # Tables whose rows simply follow their customer. Later areas (orders, points…) register theirs.
-MOVABLE: list[Any] = [Identity, CustomerEvent, Relationship]
+MOVABLE: list[Any] = [
+    Identity,
+    CustomerEvent,
+    Relationship,
+    Order,
+    LiveCodeScan,
+    ShortLinkClick,
+    ExperimentExposure,
+]
 
 
 def register_movable(model: Any) -> None:

@@ -1,0 +1,1 @@
+"""Acquisition channels (渠道): costs, attribution and metrics (adds, CAC, deletion rate, ROI)."""

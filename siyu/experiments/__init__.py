@@ -1,0 +1,1 @@
+"""A/B experiments: deterministic assignment, exposures, results with statistics."""

@@ -1,0 +1,7 @@
+"""Public pages anyone may open without logging in (placeholder router, filled in by the area)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+router = APIRouter(include_in_schema=False)
