@@ -34,6 +34,11 @@ class Settings(BaseSettings):
     session_cookie_secure: bool = Field(default=False, description="Send the console cookie over HTTPS only.")
     sqlite_busy_timeout_ms: int = 30_000
     worker_threads: int = Field(default=2, description="In-process worker threads in embedded mode.")
+    simulated_adds: bool = Field(
+        default=True,
+        description="Live code landing pages offer a simulated add / group join, so the whole flow works "
+        "without WeCom. Turn off once the WeCom callback reports real adds.",
+    )
 
     @field_validator("timezone")
     @classmethod

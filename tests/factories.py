@@ -283,3 +283,22 @@ def make_experiment(
         )
     db.flush()
     return experiment
+
+
+def make_live_code(
+    db: Session,
+    *,
+    workspace: Workspace,
+    clock: Clock,
+    routes: list[dict[str, Any]],
+    kind: str = "staff",
+    **settings: Any,
+) -> Any:
+    """A live code through the service (validation included); `routes` are RouteIn fields."""
+    from siyu.livecodes.schemas import LiveCodeIn
+    from siyu.livecodes.service import create_live_code
+
+    data = LiveCodeIn.model_validate(
+        {"name": settings.pop("name", f"活码{next(_seq)}"), "kind": kind, "routes": routes, **settings}
+    )
+    return create_live_code(db, actor=Actor.system(workspace.id), data=data, clock=clock)

@@ -1,7 +1,192 @@
-"""Public pages anyone may open without logging in (placeholder router, filled in by the area)."""
+"""The public side of live codes: the scan landing page and the embedded-mode simulated add / join.
+
+`/q/{slug}` is what every printed QR encodes. It never answers a 500: unknown, malformed,
+retired and saturated codes each get a friendly page in the visitor's language.
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+import re
+from typing import Annotated
+
+import segno
+from fastapi import APIRouter, Form, Request
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+from starlette.responses import Response
+
+from siyu.kit.errors import DomainError
+from siyu.kit.ids import MAX_ID
+from siyu.livecodes.adds import record_add, record_group_join, simulated_external_userid
+from siyu.livecodes.scan import GONE_OUTCOME, NO_ROUTE_OUTCOME, ScanResult, find_code, scan_code
+from siyu.models import LiveCode, LiveCodeKind, LiveCodeScan, Staff
+from siyu.web.templating import render_public, visitor_translator
+from siyu.web.visitor import client_ip_hash, remember_visitor, short_user_agent, visitor_cookie, visitor_id
 
 router = APIRouter(include_in_schema=False)
+SLUG = re.compile(r"^[A-Za-z0-9]{4,16}$")
+
+
+def _message(request: Request, title: str, message: str, status_code: int) -> Response:
+    return render_public(
+        request, "livecodes/public/message.html", {"title": title, "message": message}, status_code=status_code
+    )
+
+
+def _not_found(request: Request) -> Response:
+    _ = visitor_translator(request)
+    return _message(request, _("二维码无效"), _("没有找到这个二维码，请确认扫描的是商家提供的最新二维码。"), 404)
+
+
+def _gone(request: Request) -> Response:
+    _ = visitor_translator(request)
+    return _message(request, _("活动已结束"), _("这个二维码已停止使用，感谢关注。"), 410)
+
+
+def _positive_id(value: str | None) -> int | None:
+    if value is None or not value.isdigit() or len(value) > 19:
+        return None
+    number = int(value)
+    return number if 0 < number <= MAX_ID else None
+
+
+def _landing(request: Request, result: ScanResult) -> Response:
+    _ = visitor_translator(request)
+    if result.outcome == GONE_OUTCOME:
+        return _gone(request)
+    if result.outcome == "choose_store":
+        return render_public(
+            request, "livecodes/public/choose_store.html", {"code": result.code, "stores": result.store_choices}
+        )
+    if result.outcome == NO_ROUTE_OUTCOME:
+        return _message(request, _("客服忙碌中"), _("当前咨询人数较多，请稍后再扫码添加。"), 200)
+    group = result.candidate.group if result.candidate else None
+    group_qr = segno.make(group.join_url, error="m").svg_data_uri(scale=6) if group and group.join_url else None
+    return render_public(
+        request,
+        "livecodes/public/landing.html",
+        {"result": result, "group_qr": group_qr, "simulated": request.app.state.settings.simulated_adds},
+    )
+
+
+@router.get("/q/{slug}")
+def scan_page(request: Request, slug: str, store: str | None = None) -> Response:
+    """Record the scan, route it, and show the route's landing page."""
+    if not SLUG.match(slug):
+        return _not_found(request)
+    raw_cookie, is_new_visitor = visitor_cookie(request)
+    settings = request.app.state.settings
+    with request.app.state.database.transaction() as session:
+        code = find_code(session, slug)
+        if code is None:
+            return _not_found(request)
+        result = scan_code(
+            session,
+            code,
+            visitor_id=visitor_id(raw_cookie),
+            at=request.app.state.clock.now(),
+            user_agent=short_user_agent(request),
+            ip_hash=client_ip_hash(request, salt=settings.session_secret()),
+            store_id=_positive_id(store),
+        )
+        response = _landing(request, result)  # rendered now, while the rows are loaded
+    if is_new_visitor:
+        remember_visitor(response, raw_cookie)
+    return response
+
+
+def _own_scan(session: Session, request: Request, code: LiveCode, scan_id: str) -> LiveCodeScan | None:
+    """The visitor's own scan of this code: a form cannot claim someone else's scan."""
+    number = _positive_id(scan_id)
+    raw_cookie, _new = visitor_cookie(request)
+    if number is None:
+        return None
+    return session.scalar(
+        select(LiveCodeScan).where(
+            LiveCodeScan.id == number,
+            LiveCodeScan.live_code_id == code.id,
+            LiveCodeScan.visitor_id == visitor_id(raw_cookie),
+        )
+    )
+
+
+@router.post("/q/{slug}/add")
+def simulated_add(
+    request: Request,
+    slug: str,
+    scan_id: Annotated[str, Form(max_length=20)],
+    name: Annotated[str, Form(max_length=100)] = "",
+    phone: Annotated[str, Form(max_length=30)] = "",
+) -> Response:
+    """Embedded mode: the scanner 'adds' the staff member the scan was routed to."""
+    if not request.app.state.settings.simulated_adds or not SLUG.match(slug):
+        return _not_found(request)
+    clock = request.app.state.clock
+    _ = visitor_translator(request)
+    try:
+        with request.app.state.database.transaction() as session:
+            code = find_code(session, slug)
+            if code is None or code.kind == LiveCodeKind.GROUP:
+                return _not_found(request)
+            scan = _own_scan(session, request, code, scan_id)
+            if scan is None or scan.staff_id is None:
+                return _message(request, _("请重新扫码"), _("这次扫码已失效，请重新扫描二维码。"), 409)
+            outcome = record_add(
+                session,
+                workspace_id=code.workspace_id,
+                staff_id=scan.staff_id,
+                external_userid=simulated_external_userid(scan.visitor_id),
+                state=scan.state,
+                at=clock.now(),
+                clock=clock,
+                scan_id=scan.id,
+                name=name.strip() or None,
+                phone=phone.strip() or None,
+            )
+            sender = session.scalar(select(Staff.name).where(Staff.id == scan.staff_id))
+            title = _("已经是好友啦") if outcome.already_friends else _("添加成功")
+            return render_public(
+                request,
+                "livecodes/public/added.html",
+                {"title": title, "welcome": outcome.welcome, "sender": sender},
+            )
+    except DomainError as error:
+        return _message(request, _("添加失败"), error.message, error.status_code)
+
+
+@router.post("/q/{slug}/join")
+def simulated_join(
+    request: Request,
+    slug: str,
+    scan_id: Annotated[str, Form(max_length=20)],
+    name: Annotated[str, Form(max_length=100)] = "",
+) -> Response:
+    """Embedded mode: the scanner 'joins' the group the scan was routed to."""
+    if not request.app.state.settings.simulated_adds or not SLUG.match(slug):
+        return _not_found(request)
+    clock = request.app.state.clock
+    _ = visitor_translator(request)
+    try:
+        with request.app.state.database.transaction() as session:
+            code = find_code(session, slug)
+            if code is None or code.kind != LiveCodeKind.GROUP:
+                return _not_found(request)
+            scan = _own_scan(session, request, code, scan_id)
+            if scan is None or scan.group_id is None:
+                return _message(request, _("请重新扫码"), _("这次扫码已失效，请重新扫描二维码。"), 409)
+            joined = record_group_join(
+                session,
+                code=code,
+                scan=scan,
+                external_userid=simulated_external_userid(scan.visitor_id),
+                at=clock.now(),
+                clock=clock,
+                name=name.strip() or None,
+            )
+            return render_public(
+                request,
+                "livecodes/public/added.html",
+                {"title": _("已加入群聊"), "welcome": None, "sender": joined.group.name},
+            )
+    except DomainError as error:
+        return _message(request, _("加群失败"), error.message, error.status_code)

@@ -6,7 +6,7 @@ from datetime import date, datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import BigInteger, ForeignKey, Index, String, UniqueConstraint
+from sqlalchemy import BigInteger, ForeignKey, Index, LargeBinary, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from siyu.models.base import Base, BigId, JsonDoc, WorkspaceScoped
@@ -59,6 +59,8 @@ class LiveCode(WorkspaceScoped, Base):
     """Welcome message (欢迎语): {"text", "image_url", "link": {"title", "url"}, "miniprogram": {...}}."""
     group_warn_percent: Mapped[int] = mapped_column(default=90)
     """Group codes: warn the operator when the groups are this full, in total, before all are."""
+    logo_png: Mapped[bytes | None] = mapped_column(LargeBinary)
+    """Optional centre logo for the printed QR (PNG, small; the QR uses high error correction)."""
     expires_at: Mapped[datetime | None]
     deleted_at: Mapped[datetime | None]
     """Deleted codes keep their row so printed QR codes answer a friendly page, not a 404."""

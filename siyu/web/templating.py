@@ -104,3 +104,27 @@ def render(
     }
     values.update(context or {})
     return templates.TemplateResponse(request, name, values, status_code=status_code, headers=headers)
+
+
+def visitor_locale(request: Request) -> str:
+    """The public visitor's language, from the browser's first `Accept-Language` choice."""
+    first = request.headers.get("accept-language", "").split(",")[0].split(";")[0].strip()
+    return normalize_locale(first or None)
+
+
+def visitor_translator(request: Request) -> Callable[[str], str]:
+    """`_` for a public page."""
+    return gettext_for(visitor_locale(request)).gettext
+
+
+def render_public(
+    request: Request, name: str, context: dict[str, Any] | None = None, *, status_code: int = 200
+) -> Response:
+    """Render a page for the public (scanners, link clickers): no login, no console session cookie.
+
+    The language follows the browser (`Accept-Language`), since the visitor never chose one.
+    """
+    locale = visitor_locale(request)
+    values: dict[str, Any] = {"_": gettext_for(locale).gettext, "locale": locale}
+    values.update(context or {})
+    return templates.TemplateResponse(request, name, values, status_code=status_code)

@@ -169,9 +169,10 @@ def timeline(
     return Page(items=rows[:limit], next_cursor=next_cursor)
 
 
-def _system_event(
+def system_event(
     session: Session, customer: Customer, type_: str, key: str, at: datetime, clock: Clock, properties: dict[str, Any]
 ) -> None:
+    """Add an event siyu itself observed (an add, a welcome message, a click) to a customer's timeline."""
     session.add(
         CustomerEvent(
             workspace_id=customer.workspace_id,
@@ -186,6 +187,9 @@ def _system_event(
     )
 
 
+_system_event = system_event
+
+
 def add_relationship(
     session: Session,
     *,
@@ -196,8 +200,15 @@ def add_relationship(
     clock: Clock,
     channel: str | None = None,
     live_code_state: str | None = None,
+    channel_id: int | None = None,
+    live_code_id: int | None = None,
+    variant: str | None = None,
 ) -> Relationship:
-    """Record that a staff member and a customer became friends (one open edge per pair)."""
+    """Record that a staff member and a customer became friends (one open edge per pair).
+
+    `channel` is a free-text label (imports); `channel_id`, `live_code_id` and `variant` attribute
+    the add to an acquisition channel, live code and experiment arm (see `siyu.livecodes.adds`).
+    """
     actor.require(Scope.CUSTOMERS_WRITE)
     # Lock the customer: two concurrent adds for one pair must not both see no open edge.
     customer = repository.get_visible(session, actor, customer_id, for_update=True)
@@ -222,6 +233,9 @@ def add_relationship(
         added_at=added_at,
         channel=channel,
         live_code_state=live_code_state,
+        channel_id=channel_id,
+        live_code_id=live_code_id,
+        variant=variant,
     )
     session.add(edge)
     session.flush()
@@ -234,7 +248,7 @@ def add_relationship(
         f"rel:{edge.id}:added",
         added_at,
         clock,
-        {"staff_id": staff.id, "channel": channel},
+        {"staff_id": staff.id, "channel": channel, "channel_id": channel_id, "live_code_id": live_code_id},
     )
     record(
         session,

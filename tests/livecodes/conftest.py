@@ -1,0 +1,5 @@
+"""Live code tests use the console fixtures (app over the rolled-back transaction, logins)."""
+
+from tests.web.conftest import app, client, user_with_role, workspace
+
+__all__ = ["app", "client", "user_with_role", "workspace"]
