@@ -316,7 +316,7 @@ def export_customers(
 
 @app.command()
 def bench(
-    name: Annotated[str, typer.Argument(help="import or lookup")],
+    name: Annotated[str, typer.Argument(help="import, lookup or scan")],
     size: Annotated[str, typer.Option(help="tiny, small or full")] = "small",
     database: Annotated[str | None, typer.Option("--database", help="Database URL (default: a temp SQLite)")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,

@@ -4,10 +4,16 @@ SQLite: WAL journal, foreign keys on, and every transaction that may write start
 `BEGIN IMMEDIATE`, so two writers serialise on the database lock at the start of their
 transactions instead of failing half-way with "database is locked". Read-only sessions
 (`read_only=True`) begin deferred and never wait for writers.
+
+Within one process, writers first queue on a lock of the engine and only then take SQLite's
+lock: SQLite's own busy handler polls with sleeps of up to 100 ms, which turned a burst of
+concurrent scans into second-long tails; a queue hands the lock over as soon as it is free.
+Other processes (a CLI import beside the server) still meet at SQLite's lock and wait there.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -19,6 +25,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from siyu.config import Settings, get_settings
 
 _BEGIN_OPTION = "siyu_sqlite_begin"
+_HOLDS_WRITER = "siyu_holds_writer"
 
 
 def make_engine(url: str, *, busy_timeout_ms: int = 30_000, echo: bool = False) -> Engine:
@@ -49,10 +56,37 @@ def _configure_sqlite(engine: Engine, busy_timeout_ms: int) -> None:
         cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
         cursor.close()
 
+    # A plain Lock, not an RLock: FastAPI may end a request's transaction on another thread
+    # than the one that began it. A thread that nests two write transactions (a bug) times
+    # out here just as it would on SQLite's lock.
+    writer = threading.Lock()
+    timeout = busy_timeout_ms / 1000
+
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
         mode = conn.get_execution_options().get(_BEGIN_OPTION, "IMMEDIATE")
-        conn.exec_driver_sql(f"BEGIN {mode}")
+        if mode == "IMMEDIATE":
+            if not writer.acquire(timeout=timeout):
+                raise TimeoutError("timed out waiting for the database write lock")
+            conn.info[_HOLDS_WRITER] = True
+        try:
+            conn.exec_driver_sql(f"BEGIN {mode}")
+        except BaseException:
+            _release(conn)
+            raise
+
+    def _release(conn: Connection) -> None:
+        if conn.info.pop(_HOLDS_WRITER, False):
+            writer.release()
+
+    event.listen(engine, "commit", _release)
+    event.listen(engine, "rollback", _release)
+
+    @event.listens_for(engine, "checkin")
+    def _on_checkin(_dbapi_connection: Any, record: Any) -> None:
+        # A connection returned to the pool without commit or rollback (closed mid-transaction).
+        if record.info.pop(_HOLDS_WRITER, False):
+            writer.release()
 
 
 def read_only_engine(engine: Engine) -> Engine:

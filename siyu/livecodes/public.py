@@ -18,10 +18,20 @@ from starlette.responses import Response
 from siyu.kit.errors import DomainError
 from siyu.kit.ids import MAX_ID
 from siyu.livecodes.adds import record_add, record_group_join, simulated_external_userid
-from siyu.livecodes.scan import GONE_OUTCOME, NO_ROUTE_OUTCOME, ScanResult, find_code, scan_code
+from siyu.livecodes.scan import (
+    GONE_OUTCOME,
+    NO_ROUTE_OUTCOME,
+    ScanResult,
+    commit_scan,
+    find_code,
+    load_snapshot,
+    plan_scan,
+    snapshots,
+)
 from siyu.models import LiveCode, LiveCodeKind, LiveCodeScan, Staff
 from siyu.web.templating import render_public, visitor_translator
 from siyu.web.visitor import client_ip_hash, remember_visitor, short_user_agent, visitor_cookie, visitor_id
+from siyu.workspaces.scope import bind_workspace
 
 router = APIRouter(include_in_schema=False)
 SLUG = re.compile(r"^[A-Za-z0-9]{4,16}$")
@@ -76,20 +86,35 @@ def scan_page(request: Request, slug: str, store: str | None = None) -> Response
         return _not_found(request)
     raw_cookie, is_new_visitor = visitor_cookie(request)
     settings = request.app.state.settings
-    with request.app.state.database.transaction() as session:
-        code = find_code(session, slug)
-        if code is None:
-            return _not_found(request)
-        result = scan_code(
-            session,
-            code,
-            visitor_id=visitor_id(raw_cookie),
-            at=request.app.state.clock.now(),
+    database = request.app.state.database
+    # Read first (or not at all: a cached code and a first-time visitor need no reads), then a
+    # short write transaction: on SQLite concurrent scans queue for the write lock only while
+    # their few writes run.
+    store_id, now, vid = _positive_id(store), request.app.state.clock.now(), visitor_id(raw_cookie)
+    snapshot = snapshots.get(slug, store_id)
+    if snapshot is not None and is_new_visitor:
+        plan = plan_scan(None, snapshot.code, visitor_id=vid, at=now, snapshot=snapshot, is_new_visitor=True)
+    else:
+        with database.transaction(read_only=True) as reader:
+            if snapshot is None:
+                code = find_code(reader, slug)
+                if code is None:
+                    return _not_found(request)
+                snapshot = load_snapshot(reader, code, store_id=store_id)
+                snapshots.put(slug, store_id, snapshot)
+            plan = plan_scan(
+                reader, snapshot.code, visitor_id=vid, at=now, snapshot=snapshot, is_new_visitor=is_new_visitor
+            )
+    code = snapshot.code
+    with database.transaction() as writer:
+        bind_workspace(writer, code.workspace_id)
+        result = commit_scan(
+            writer,
+            plan,
             user_agent=short_user_agent(request),
             ip_hash=client_ip_hash(request, salt=settings.session_secret()),
-            store_id=_positive_id(store),
         )
-        response = _landing(request, result)  # rendered now, while the rows are loaded
+    response = _landing(request, result)
     if is_new_visitor:
         remember_visitor(response, raw_cookie)
     return response

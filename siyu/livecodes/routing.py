@@ -10,10 +10,11 @@ from __future__ import annotations
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
+from typing import cast
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select, update
+from sqlalchemy import Table, select, update
 from sqlalchemy.orm import Session
 
 from siyu.kit.sql import insert_or_ignore
@@ -28,6 +29,9 @@ from siyu.models import (
     RouteShift,
     Staff,
 )
+
+_CODES = cast(Table, LiveCode.__table__)
+_ROUTE_DAYS = cast(Table, LiveCodeRouteDay.__table__)
 
 STICKY_OUTCOME = "sticky"
 ROUTED_OUTCOME = "routed"
@@ -82,32 +86,40 @@ def in_shift(route: LiveCodeRoute, working: bool) -> bool:
 
 def take_capacity(session: Session, route: LiveCodeRoute, day: date) -> bool:
     """Count one scan against the route's cap for `day`; False (and nothing counted) when full."""
-    insert_or_ignore(
+
+    days = _ROUTE_DAYS.c
+
+    def bump() -> bool:
+        # Core, not ORM: the hot path of every scan, filtered by primary keys already.
+        statement = update(_ROUTE_DAYS).where(days.route_id == route.id, days.day == day).values(taken=days.taken + 1)
+        if route.daily_cap is not None:
+            statement = statement.where(days.taken < route.daily_cap)
+        return bool(session.connection().execute(statement).rowcount)
+
+    if bump():  # the day's row exists and has room: one statement, the common case
+        return True
+    created = insert_or_ignore(
         session,
         LiveCodeRouteDay,
         {"workspace_id": route.workspace_id, "route_id": route.id, "day": day, "taken": 0},
         ("route_id", "day"),
     )
-    statement = (
-        update(LiveCodeRouteDay)
-        .where(LiveCodeRouteDay.route_id == route.id, LiveCodeRouteDay.day == day)
-        .values(taken=LiveCodeRouteDay.taken + 1)
-        .execution_options(synchronize_session=False)
-    )
-    if route.daily_cap is not None:
-        statement = statement.where(LiveCodeRouteDay.taken < route.daily_cap)
-    return bool(getattr(session.execute(statement), "rowcount", 0))
+    return bump() if created or route.daily_cap is None else False
 
 
 def bump_rotation(session: Session, code: LiveCode) -> int:
     """The code's rotation counter before this scan, incremented atomically."""
-    bumped = session.execute(
-        update(LiveCode)
-        .where(LiveCode.id == code.id)
-        .values(rotation_counter=LiveCode.rotation_counter + 1)
-        .returning(LiveCode.rotation_counter)
-        .execution_options(synchronize_session=False)
-    ).scalar_one()
+    codes = _CODES.c
+    bumped = (
+        session.connection()
+        .execute(
+            update(_CODES)
+            .where(codes.id == code.id)
+            .values(rotation_counter=codes.rotation_counter + 1)
+            .returning(codes.rotation_counter)
+        )
+        .scalar_one()
+    )
     return int(bumped) - 1
 
 
@@ -155,6 +167,56 @@ def sticky_candidate(
     return next((c for c in candidates if c.route.id == previous and in_shift(c.route, working)), None)
 
 
+@dataclass(frozen=True)
+class StaffPlan:
+    """What routing decided before taking any lock: the sticky route, or the ordered pools to try."""
+
+    sticky: Candidate | None
+    regular: list[Candidate]
+    backups: list[Candidate]
+    day: date
+
+
+def plan_staff_route(
+    session: Session | None,
+    code: LiveCode,
+    candidates: Sequence[Candidate],
+    *,
+    at: datetime,
+    tz: ZoneInfo,
+    visitor_id: str,
+) -> StaffPlan:
+    """The read half of routing: shift, stickiness and the pools (safe on a read-only session).
+
+    Without a session (a first-time visitor, who has no earlier scan) stickiness is skipped.
+    """
+    working = is_working(code.schedule, at, tz)
+    sticky = (
+        sticky_candidate(session, code, candidates, visitor_id=visitor_id, working=working)
+        if code.is_sticky and session is not None
+        else None
+    )
+    on_shift = [c for c in candidates if in_shift(c.route, working)]
+    return StaffPlan(
+        sticky=sticky,
+        regular=[c for c in on_shift if not c.route.is_backup],
+        backups=[c for c in on_shift if c.route.is_backup],
+        day=local_day(at, tz),
+    )
+
+
+def take_staff_route(session: Session, code: LiveCode, plan: StaffPlan, *, rng: random.Random) -> RouteChoice | None:
+    """The write half: rotate, then take the first route with room under its cap, backups last."""
+    if plan.sticky is not None:
+        return RouteChoice(plan.sticky, STICKY_OUTCOME)  # the visitor was counted against the cap already
+    counter = bump_rotation(session, code) if code.rotation != RotationMode.RANDOM else 0
+    for pool, outcome in ((plan.regular, ROUTED_OUTCOME), (plan.backups, BACKUP_OUTCOME)):
+        for candidate in rotation_order(pool, code.rotation, counter, rng):
+            if take_capacity(session, candidate.route, plan.day):
+                return RouteChoice(candidate, outcome)
+    return None
+
+
 def choose_staff_route(
     session: Session,
     code: LiveCode,
@@ -166,21 +228,8 @@ def choose_staff_route(
     rng: random.Random,
 ) -> RouteChoice | None:
     """Route a scan to a staff member: sticky route, else rotation over capped regular routes, else backups."""
-    working = is_working(code.schedule, at, tz)
-    if code.is_sticky and (
-        again := sticky_candidate(session, code, candidates, visitor_id=visitor_id, working=working)
-    ):
-        return RouteChoice(again, STICKY_OUTCOME)  # the visitor was counted against the cap already
-    on_shift = [c for c in candidates if in_shift(c.route, working)]
-    regular = [c for c in on_shift if not c.route.is_backup]
-    backups = [c for c in on_shift if c.route.is_backup]
-    counter = bump_rotation(session, code) if code.rotation != RotationMode.RANDOM else 0
-    day = local_day(at, tz)
-    for group, outcome in ((regular, ROUTED_OUTCOME), (backups, BACKUP_OUTCOME)):
-        for candidate in rotation_order(group, code.rotation, counter, rng):
-            if take_capacity(session, candidate.route, day):
-                return RouteChoice(candidate, outcome)
-    return None
+    plan = plan_staff_route(session, code, candidates, at=at, tz=tz, visitor_id=visitor_id)
+    return take_staff_route(session, code, plan, rng=rng)
 
 
 def choose_group_route(candidates: Sequence[Candidate]) -> RouteChoice | None:
@@ -202,7 +251,3 @@ def routes_taken_on(session: Session, route_ids: Sequence[int], day: date) -> di
         )
     ).all()
     return {route_id: taken for route_id, taken in rows}
-
-
-def yesterday(day: date) -> date:
-    return day - timedelta(days=1)

@@ -19,6 +19,7 @@ from siyu.auth.permissions import Actor, Scope
 from siyu.kit.clock import Clock
 from siyu.kit.errors import Conflict, InvalidInput
 from siyu.livecodes.errors import LiveCodeNotFound
+from siyu.livecodes.scan import snapshots
 from siyu.livecodes.schedule import validate_schedule
 from siyu.livecodes.schemas import GroupIn, LiveCodeIn, RouteIn
 from siyu.livecodes.state import VARIANT_KEY
@@ -223,6 +224,7 @@ def update_live_code(session: Session, *, actor: Actor, code_id: int, data: Live
     schedule = _validate(session, actor, data)
     before = _snapshot(session, code)
     _apply(session, actor, code, data, schedule)
+    snapshots.clear()  # scans in this process route by the new settings at once
     record(
         session,
         actor,
@@ -242,6 +244,7 @@ def delete_live_code(session: Session, *, actor: Actor, code_id: int, clock: Clo
     code = get_live_code(session, actor.workspace_id, code_id)
     code.deleted_at = clock.now()
     session.flush()
+    snapshots.clear()
     record(
         session,
         actor,
