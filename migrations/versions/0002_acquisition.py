@@ -322,6 +322,7 @@ def upgrade() -> None:
         sa.Column("shift", sa.String(length=10), nullable=False),
         sa.Column("is_backup", sa.Boolean(), nullable=False),
         sa.Column("is_active", sa.Boolean(), nullable=False),
+        sa.Column("contact_qr_url", sa.String(length=500), nullable=True),
         sa.Column("workspace_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
         sa.ForeignKeyConstraint(
             ["group_id"],

@@ -67,6 +67,7 @@ def code_out(ctx: Ctx, request: Request, code: LiveCode) -> dict[str, Any]:
                 "shift": r.shift,
                 "is_backup": r.is_backup,
                 "is_active": r.is_active,
+                "contact_qr_url": r.contact_qr_url,
             }
             for r in routes
         ],

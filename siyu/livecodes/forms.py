@@ -45,6 +45,7 @@ def parse_form(form: FormData) -> LiveCodeIn:
             "shift": _text(form, f"route-{i}-shift") or "always",
             "is_backup": form.get(f"route-{i}-backup") == "on",
             "is_active": form.get(f"route-{i}-active") == "on",
+            "contact_qr_url": _text(form, f"route-{i}-qr") or None,
         }
         route["group_id" if _text(form, "kind") == "group" else "staff_id"] = target
         routes.append(route)
@@ -95,11 +96,21 @@ def form_values(code: LiveCode | None, routes: Sequence[LiveCodeRoute], tag_ids:
             "shift": str(r.shift),
             "backup": r.is_backup,
             "active": r.is_active,
+            "qr": r.contact_qr_url or "",
         }
         for r in routes
     ]
     rows += [
-        {"id": None, "target": None, "weight": 1, "cap": None, "shift": "always", "backup": False, "active": True}
+        {
+            "id": None,
+            "target": None,
+            "weight": 1,
+            "cap": None,
+            "shift": "always",
+            "backup": False,
+            "active": True,
+            "qr": "",
+        }
     ] * BLANK_ROUTE_ROWS
     schedule = list(code.schedule) if code else []
     schedule += [{"days": [], "start": "", "end": ""}] * BLANK_SCHEDULE_ROWS
@@ -139,6 +150,7 @@ def values_from_form(form: FormData) -> dict[str, Any]:
                 "shift": _text(form, f"route-{i}-shift"),
                 "backup": form.get(f"route-{i}-backup") == "on",
                 "active": form.get(f"route-{i}-active") == "on",
+                "qr": _text(form, f"route-{i}-qr"),
             }
         )
     schedule = []

@@ -44,6 +44,8 @@ class RouteIn(Input):
     shift: RouteShift = RouteShift.ALWAYS
     is_backup: bool = False
     is_active: bool = True
+    contact_qr_url: str | None = Field(default=None, max_length=500, pattern=r"^https?://")
+    """The 「联系我」 QR image of the staff member for this route (http/https)."""
 
 
 class LiveCodeIn(Input):

@@ -169,6 +169,7 @@ def _replace_routes(session: Session, actor: Actor, code: LiveCode, routes: Sequ
         row.staff_id, row.group_id = item.staff_id, item.group_id
         row.position, row.weight, row.daily_cap = position, item.weight, item.daily_cap
         row.shift, row.is_backup, row.is_active = item.shift, item.is_backup, item.is_active
+        row.contact_qr_url = item.contact_qr_url
     for route_id, row in existing.items():
         if route_id not in kept:
             session.delete(row)

@@ -85,6 +85,9 @@ class LiveCodeRoute(WorkspaceScoped, Base):
     is_backup: Mapped[bool] = mapped_column(default=False)
     """Used only when every regular route is capped or off shift."""
     is_active: Mapped[bool] = mapped_column(default=True)
+    contact_qr_url: Mapped[str | None] = mapped_column(String(500))
+    """The staff member's 「联系我」 QR image for this route (set by the WeCom integration, which
+    creates it with this route's `state`, or entered by hand); shown on the landing page."""
 
 
 class LiveCodeRouteDay(WorkspaceScoped, Base):

@@ -144,3 +144,14 @@ def test_store_code_asks_for_the_store_first(
     assert db.scalar(select(LiveCodeScan.id)) is None
     landing = client.get(f"/q/{code.slug}?store={store.id}")
     assert 'data-testid="staff-name">徐汇导购<' in landing.text
+
+
+def test_the_landing_page_shows_the_routes_contact_qr(
+    client: TestClient, db: Session, clock: FrozenClock, workspace: Workspace
+) -> None:
+    staff = make_staff(db, workspace=workspace, clock=clock, name="小林")
+    qr = "https://wework.qpic.cn/wwpic/contact_way_qr.png"
+    code = make_live_code(db, workspace=workspace, clock=clock, routes=[{"staff_id": staff.id, "contact_qr_url": qr}])
+    db.commit()
+    page = client.get(f"/q/{code.slug}")
+    assert f'<img src="{qr}" alt="小林" data-testid="staff-qr">' in page.text
