@@ -26,7 +26,7 @@ from bench.harness import Reporter, bench_database, new_workspace, result_row, s
 from bench.load import hammer_in_subprocess, percentile
 from siyu.auth.permissions import Actor
 from siyu.kit.clock import system_clock
-from siyu.livecodes.schemas import LiveCodeIn, RouteIn
+from siyu.livecodes.schemas import LiveCodeIn, RouteIn, WelcomeIn
 from siyu.livecodes.service import create_live_code
 from siyu.models import LiveCodeRoute, LiveCodeScan, Staff
 from siyu.workspaces.scope import bind_workspace
@@ -58,7 +58,7 @@ def _setup(engine: Engine) -> tuple[str, int]:
         code = create_live_code(
             session,
             actor=Actor.system(workspace_id),
-            data=LiveCodeIn(name="bench", routes=routes, welcome={"text": "{{ name }}您好"}),
+            data=LiveCodeIn(name="bench", routes=routes, welcome=WelcomeIn(text="{{ name }}您好")),
             clock=system_clock,
         )
         return code.slug, code.id

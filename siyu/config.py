@@ -8,7 +8,7 @@ from functools import lru_cache
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from pydantic import Field, field_validator
+from pydantic import Field, PrivateAttr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -40,6 +40,8 @@ class Settings(BaseSettings):
         "without WeCom. Turn off once the WeCom callback reports real adds.",
     )
 
+    _generated_secret: str | None = PrivateAttr(default=None)
+
     @field_validator("timezone")
     @classmethod
     def _known_timezone(cls, value: str) -> str:
@@ -51,16 +53,21 @@ class Settings(BaseSettings):
         return ZoneInfo(self.timezone)
 
     def session_secret(self) -> str:
-        """The configured secret, or this installation's generated one (created on first use)."""
+        """The configured secret, or this installation's generated one (created on first use).
+
+        Read once per Settings object: public pages hash every scan and click with it.
+        """
         if self.secret_key:
             return self.secret_key
-        path = self.data_dir / "secret_key"
-        if not path.exists():
-            self.data_dir.mkdir(parents=True, exist_ok=True)
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "w") as handle:
-                handle.write(secrets.token_urlsafe(48))
-        return path.read_text().strip()
+        if self._generated_secret is None:
+            path = self.data_dir / "secret_key"
+            if not path.exists():
+                self.data_dir.mkdir(parents=True, exist_ok=True)
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                with os.fdopen(fd, "w") as handle:
+                    handle.write(secrets.token_urlsafe(48))
+            self._generated_secret = path.read_text().strip()
+        return self._generated_secret
 
     @property
     def is_sqlite(self) -> bool:
