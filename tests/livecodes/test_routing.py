@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import random
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -221,4 +221,42 @@ def test_caps_are_never_exceeded_and_backup_only_when_regulars_are_full(
             db.scalar(select(func.count()).select_from(LiveCodeScan).where(LiveCodeScan.live_code_id == code.id))
             == visitors
         )
+        savepoint.rollback()
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    day_sets=st.lists(st.sets(st.integers(0, 6), min_size=1), min_size=1, max_size=3),
+    hours=st.lists(st.tuples(st.integers(0, 23), st.integers(1, 24)), min_size=3, max_size=3),
+    minute_of_week=st.integers(0, 7 * 24 * 60 - 1),
+)
+def test_schedules_are_respected(
+    db: Session, clock: FrozenClock, day_sets: list[set[int]], hours: list[tuple[int, int]], minute_of_week: int
+) -> None:
+    # windows on disjoint hour bands (so they never overlap), one band per window
+    bands = [(0, 8), (8, 16), (16, 24)]
+    windows = []
+    for days, (band_start, band_end), (a, b) in zip(day_sets, bands, hours, strict=False):
+        start = band_start + a % (band_end - band_start)
+        end = min(band_end, start + max(1, b % (band_end - band_start)))
+        windows.append(
+            {"days": sorted(days), "start": f"{start:02d}:00", "end": f"{end:02d}:00" if end < 24 else "24:00"}
+        )
+    # a Monday 00:00 Shanghai time, plus the drawn minute of the week
+    local_monday = datetime(2026, 11, 22, 16, 0, tzinfo=UTC)  # = 2026-11-23 00:00 in Shanghai
+    at = local_monday + timedelta(minutes=minute_of_week)
+    weekday, minute = minute_of_week // (24 * 60), minute_of_week % (24 * 60)
+    inside = any(weekday in w["days"] and int(w["start"][:2]) * 60 <= minute < int(w["end"][:2]) * 60 for w in windows)
+    with db.begin_nested() as savepoint:
+        ws = make_workspace(db, clock=clock)
+        day, night = _staff(db, ws, clock, 2)
+        code = make_live_code(
+            db,
+            workspace=ws,
+            clock=clock,
+            schedule=windows,
+            routes=[{"staff_id": day.id, "shift": "working"}, {"staff_id": night.id, "shift": "off_hours"}],
+        )
+        scan = _scan(db, code, clock, "v", at=at)
+        assert scan.staff_id == (day.id if inside else night.id)
         savepoint.rollback()
