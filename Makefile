@@ -55,6 +55,7 @@ pytest: install assets browser
 bench-tiny: install
 	$(BIN)/siyu bench import --size tiny --json
 	$(BIN)/siyu bench lookup --size tiny --json
+	$(BIN)/siyu bench scan --size tiny --json
 
 test: lint typecheck pytest bench-tiny
 

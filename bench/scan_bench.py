@@ -15,6 +15,8 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
+import threading
 import time
 import urllib.request
 from typing import Any
@@ -87,11 +89,14 @@ def _start_server(url: str, port: int, data_dir: str) -> subprocess.Popen[bytes]
         "warning",
         "--no-access-log",
     ]
-    server = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    log = os.path.join(data_dir, "server.log")  # a file, not a pipe: a full pipe would stall the server
+    with open(log, "wb") as sink:
+        server = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=sink)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         if server.poll() is not None:
-            raise RuntimeError(f"bench server exited: {server.stderr.read().decode() if server.stderr else ''}")
+            with open(log, encoding="utf-8", errors="replace") as failed:
+                raise RuntimeError(f"bench server exited: {failed.read()[-2000:]}")
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1) as response:
                 if response.status == 200:
@@ -100,6 +105,40 @@ def _start_server(url: str, port: int, data_dir: str) -> subprocess.Popen[bytes]
             time.sleep(0.1)
     server.kill()
     raise RuntimeError("bench server did not start within 30 s")
+
+
+def _rss(pid: int) -> int:
+    """Resident set of process `pid` in bytes (0 where /proc is missing)."""
+    try:
+        with open(f"/proc/{pid}/statm", "rb") as handle:
+            return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+class ServerMemory:
+    """Samples the server process's RSS every 20 ms; `peak_growth` is the peak above the start."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid, self.start, self.peak = pid, _rss(pid), _rss(pid)
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def _sample(self) -> None:
+        while not self._done.wait(0.02):
+            self.peak = max(self.peak, _rss(self.pid))
+
+    def __enter__(self) -> ServerMemory:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._done.set()
+        self._thread.join()
+
+    @property
+    def peak_growth_mb(self) -> float:
+        return round(max(0, self.peak - self.start) / 2**20, 1)
 
 
 def run(*, size: str, database_url: str | None, reporter: Reporter) -> dict[str, Any]:
@@ -111,22 +150,19 @@ def run(*, size: str, database_url: str | None, reporter: Reporter) -> dict[str,
         slug, code_id = _setup(engine)
         url = engine.url.render_as_string(hide_password=False)
         port = _free_port()
-        data_dir = (
-            os.path.join(os.path.dirname(engine.url.database or "/tmp/x"), "data")
-            if database.kind == "sqlite"
-            else "/tmp/siyu-bench-data"
-        )
         reporter.step(f"server on 127.0.0.1:{port} over {database.label}")
-        server = _start_server(url, port, data_dir)
-        try:
-            reporter.step(f"warm-up, then {requests:,} requests × 2 from {CONCURRENCY} connections")
-            hammer_in_subprocess("127.0.0.1", port, "/healthz", WARM_UP, CONCURRENCY)
-            hammer_in_subprocess("127.0.0.1", port, f"/q/{slug}", WARM_UP, CONCURRENCY)
-            baseline = hammer_in_subprocess("127.0.0.1", port, "/healthz", requests, CONCURRENCY)
-            scans = hammer_in_subprocess("127.0.0.1", port, f"/q/{slug}", requests, CONCURRENCY)
-        finally:
-            server.terminate()
-            server.wait(timeout=30)
+        with tempfile.TemporaryDirectory(prefix="siyu-bench-data-") as data_dir:
+            server = _start_server(url, port, data_dir)
+            try:
+                reporter.step(f"warm-up, then {requests:,} requests × 2 from {CONCURRENCY} connections")
+                hammer_in_subprocess("127.0.0.1", port, "/healthz", WARM_UP, CONCURRENCY)
+                hammer_in_subprocess("127.0.0.1", port, f"/q/{slug}", WARM_UP, CONCURRENCY)
+                baseline = hammer_in_subprocess("127.0.0.1", port, "/healthz", requests, CONCURRENCY)
+                with ServerMemory(server.pid) as memory:
+                    scans = hammer_in_subprocess("127.0.0.1", port, f"/q/{slug}", requests, CONCURRENCY)
+            finally:
+                server.terminate()
+                server.wait(timeout=30)
         with Session(engine) as session:
             per_route = dict(
                 session.execute(
@@ -168,4 +204,5 @@ def run(*, size: str, database_url: str | None, reporter: Reporter) -> dict[str,
         "errors": scans.errors + baseline.errors,
         "scans_recorded": recorded,
         "over_cap": over_cap,
+        "server_peak_memory_mb": memory.peak_growth_mb,
     }

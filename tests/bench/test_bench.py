@@ -96,6 +96,36 @@ def check_lookup(result: dict[str, Any], database: str) -> None:
     assert result["p50_us"] <= result["p99_us"]
 
 
+SCAN_KEYS = {
+    "bench",
+    "size",
+    "database",
+    "results",
+    "requests",
+    "concurrency",
+    "scans_per_s",
+    "healthz_per_s",
+    "throughput_share",
+    "p50_ms",
+    "p99_ms",
+    "healthz_p99_ms",
+    "errors",
+    "scans_recorded",
+    "over_cap",
+    "server_peak_memory_mb",
+}
+
+
+def check_scan(result: dict[str, Any], database: str) -> None:
+    assert set(result) == SCAN_KEYS
+    assert (result["bench"], result["size"], result["database"]) == ("scan", "tiny", database)
+    _check_results(result, ["300 scans", "scan p50", "scan p99"])
+    # every request answered, every scan recorded (warm-up included), no cap overrun
+    assert (result["errors"], result["over_cap"], result["scans_recorded"]) == (0, 0, 400)
+    assert math.isclose(result["results"][0]["rows_per_s"], 300 / result["results"][0]["seconds"], rel_tol=1e-3)
+    assert result["p50_ms"] <= result["p99_ms"] and result["server_peak_memory_mb"] >= 0
+
+
 def _kind(url: str | None) -> str:
     return "sqlite" if url is None else "postgresql"
 
@@ -108,6 +138,11 @@ def test_import_bench_at_tiny(url: str | None) -> None:
 @pytest.mark.parametrize("url", DATABASES, ids=_kind)
 def test_lookup_bench_at_tiny(url: str | None) -> None:
     check_lookup(run_bench("lookup", size="tiny", database_url=url), _kind(url))
+
+
+@pytest.mark.parametrize("url", DATABASES, ids=_kind)
+def test_scan_bench_at_tiny(url: str | None) -> None:
+    check_scan(run_bench("scan", size="tiny", database_url=url), _kind(url))
 
 
 @pytest.mark.skipif(not PG_URL, reason="SIYU_TEST_DATABASE_URL not set")
