@@ -12,6 +12,7 @@ from starlette.responses import Response
 from siyu.auth.permissions import Scope
 from siyu.kit.ids import DbId
 from siyu.kit.schemas import Input
+from siyu.livecodes import groups as group_service
 from siyu.livecodes import reports, service
 from siyu.livecodes.adds import record_add
 from siyu.livecodes.qr import QrFormat, check_logo, qr_zip, render_qr, safe_filename
@@ -81,7 +82,7 @@ def code_out(ctx: Ctx, request: Request, code: LiveCode) -> dict[str, Any]:
         },
     }
     if code.kind == "group":
-        out["capacity"] = service.group_capacity(ctx.session, code)
+        out["capacity"] = group_service.group_capacity(ctx.session, code)
     return out
 
 
@@ -290,14 +291,16 @@ def group_out(group: CommunityGroup) -> dict[str, Any]:
 
 @router.get("/groups")
 def list_groups(ctx: Reader) -> dict[str, Any]:
-    return {"items": [group_out(g) for g in service.list_groups(ctx.session, ctx.actor.workspace_id)]}
+    return {"items": [group_out(g) for g in group_service.list_groups(ctx.session, ctx.actor.workspace_id)]}
 
 
 @router.post("/groups", status_code=201)
 def create_group(body: GroupIn, ctx: Writer) -> dict[str, Any]:
-    return group_out(service.create_group(ctx.session, actor=ctx.actor, data=body, clock=ctx.clock))
+    return group_out(group_service.create_group(ctx.session, actor=ctx.actor, data=body, clock=ctx.clock))
 
 
 @router.put("/groups/{group_id}")
 def update_group(group_id: IdPath, body: GroupIn, ctx: Writer) -> dict[str, Any]:
-    return group_out(service.update_group(ctx.session, actor=ctx.actor, group_id=group_id, data=body, clock=ctx.clock))
+    return group_out(
+        group_service.update_group(ctx.session, actor=ctx.actor, group_id=group_id, data=body, clock=ctx.clock)
+    )

@@ -11,17 +11,17 @@ import string
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from siyu.audit.service import record
 from siyu.auth.permissions import Actor, Scope
 from siyu.kit.clock import Clock
-from siyu.kit.errors import Conflict, InvalidInput
+from siyu.kit.errors import InvalidInput
 from siyu.livecodes.errors import LiveCodeNotFound
 from siyu.livecodes.scan import snapshots
 from siyu.livecodes.schedule import validate_schedule
-from siyu.livecodes.schemas import GroupIn, LiveCodeIn, RouteIn
+from siyu.livecodes.schemas import LiveCodeIn, RouteIn
 from siyu.livecodes.state import VARIANT_KEY
 from siyu.livecodes.welcome import check_template
 from siyu.models import (
@@ -37,7 +37,6 @@ from siyu.models import (
     Store,
     Tag,
 )
-from siyu.models.group import MAX_GROUP_LIMIT
 
 SLUG_ALPHABET = string.ascii_letters + string.digits
 SLUG_LENGTH = 8  # 62^8 ≈ 2·10^14: printed codes cannot be enumerated
@@ -47,7 +46,7 @@ def new_slug() -> str:
     return "".join(secrets.choice(SLUG_ALPHABET) for _ in range(SLUG_LENGTH))
 
 
-def _in_workspace(session: Session, model: Any, row_id: int | None, workspace_id: int, field: str) -> Any:
+def in_workspace(session: Session, model: Any, row_id: int | None, workspace_id: int, field: str) -> Any:
     if row_id is None:
         return None
     row = session.scalar(select(model).where(model.id == row_id, model.workspace_id == workspace_id))
@@ -79,12 +78,12 @@ def tag_ids_of(session: Session, code_id: int) -> list[int]:
 
 def _validate(session: Session, actor: Actor, data: LiveCodeIn) -> list[dict[str, Any]]:
     ws = actor.workspace_id
-    _in_workspace(session, Channel, data.channel_id, ws, "channel_id")
-    store = _in_workspace(session, Store, data.store_id, ws, "store_id")
+    in_workspace(session, Channel, data.channel_id, ws, "channel_id")
+    store = in_workspace(session, Store, data.store_id, ws, "store_id")
     if store is not None and data.kind != LiveCodeKind.STORE:
         raise InvalidInput("only store codes are bound to a store", details={"field": "store_id"})
     if data.experiment_id is not None:
-        _in_workspace(session, Experiment, data.experiment_id, ws, "experiment_id")
+        in_workspace(session, Experiment, data.experiment_id, ws, "experiment_id")
         keys = session.scalars(
             select(ExperimentVariant.key).where(ExperimentVariant.experiment_id == data.experiment_id)
         )
@@ -94,7 +93,7 @@ def _validate(session: Session, actor: Actor, data: LiveCodeIn) -> list[dict[str
                 details={"field": "experiment_id"},
             )
     for index, tag_id in enumerate(data.tag_ids):
-        _in_workspace(session, Tag, tag_id, ws, f"tag_ids[{index}]")
+        in_workspace(session, Tag, tag_id, ws, f"tag_ids[{index}]")
     check_template(data.welcome.text)
     schedule = validate_schedule(data.schedule)
     _validate_routes(session, actor, data, store)
@@ -115,12 +114,12 @@ def _validate_routes(session: Session, actor: Actor, data: LiveCodeIn, store: St
         if data.kind == LiveCodeKind.GROUP:
             if route.group_id is None or route.staff_id is not None:
                 raise InvalidInput("group code routes point to a group", details={"field": f"{field}.group_id"})
-            _in_workspace(session, CommunityGroup, route.group_id, actor.workspace_id, f"{field}.group_id")
+            in_workspace(session, CommunityGroup, route.group_id, actor.workspace_id, f"{field}.group_id")
             key = ("group", route.group_id)
         else:
             if route.staff_id is None or route.group_id is not None:
                 raise InvalidInput("routes point to a staff member", details={"field": f"{field}.staff_id"})
-            staff = _in_workspace(session, Staff, route.staff_id, actor.workspace_id, f"{field}.staff_id")
+            staff = in_workspace(session, Staff, route.staff_id, actor.workspace_id, f"{field}.staff_id")
             if store is not None and staff.store_id != store.id:
                 raise InvalidInput(
                     f"staff {staff.name} does not work at store {store.name}", details={"field": f"{field}.staff_id"}
@@ -297,7 +296,7 @@ def create_store_codes(
     """One store code per store, routing to each store's active staff in rotation (for shop posters)."""
     codes = []
     for index, store_id in enumerate(store_ids):
-        store = _in_workspace(session, Store, store_id, actor.workspace_id, f"store_ids[{index}]")
+        store = in_workspace(session, Store, store_id, actor.workspace_id, f"store_ids[{index}]")
         staff = session.scalars(
             select(Staff).where(Staff.store_id == store.id, Staff.is_active.is_(True)).order_by(Staff.id)
         ).all()
@@ -312,95 +311,3 @@ def create_store_codes(
         )
         codes.append(create_live_code(session, actor=actor, data=data, clock=clock))
     return codes
-
-
-# --- groups -------------------------------------------------------------------------------------
-
-
-def _check_limit(limit: int) -> None:
-    if not 1 <= limit <= MAX_GROUP_LIMIT:
-        raise InvalidInput(f"group limit must be between 1 and {MAX_GROUP_LIMIT}", details={"field": "member_limit"})
-
-
-def create_group(session: Session, *, actor: Actor, data: GroupIn, clock: Clock) -> CommunityGroup:
-    actor.require(Scope.ACQUISITION_WRITE)
-    _check_limit(data.member_limit)
-    _in_workspace(session, Staff, data.owner_staff_id, actor.workspace_id, "owner_staff_id")
-    if data.wecom_chat_id and session.scalar(
-        select(CommunityGroup.id).where(
-            CommunityGroup.workspace_id == actor.workspace_id, CommunityGroup.wecom_chat_id == data.wecom_chat_id
-        )
-    ):
-        raise Conflict("a group with this WeCom chat id exists", details={"field": "wecom_chat_id"})
-    group = CommunityGroup(workspace_id=actor.workspace_id, created_at=clock.now(), **data.model_dump())
-    session.add(group)
-    session.flush()
-    record(
-        session,
-        actor,
-        action="create",
-        entity_type="community_group",
-        entity_id=group.id,
-        after={"name": group.name, "member_limit": group.member_limit},
-        clock=clock,
-    )
-    return group
-
-
-def update_group(session: Session, *, actor: Actor, group_id: int, data: GroupIn, clock: Clock) -> CommunityGroup:
-    actor.require(Scope.ACQUISITION_WRITE)
-    _check_limit(data.member_limit)
-    group = _in_workspace(session, CommunityGroup, group_id, actor.workspace_id, "group_id")
-    _in_workspace(session, Staff, data.owner_staff_id, actor.workspace_id, "owner_staff_id")
-    before = {"name": group.name, "member_limit": group.member_limit, "member_count": group.member_count}
-    for key, value in data.model_dump().items():
-        setattr(group, key, value)
-    session.flush()
-    record(
-        session,
-        actor,
-        action="update",
-        entity_type="community_group",
-        entity_id=group.id,
-        before=before,
-        after={"name": group.name, "member_limit": group.member_limit, "member_count": group.member_count},
-        clock=clock,
-    )
-    assert isinstance(group, CommunityGroup)
-    return group
-
-
-def list_groups(session: Session, workspace_id: int) -> list[CommunityGroup]:
-    return list(
-        session.scalars(
-            select(CommunityGroup).where(CommunityGroup.workspace_id == workspace_id).order_by(CommunityGroup.id)
-        )
-    )
-
-
-def group_capacity(session: Session, code: LiveCode) -> dict[str, Any]:
-    """Seats taken and left over a group code's active groups, and whether to warn the operator."""
-    row = session.execute(
-        select(
-            func.coalesce(func.sum(CommunityGroup.member_count), 0),
-            func.coalesce(func.sum(CommunityGroup.member_limit), 0),
-            func.count(),
-            func.count().filter(CommunityGroup.member_count < CommunityGroup.member_limit),
-        )
-        .join(LiveCodeRoute, LiveCodeRoute.group_id == CommunityGroup.id)
-        .where(
-            LiveCodeRoute.live_code_id == code.id, LiveCodeRoute.is_active.is_(True), CommunityGroup.is_active.is_(True)
-        )
-    ).one()
-    members, capacity, groups, with_room = (int(v) for v in row)
-    percent = round(members * 100 / capacity) if capacity else 100
-    return {
-        "members": members,
-        "capacity": capacity,
-        "groups": groups,
-        "groups_with_room": with_room,
-        "percent_full": percent,
-        # Warn while there is still time to open a new group: past the threshold or down to the last group.
-        "warn": with_room <= 1 or percent >= code.group_warn_percent,
-        "all_full": with_room == 0,
-    }

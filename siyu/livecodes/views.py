@@ -11,6 +11,7 @@ from starlette.responses import Response
 
 from siyu.auth.permissions import Scope
 from siyu.kit.errors import DomainError, InvalidInput
+from siyu.livecodes import groups as group_service
 from siyu.livecodes import reports, service
 from siyu.livecodes.forms import form_values, parse_form, values_from_form
 from siyu.livecodes.qr import QrFormat, check_logo, qr_zip, render_qr, safe_filename
@@ -48,7 +49,7 @@ def _choices(ctx: Ctx) -> dict[str, Any]:
         "staff": session.scalars(
             select(Staff).where(Staff.workspace_id == ws, Staff.is_active.is_(True)).order_by(Staff.name)
         ).all(),
-        "groups": service.list_groups(session, ws),
+        "groups": group_service.list_groups(session, ws),
         "stores": session.scalars(select(Store).where(Store.workspace_id == ws).order_by(Store.name)).all(),
         "experiments": session.scalars(
             select(Experiment).where(Experiment.workspace_id == ws).order_by(Experiment.id.desc())
@@ -73,7 +74,7 @@ def live_codes_page(request: Request, ctx: ConsoleCtx) -> Response:
             select(Channel.id, Channel.name).where(Channel.workspace_id == ctx.actor.workspace_id)
         ).all()
     )
-    warnings = {c.id: service.group_capacity(ctx.session, c) for c in codes if c.kind == LiveCodeKind.GROUP}
+    warnings = {c.id: group_service.group_capacity(ctx.session, c) for c in codes if c.kind == LiveCodeKind.GROUP}
     return render(
         request,
         "livecodes/list.html",
@@ -182,7 +183,7 @@ def code_page(request: Request, ctx: ConsoleCtx, code_id: IdPath, cursor: str | 
     routes = service.routes_of(ctx.session, code.id)
     page = reports.scan_log(ctx.session, workspace_id=code.workspace_id, live_code_id=code.id, cursor=cursor)
     staff = dict(ctx.session.execute(select(Staff.id, Staff.name).where(Staff.workspace_id == code.workspace_id)).all())
-    groups = {g.id: g for g in service.list_groups(ctx.session, code.workspace_id)}
+    groups = {g.id: g for g in group_service.list_groups(ctx.session, code.workspace_id)}
     tag_names = ctx.session.scalars(select(Tag.name).where(Tag.id.in_(service.tag_ids_of(ctx.session, code.id)))).all()
     channel = ctx.session.get(Channel, code.channel_id) if code.channel_id else None
     sample = {
@@ -201,7 +202,7 @@ def code_page(request: Request, ctx: ConsoleCtx, code_id: IdPath, cursor: str | 
             "routes": routes,
             "taken": reports.taken_today(ctx.session, [r.id for r in routes], now=ctx.clock.now(), tz=tz),
             "figures": reports.figures_by_code(ctx.session, [code.id], now=ctx.clock.now(), tz=tz)[code.id],
-            "capacity": service.group_capacity(ctx.session, code) if code.kind == LiveCodeKind.GROUP else None,
+            "capacity": group_service.group_capacity(ctx.session, code) if code.kind == LiveCodeKind.GROUP else None,
             "scans": page.items,
             "next_url": f"/live-codes/{code.id}?cursor={page.next_cursor}" if page.next_cursor else None,
             "staff": staff,
@@ -303,7 +304,7 @@ def groups_page(request: Request, ctx: ConsoleCtx) -> Response:
     return render(
         request,
         "livecodes/groups.html",
-        {"groups": service.list_groups(ctx.session, ctx.actor.workspace_id), "errors": {}, "values": {}},
+        {"groups": group_service.list_groups(ctx.session, ctx.actor.workspace_id), "errors": {}, "values": {}},
     )
 
 
@@ -329,10 +330,10 @@ def create_group(
             member_limit=int(member_limit),
             member_count=int(member_count),
         )
-        service.create_group(ctx.session, actor=ctx.actor, data=data, clock=ctx.clock)
+        group_service.create_group(ctx.session, actor=ctx.actor, data=data, clock=ctx.clock)
     except DomainError as exc:
         ctx.session.rollback()
-        groups = service.list_groups(ctx.session, ctx.actor.workspace_id)
+        groups = group_service.list_groups(ctx.session, ctx.actor.workspace_id)
         return render(
             request,
             "livecodes/groups.html",
