@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from datetime import datetime, timedelta
 from itertools import count
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import Insert, insert, select
 from sqlalchemy.orm import Session
@@ -23,6 +24,7 @@ from siyu.auth.passwords import hash_password
 from siyu.auth.permissions import Actor
 from siyu.auth.service import grant_membership
 from siyu.db import Database, refresh_planner_statistics
+from siyu.demo.acquisition import build_acquisition
 from siyu.demo.catalog import (
     ATTRIBUTES,
     BRAND_NAME,
@@ -93,6 +95,13 @@ def build_demo(
             done += size
             if progress is not None:
                 progress(done)
+        build_acquisition(
+            session,
+            workspace_id=workspace.id,
+            clock=clock,
+            rng=random.Random(seed + 1),
+            tz=ZoneInfo(workspace.timezone),
+        )
         record(
             session,
             Actor.system(workspace.id, label="siyu demo"),
@@ -103,7 +112,18 @@ def build_demo(
             clock=clock,
         )
         refresh_planner_statistics(
-            session, ("customers", "identities", "customer_tags", "relationships", "customer_events", "consents")
+            session,
+            (
+                "customers",
+                "identities",
+                "customer_tags",
+                "relationships",
+                "customer_events",
+                "consents",
+                "live_code_scans",
+                "orders",
+                "experiment_exposures",
+            ),
         )
     return True
 
