@@ -16,6 +16,13 @@ def insert_or_ignore(session: Session, model: Any, values: dict[str, Any], confl
     """
     dialect = session.get_bind().dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    statement = insert(model).values(**values).on_conflict_do_nothing(index_elements=list(conflict_columns))
-    result = session.execute(statement)
-    return bool(getattr(result, "rowcount", 0) == 1)
+    table = model.__table__
+    statement = (
+        insert(table)
+        .values(**values)
+        .on_conflict_do_nothing(index_elements=list(conflict_columns))
+        .returning(*table.primary_key.columns)
+    )
+    # A row comes back only when it was inserted. Not `rowcount`: PostgreSQL INSERTs carry an
+    # implicit RETURNING for the primary key, and their rowcount is not reported reliably.
+    return session.connection().execute(statement).first() is not None
