@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import re
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,13 +10,12 @@ from pathlib import Path
 import pytest
 from sqlalchemy.orm import Session
 
-from siyu.app import create_app
-from siyu.config import Settings
-from siyu.db import Database, make_engine, set_database
+from siyu.db import make_engine
 from siyu.kit.clock import system_clock
 from siyu.migrate import upgrade
 from siyu.models import Role
 from tests.factories import actor_for, make_customer, make_staff, make_user, make_workspace
+from tests.web.console_server import console_server
 
 CHROMIUM = "/usr/bin/chromium"
 PASSWORD = "correct-horse-1"
@@ -41,12 +37,6 @@ class Seeded:
     survivor_id: int
     merged_id: int
     searched_id: int
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _seed(engine_url: str) -> tuple[int, int, int]:
@@ -74,33 +64,11 @@ def _seed(engine_url: str) -> tuple[int, int, int]:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Seeded]:
-    import uvicorn
-
     folder = tmp_path_factory.mktemp("browser")
     url = f"sqlite:///{folder / 'siyu.db'}"
     survivor_id, merged_id, searched_id = _seed(url)
-    settings = Settings(
-        database_url=url, data_dir=folder / "data", secret_key="browser-secret", log_json=False, broker_url=None
-    )
-    database = Database(settings)
-    app = create_app(settings, database=database, run_worker=True)
-    port = _free_port()
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on", ws="none")
-    uv = uvicorn.Server(config)
-    thread = threading.Thread(target=uv.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not uv.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("the console server did not start")
-        time.sleep(0.05)
-    try:
-        yield Seeded(f"http://127.0.0.1:{port}", survivor_id, merged_id, searched_id)
-    finally:
-        uv.should_exit = True
-        thread.join(timeout=20)
-        database.engine.dispose()
-        set_database(None)
+    with console_server(url, folder / "data", run_worker=True) as base_url:
+        yield Seeded(base_url, survivor_id, merged_id, searched_id)
 
 
 @pytest.fixture(scope="module")

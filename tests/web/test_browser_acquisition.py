@@ -5,9 +5,6 @@ attributed friend edge. Runs once per backend (SQLite file, and PostgreSQL when 
 from __future__ import annotations
 
 import re
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -16,15 +13,14 @@ from pathlib import Path
 import pytest
 from sqlalchemy.orm import Session
 
-from siyu.app import create_app
-from siyu.config import Settings
-from siyu.db import Database, make_engine, set_database
+from siyu.db import make_engine
 from siyu.kit.clock import system_clock
 from siyu.livecodes.state import MAX_STATE_LENGTH, encode_state
 from siyu.migrate import upgrade
 from siyu.models import Role, TagGroup
 from tests.conftest import BACKENDS, PG_URL, _throwaway_postgres
 from tests.factories import make_channel, make_staff, make_tag, make_user, make_workspace
+from tests.web.console_server import console_server
 
 CHROMIUM = "/usr/bin/chromium"
 PASSWORD = "correct-horse-1"
@@ -55,12 +51,6 @@ class Seeded:
     channel_id: int
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _seed(url: str) -> int:
     """An operator, two staff members, a channel with a hook and a tag; returns the channel id."""
     engine = make_engine(url)
@@ -83,8 +73,6 @@ def _seed(url: str) -> int:
 
 @pytest.fixture(scope="module", params=BACKENDS)
 def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Seeded]:
-    import uvicorn
-
     folder = tmp_path_factory.mktemp("browser-acquisition")
     with ExitStack() as stack:
         if request.param == "sqlite":
@@ -93,28 +81,8 @@ def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
             assert PG_URL
             url = stack.enter_context(_throwaway_postgres(PG_URL)).url.render_as_string(hide_password=False)
         channel_id = _seed(url)
-        settings = Settings(
-            database_url=url, data_dir=folder / "data", secret_key="browser-secret", log_json=False, broker_url=None
-        )
-        database = Database(settings)
-        app = create_app(settings, database=database, run_worker=False)
-        port = _free_port()
-        config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on", ws="none")
-        uv = uvicorn.Server(config)
-        thread = threading.Thread(target=uv.run, daemon=True)
-        thread.start()
-        deadline = time.monotonic() + 20
-        while not uv.started:
-            if time.monotonic() > deadline or not thread.is_alive():
-                raise RuntimeError("the console server did not start")
-            time.sleep(0.05)
-        try:
-            yield Seeded(f"http://127.0.0.1:{port}", channel_id)
-        finally:
-            uv.should_exit = True
-            thread.join(timeout=20)
-            database.engine.dispose()
-            set_database(None)
+        base_url = stack.enter_context(console_server(url, folder / "data", run_worker=False))
+        yield Seeded(base_url, channel_id)
 
 
 @pytest.fixture(scope="module")
