@@ -1,8 +1,9 @@
-"""Build the demo brand: organisation, console users and a pool of customers with history.
+"""Build the demo brand: organisation, console users, acquisition set-up and customers with history.
 
-The organisation is written through the ORM (a few dozen rows); customers and everything
-hanging off them go in with bulk Core inserts, `BATCH` customers at a time, so that 20,000
-customers take seconds, not minutes.
+The organisation, channels, live codes and the hook test are written through the ORM and the
+services (a few hundred rows); customers and everything hanging off them — identities, tags,
+relationships attributed to live codes, their scans, orders, timeline — go in with bulk Core
+inserts, `BATCH` customers at a time, so that 20,000 customers take seconds, not minutes.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from itertools import count
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Insert, insert, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from siyu.audit.service import record
@@ -24,7 +25,8 @@ from siyu.auth.passwords import hash_password
 from siyu.auth.permissions import Actor
 from siyu.auth.service import grant_membership
 from siyu.db import Database, refresh_planner_statistics
-from siyu.demo.acquisition import build_acquisition
+from siyu.demo import acquisition
+from siyu.demo.bulk import insert_returning_ids, insert_rows
 from siyu.demo.catalog import (
     ATTRIBUTES,
     BRAND_NAME,
@@ -42,12 +44,13 @@ from siyu.demo.people import CustomerGenerator, CustomerPlan, Roster
 from siyu.kit.clock import Clock
 from siyu.models import (
     AttributeDefinition,
-    Base,
     Consent,
     Customer,
     CustomerEvent,
     CustomerTag,
     Identity,
+    LiveCodeScan,
+    Order,
     Region,
     Relationship,
     Staff,
@@ -73,8 +76,9 @@ def build_demo(
 ) -> bool:
     """Build the demo brand in the default workspace; False (and nothing written) if it exists.
 
-    Deterministic for a given `seed` and `clock.now()`. `progress` is called with the number of
-    customers written after each batch. Everything is written in one transaction.
+    Deterministic for a given `seed` and `clock.now()` (but for the live codes' slugs, random by
+    design so printed codes cannot be guessed). `progress` is called with the number of customers
+    written after each batch. Everything is written in one transaction.
     """
     with _gc_paused(), database.transaction() as session:
         if session.scalar(select(User.id).where(User.email == DEMO_EMAIL)) is not None:
@@ -84,7 +88,14 @@ def build_demo(
         workspace.name = BRAND_NAME
         roster = _organisation(session, workspace.id, now)
         _users(session, workspace.id, clock)
-        generator = CustomerGenerator(random.Random(seed), now=now, roster=roster, timezone=workspace.timezone)
+        tz = ZoneInfo(workspace.timezone)
+        # A generator of its own: the scans drawn do not shift who the customers are.
+        funnel_rng = random.Random(f"{seed}:acquisition")
+        sources = {name: tag_id for (group, name), tag_id in roster.tag_ids.items() if group == "来源"}
+        acq = acquisition.setup(session, workspace_id=workspace.id, now=now, tz=tz, rng=funnel_rng, source_tags=sources)
+        generator = CustomerGenerator(
+            random.Random(seed), now=now, roster=roster, timezone=workspace.timezone, funnel=acq.funnel
+        )
         taken = session.execute(select(Identity.type, Identity.value).where(Identity.workspace_id == workspace.id))
         generator.reserve({(type_, value) for type_, value in taken})
         event_keys = (f"demo:{n}" for n in count(1))
@@ -95,13 +106,7 @@ def build_demo(
             done += size
             if progress is not None:
                 progress(done)
-        build_acquisition(
-            session,
-            workspace_id=workspace.id,
-            clock=clock,
-            rng=random.Random(seed + 1),
-            tz=ZoneInfo(workspace.timezone),
-        )
+        acquisition.finish(session, acq, workspace_id=workspace.id, rng=funnel_rng)
         record(
             session,
             Actor.system(workspace.id, label="siyu demo"),
@@ -123,6 +128,8 @@ def build_demo(
                 "live_code_scans",
                 "orders",
                 "experiment_exposures",
+                "live_code_route_days",
+                "channel_cost_entries",
             ),
         )
     return True
@@ -141,7 +148,7 @@ def _organisation(session: Session, workspace_id: int, now: datetime) -> Roster:
     }
     session.add_all(stores.values())
     session.flush()
-    hired = now - timedelta(days=420)
+    hired = now - timedelta(days=500)  # before the first channel opened
     staff: list[tuple[Staff, str | None]] = [
         (Staff(workspace_id=workspace_id, store_id=stores[code].id, name=name, wecom_user_id=uid), code)
         for code, people in STORE_STAFF.items()
@@ -214,19 +221,6 @@ def _users(session: Session, workspace_id: int, clock: Clock) -> None:
         )
 
 
-def _bulk(model: type[Base], *, returning_ids: bool = False) -> Insert:
-    # A Core insert on the table: the ORM's bulk path costs more per row and, unless told to
-    # render nulls, splits rows by which columns are null into many small INSERTs.
-    table = Base.metadata.tables[model.__tablename__]
-    statement = insert(table)
-    return statement.returning(table.c.id, sort_by_parameter_order=True) if returning_ids else statement
-
-
-def _insert_rows(session: Session, model: type[Base], rows: list[dict[str, Any]]) -> None:
-    if rows:
-        session.execute(_bulk(model), rows)
-
-
 @contextmanager
 def _gc_paused() -> Iterator[None]:
     """Pause the cyclic garbage collector: the build allocates millions of short-lived, acyclic
@@ -243,16 +237,15 @@ def _gc_paused() -> Iterator[None]:
 def _insert_batch(session: Session, workspace_id: int, plans: list[CustomerPlan], event_keys: Iterator[str]) -> None:
     """Insert one batch of planned customers and everything that hangs off them."""
     ws = {"workspace_id": workspace_id}
-    customer_ids: list[int] = list(
-        session.scalars(
-            _bulk(Customer, returning_ids=True),
-            [ws | {"merged_into_id": None, "erased_at": None} | plan.row for plan in plans],
-        )
+    customer_ids = insert_returning_ids(
+        session, Customer, [ws | {"merged_into_id": None, "erased_at": None} | plan.row for plan in plans]
     )
     identities: list[dict[str, Any]] = []
     tags: list[dict[str, Any]] = []
     consents: list[dict[str, Any]] = []
     edges: list[dict[str, Any]] = []
+    scans: list[dict[str, Any]] = []
+    orders: list[dict[str, Any]] = []
     for customer_id, plan in zip(customer_ids, plans, strict=True):
         who = ws | {"customer_id": customer_id}
         created_at = plan.row["created_at"]
@@ -272,13 +265,35 @@ def _insert_batch(session: Session, workspace_id: int, plans: list[CustomerPlan]
                 "removed_by": r.removed_by,
                 "channel": r.channel,
                 "live_code_state": r.live_code_state,
+                "channel_id": r.channel_id,
+                "live_code_id": r.live_code_id,
+                "variant": r.variant,
             }
             for r in plan.relationships
         ]
-    _insert_rows(session, Identity, identities)
-    _insert_rows(session, CustomerTag, tags)
-    _insert_rows(session, Consent, consents)
-    edge_ids: Iterator[int] = iter(session.scalars(_bulk(Relationship, returning_ids=True), edges) if edges else [])
+        for scan in [r.scan for r in plan.relationships] + [plan.group_scan]:
+            if scan is not None:
+                scan["customer_id"] = customer_id
+        scans += plan.scans
+        orders += [
+            who
+            | {
+                "platform": o.platform,
+                "external_id": o.external_id,
+                "status": o.status,
+                "total_fen": o.total_fen,
+                "refunded_fen": o.refunded_fen,
+                "paid_at": o.paid_at,
+                "created_at": o.paid_at,
+            }
+            for o in plan.orders
+        ]
+    insert_rows(session, Identity, identities)
+    insert_rows(session, CustomerTag, tags)
+    insert_rows(session, Consent, consents)
+    insert_rows(session, LiveCodeScan, scans)
+    insert_rows(session, Order, orders)
+    edge_ids = iter(insert_returning_ids(session, Relationship, edges))
     events: list[dict[str, Any]] = []
     for customer_id, plan in zip(customer_ids, plans, strict=True):
         timeline = list(plan.events)
@@ -289,7 +304,13 @@ def _insert_batch(session: Session, workspace_id: int, plans: list[CustomerPlan]
                     "relationship.added",
                     edge.added_at,
                     "wecom",
-                    {"relationship_id": edge_id, "staff_id": edge.staff_id, "channel": edge.channel},
+                    {
+                        "relationship_id": edge_id,
+                        "staff_id": edge.staff_id,
+                        "channel": edge.channel,
+                        "channel_id": edge.channel_id,
+                        "live_code_id": edge.live_code_id,
+                    },
                 )
             )
             if edge.removed_at is not None:
@@ -309,4 +330,4 @@ def _insert_batch(session: Session, workspace_id: int, plans: list[CustomerPlan]
             }
             for e in timeline
         ]
-    _insert_rows(session, CustomerEvent, events)
+    insert_rows(session, CustomerEvent, events)

@@ -99,21 +99,22 @@ ATTRIBUTES = (
 class ChannelSpec:
     name: str
     weight: int
-    state: str
-    """Live code `state` prefix (WeCom allows 30 characters)."""
+    """Share of new customers (from the channel's launch, see `siyu.demo.channels`)."""
     online: float
-    """Share of adds that land with the online team rather than a store 导购."""
+    """Share of adds that land with the online team rather than a store 导购: channels with a
+    store code (短信, 老带新) send customers near a shop to its 导购; the others scan a code of
+    the online team, and 门店 customers scan their shop's code."""
 
 
 CHANNELS = (
-    ChannelSpec("包裹卡", 24, "pkgcard", 0.6),
-    ChannelSpec("门店", 20, "store", 0.0),
-    ChannelSpec("小红书", 14, "xhs", 0.6),
-    ChannelSpec("抖音", 12, "douyin", 0.6),
-    ChannelSpec("短信", 8, "sms", 0.4),
-    ChannelSpec("公众号", 8, "mp", 0.4),
-    ChannelSpec("老带新", 8, "referral", 0.3),
-    ChannelSpec("天猫旗舰店", 6, "tmall", 0.7),
+    ChannelSpec("包裹卡", 24, 1.0),
+    ChannelSpec("门店", 20, 0.0),
+    ChannelSpec("小红书", 14, 1.0),
+    ChannelSpec("抖音", 12, 1.0),
+    ChannelSpec("短信", 8, 0.4),
+    ChannelSpec("公众号", 8, 1.0),
+    ChannelSpec("老带新", 8, 0.3),
+    ChannelSpec("天猫旗舰店", 6, 1.0),
 )
 
 # (province, city, region or None, weight): store cities weigh most.

@@ -32,7 +32,12 @@ class RelationshipPlan:
     staff_id: int
     added_at: datetime
     channel: str
-    live_code_state: str
+    live_code_state: str | None
+    channel_id: int | None = None
+    live_code_id: int | None = None
+    variant: str | None = None
+    scan: dict[str, Any] | None = None
+    """The live code scan the add came from; the builder sets its `customer_id`."""
     removed_at: datetime | None = None
     removed_by: RemovedBy | None = None
 

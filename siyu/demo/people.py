@@ -1,7 +1,8 @@
 """Drawing demo customers: profile, identities, tags, consent, relationships and timeline.
 
 Pure Python on a seeded `random.Random`: the same seed, clock and roster give the same people.
-Nothing here touches the database; `siyu.demo.builder` inserts the plans in bulk.
+Nothing here touches the database; `siyu.demo.builder` inserts the plans in bulk. Adds go
+through the live codes of `siyu.demo.funnel`, which attributes them and draws their scans.
 """
 
 from __future__ import annotations
@@ -25,15 +26,17 @@ from siyu.demo.catalog import (
     TAG_GROUPS,
     ChannelSpec,
 )
+from siyu.demo.channels import CHANNEL_SETUP, GROUP_JOIN_RATE
+from siyu.demo.funnel import Attributed, Funnel
 from siyu.demo.history import Calendar, EventPlan, RelationshipPlan, behaviour_events, end_some
 from siyu.demo.names import person_name
+from siyu.demo.orders import OrderBook, OrderPlan
 from siyu.models import ConsentChannel, ConsentStatus, Gender, IdentityType, LifecycleStage, TagSource
 from siyu.models.customer import PROFILE_FIELDS
 
 _GENDERS = (Gender.FEMALE, Gender.MALE, Gender.UNKNOWN)
 _GENDER_CUM = tuple(accumulate((88, 7, 5)))
 _CITY_CUM = tuple(accumulate(c[3] for c in CITIES))
-_CHANNEL_CUM = tuple(accumulate(c.weight for c in CHANNELS))
 _AGES = tuple(range(18, 36))
 _AGE_CUM = tuple(accumulate(6 if 23 <= a <= 30 else 3 for a in _AGES))
 _ALNUM = string.ascii_letters + string.digits
@@ -57,6 +60,8 @@ _FRESH = ((LifecycleStage.NEW, LifecycleStage.ACTIVE, LifecycleStage.LOYAL), tup
 _TAG_NAMES = {group: names for group, _, names in TAG_GROUPS}
 LEAD_RATE = 0.05
 SECOND_STAFF_RATE = 0.10
+CODE_TAGGER = "live_code"
+"""`assigned_by` of the tags a live code applies on add (as `siyu.livecodes.adds` does)."""
 
 
 @dataclass(frozen=True)
@@ -87,15 +92,22 @@ class CustomerPlan:
     relationships: list[RelationshipPlan] = field(default_factory=list)
     events: list[EventPlan] = field(default_factory=list)
     """Events that are not about relationships (those are derived from `relationships`)."""
+    scans: list[dict[str, Any]] = field(default_factory=list)
+    """Live code scans drawn with the customer's adds (most by people who did not add)."""
+    group_scan: dict[str, Any] | None = None
+    """The scan through which the customer joined a group, if they did."""
+    orders: list[OrderPlan] = field(default_factory=list)
 
 
 class CustomerGenerator:
     """Draws one customer after another; phones and platform ids never repeat."""
 
-    def __init__(self, rng: random.Random, *, now: datetime, roster: Roster, timezone: str) -> None:
+    def __init__(self, rng: random.Random, *, now: datetime, roster: Roster, timezone: str, funnel: Funnel) -> None:
         self.rng = rng
         self.roster = roster
+        self.funnel = funnel
         self.calendar = Calendar(rng, now=now, timezone=timezone)
+        self.orders = OrderBook(self.calendar)
         self.now = self.calendar.now
         self._today = self.now.astimezone(self.calendar.zone).date()
         self._taken: set[tuple[str, str]] = set()
@@ -112,14 +124,21 @@ class CustomerGenerator:
         rng, cal = self.rng, self.calendar
         gender = rng.choices(_GENDERS, cum_weights=_GENDER_CUM)[0]
         province, city, region, _ = rng.choices(CITIES, cum_weights=_CITY_CUM)[0]
-        channel = rng.choices(CHANNELS, cum_weights=_CHANNEL_CUM)[0]
+        moment = cal.add_moment()
+        # Channels weigh in from their launch; package cards weigh more during the hook test.
+        weights = [self.funnel.weight(c.name, c.weight, moment) for c in CHANNELS]
+        channel = rng.choices(CHANNELS, weights=weights)[0]
         if channel.name == "门店" and city not in self.roster.staff_by_city:
             city = rng.choice(self._store_cities)  # store customers live near a store
             province, region = self._province_of[city], self._region_of(city)
-        relationships = [] if rng.random() < LEAD_RATE else self._relationships(channel, city, region)
+        scans: list[dict[str, Any]] = []
+        code_tags: list[tuple[int, datetime]] = []
+        relationships = (
+            [] if rng.random() < LEAD_RATE else self._relationships(channel, city, region, moment, scans, code_tags)
+        )
         first_add = relationships[0].added_at if relationships else None
-        created_at = first_add or cal.add_moment()
-        if first_add and channel.name in _ORDER_CHANNELS:  # the shop order came before the add
+        created_at = first_add or moment
+        if first_add and channel.name in _ORDER_CHANNELS:  # known to the shop (a Tmall member) before the add
             created_at = max(first_add - timedelta(days=rng.randint(1, 20)), self.now - timedelta(days=380))
         stage = self._stage(relationships, first_add)
         attributes = self._attributes(stage)
@@ -143,46 +162,79 @@ class CustomerGenerator:
         }
         changes = [created_at] + [t for r in relationships for t in (r.added_at, r.removed_at) if t is not None]
         row["updated_at"] = max(changes)
-        plan = CustomerPlan(row=row, relationships=relationships)
+        plan = CustomerPlan(row=row, relationships=relationships, scans=scans)
         self._identities(plan, channel)
-        self._tags(plan, channel, stage)
+        self._join_group(plan, stage, code_tags)
+        self._tags(plan, channel, stage, code_tags)
         self._consents(plan)
+        owner = relationships[0].staff_id if relationships else None
+        plan.orders = self.orders.plan(
+            stage,
+            relationships,
+            platform=CHANNEL_SETUP[channel.name].platform,
+            store_code=self.roster.store_codes_by_staff.get(owner) if owner is not None else None,
+        )
+        plan.events += [event for order in plan.orders for event in order.events()]
         self._events(plan, stage)
         return plan
 
     def _region_of(self, city: str) -> str | None:
         return next(region for _, c, region, _ in CITIES if c == city)
 
-    def _relationships(self, channel: ChannelSpec, city: str, region: str | None) -> list[RelationshipPlan]:
+    def _relationships(
+        self,
+        channel: ChannelSpec,
+        city: str,
+        region: str | None,
+        added_at: datetime,
+        scans: list[dict[str, Any]],
+        code_tags: list[tuple[int, datetime]],
+    ) -> list[RelationshipPlan]:
         rng, cal, roster = self.rng, self.calendar, self.roster
-        if channel.name == "门店":
-            staff_id = rng.choice(roster.staff_by_city[city])
-        elif region is None or rng.random() < channel.online:
-            staff_id = rng.choice(roster.online_staff)
-        else:
-            staff_id = rng.choice(roster.staff_by_region[region])
-        added_at = cal.add_moment()
-        first = RelationshipPlan(staff_id, added_at, channel.name, self._state(channel, staff_id, added_at))
+
+        def edge(attributed: Attributed, at: datetime) -> RelationshipPlan:
+            scans.extend(attributed.scans)
+            code_tags.extend((tag_id, at) for tag_id in attributed.tag_ids)
+            return RelationshipPlan(
+                attributed.staff_id,
+                at,
+                attributed.channel,
+                attributed.state,
+                channel_id=attributed.channel_id,
+                live_code_id=attributed.live_code_id,
+                variant=attributed.variant,
+                scan=attributed.scan,
+            )
+
+        first = edge(self.funnel.add(channel.name, added_at, city=city, region=region), added_at)
         edges = [first]
         if rng.random() < SECOND_STAFF_RATE and self.now - added_at > timedelta(hours=2):
-            # A second 导购: the online team picks up store customers and the other way round.
-            if staff_id in roster.store_codes_by_staff or region is None:
-                other = rng.choice([s for s in roster.online_staff if s != staff_id])
-                other_channel = channel
-            else:
-                other = rng.choice(roster.staff_by_region[region])
-                other_channel = CHANNELS[1]  # 门店
-            added_at = cal.between(first.added_at + timedelta(hours=1), self.now)
-            edges.append(
-                RelationshipPlan(other, added_at, other_channel.name, self._state(other_channel, other, added_at))
-            )
+            # A second staff member: online customers near a shop meet its 导购 there; store
+            # customers (and those far from any shop) follow the official account to an adviser.
+            at = cal.between(first.added_at + timedelta(hours=1), self.now)
+            near_a_store = region is not None and first.staff_id not in roster.store_codes_by_staff
+            other = "门店" if near_a_store else "公众号"
+            attributed = self.funnel.add(other, at, city=city, region=region, exclude_staff=first.staff_id)
+            edges.append(edge(attributed, at))
         end_some(cal, edges)
         return edges
 
-    def _state(self, channel: ChannelSpec, staff_id: int, added_at: datetime) -> str:
-        if channel.name == "门店":
-            return f"store-{self.roster.store_codes_by_staff.get(staff_id, 'online').lower()}"
-        return f"{channel.state}-{self.calendar.local_month(added_at)}"
+    def _join_group(self, plan: CustomerPlan, stage: LifecycleStage, code_tags: list[tuple[int, datetime]]) -> None:
+        """Some customers with a staff member also join a welfare group through the group code
+        (not those who left; sleeping customers did so before they fell asleep)."""
+        edges = plan.relationships
+        if not edges or stage is LifecycleStage.CHURNED or self.rng.random() >= GROUP_JOIN_RATE:
+            return
+        end = self.now - timedelta(days=90) if stage is LifecycleStage.DORMANT else self.now
+        joined = self.funnel.join(self.calendar.between(edges[0].added_at, end))
+        if joined is None:
+            return
+        at = joined.scan["added_at"]
+        plan.scans += joined.scans
+        plan.group_scan = joined.scan
+        code_tags.extend((tag_id, at) for tag_id in joined.tag_ids)
+        props = {"group_id": joined.group_id, "live_code_id": joined.live_code_id}
+        plan.events.append(EventPlan("group.joined", at, "wecom", props))
 
     def _stage(self, relationships: list[RelationshipPlan], first_add: datetime | None) -> LifecycleStage:
         if first_add is None:
@@ -260,7 +312,10 @@ class CustomerGenerator:
             member_no = self._unique(IdentityType.STORE_MEMBER_NO, lambda: f"QW{next(self._member_no):08d}")
             plan.identities.append((IdentityType.STORE_MEMBER_NO, member_no, "store_pos"))
 
-    def _tags(self, plan: CustomerPlan, channel: ChannelSpec, stage: LifecycleStage) -> None:
+    def _tags(
+        self, plan: CustomerPlan, channel: ChannelSpec, stage: LifecycleStage, code_tags: list[tuple[int, datetime]]
+    ) -> None:
+        """The live codes' tags (applied on add), then others up to one to four tags in all."""
         rng, row = self.rng, plan.row
         attrs = row["attributes"]
         size = attrs["body_size"].split(" ")[0] if "body_size" in attrs else rng.choice(_TAG_NAMES["尺码"])
@@ -272,11 +327,20 @@ class CustomerGenerator:
         ]
         if stage in _LIFECYCLE_TAG:
             candidates.append(("生命周期", _LIFECYCLE_TAG[stage]))
+        applied: dict[int, datetime] = {}
+        for tag_id, at in code_tags:
+            applied.setdefault(tag_id, at)
+        for tag_id, at in applied.items():
+            plan.tags.append((tag_id, TagSource.RULE, at, CODE_TAGGER))
         wanted = rng.randint(1, 4)
-        chosen = [("来源", channel.name)] if rng.random() < 0.8 else []
-        chosen += rng.sample(candidates, wanted - len(chosen)) if wanted > len(chosen) else []
+        chosen = [("来源", channel.name)] if not code_tags and rng.random() < 0.8 else []
+        room = wanted - len(chosen) - len(applied)
+        chosen += rng.sample(candidates, room) if room > 0 else []
         owner = row["owner_staff_id"]
         for group, tag in chosen:
+            tag_id = self.roster.tag_ids[(group, tag)]
+            if tag_id in applied:
+                continue
             at = self.calendar.between(row["created_at"], self.now)
             if group in ("来源", "生命周期"):
                 source, by = TagSource.RULE, f"rule:{'first_channel' if group == '来源' else 'lifecycle'}"
@@ -286,7 +350,7 @@ class CustomerGenerator:
                 source, by = TagSource.IMPORT, "import:tmall_crm_2026.xlsx"
             else:
                 source, by = TagSource.MANUAL, "operator@demo.siyu.local"
-            plan.tags.append((self.roster.tag_ids[(group, tag)], source, at, by))
+            plan.tags.append((tag_id, source, at, by))
 
     def _consents(self, plan: CustomerPlan) -> None:
         rng, cal, created = self.rng, self.calendar, plan.row["created_at"]
