@@ -70,7 +70,7 @@ def _day(text: str, field: str) -> date:
 
 def _whole_number(text: str, field: str) -> int:
     text = text.strip()
-    if not text.lstrip("-").isdigit():
+    if not text.isascii() or not text.removeprefix("-").isdigit() or len(text) > 12:
         raise InvalidInput(f"{field} must be a whole number", details={"field": field})
     return int(text)
 

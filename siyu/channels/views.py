@@ -8,6 +8,7 @@ from typing import Annotated, Any
 from urllib.parse import parse_qsl, urlencode
 
 from fastapi import APIRouter, Form, Request
+from starlette.datastructures import FormData
 from starlette.responses import Response
 
 from siyu.auth.permissions import Scope
@@ -19,7 +20,7 @@ from siyu.channels.money import format_yuan, parse_percent, parse_yuan
 from siyu.kit.errors import DomainError, InvalidInput
 from siyu.kit.ids import parse_id
 from siyu.models import Channel, ChannelType, CostModel
-from siyu.web.deps import ConsoleCtx, Ctx, IdPath
+from siyu.web.deps import ConsoleCtx, Ctx, FormDep, IdPath
 from siyu.web.pages import error_text, redirect
 from siyu.web.templating import flash, render, translator
 
@@ -208,15 +209,14 @@ def new_channel_page(request: Request, ctx: ConsoleCtx) -> Response:
     return render(request, "channels/form.html", _form_context(ctx, values, {}, None))
 
 
-async def _submitted(request: Request) -> dict[str, str]:
-    form = await request.form()
+def _submitted(form: FormData) -> dict[str, str]:
     return {name: str(form.get(name) or "") for name in FORM_FIELDS}
 
 
 @router.post("/channels")
-async def create_channel(request: Request, ctx: ConsoleCtx) -> Response:
+def create_channel(request: Request, ctx: ConsoleCtx, form: FormDep) -> Response:
     ctx.actor.require(Scope.ACQUISITION_WRITE)
-    values = await _submitted(request)
+    values = _submitted(form)
     try:
         channel = service.create_channel(ctx.session, actor=ctx.actor, fields=_fields(values), clock=ctx.clock)
     except DomainError as exc:
@@ -234,9 +234,9 @@ def edit_channel_page(request: Request, ctx: ConsoleCtx, channel_id: IdPath) -> 
 
 
 @router.post("/channels/{channel_id}")
-async def update_channel(request: Request, ctx: ConsoleCtx, channel_id: IdPath) -> Response:
+def update_channel(request: Request, ctx: ConsoleCtx, channel_id: IdPath, form: FormDep) -> Response:
     ctx.actor.require(Scope.ACQUISITION_WRITE)
-    values = await _submitted(request)
+    values = _submitted(form)
     try:
         fields = _fields(values)
         service.update_channel(

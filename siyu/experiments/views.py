@@ -204,7 +204,7 @@ class ExperimentForm(BaseModel):
             if not any(row[f].strip() for f in ("key", "name", "weight")):
                 continue  # an empty row of the form
             weight = row["weight"].strip()
-            if not weight.isdigit():
+            if not (weight.isascii() and weight.isdigit() and len(weight) < 10):
                 message = f"weight of variant {row['key']!r} must be a whole number"
                 raise InvalidInput(message, details={"field": f"variants[{index}].weight"})
             variants.append(
@@ -216,7 +216,7 @@ class ExperimentForm(BaseModel):
                     content={"hook": row["hook"]} if row["hook"].strip() else {},
                 )
             )
-        if not self.window.strip().isdigit():
+        if not (self.window.strip().isascii() and self.window.strip().isdigit() and len(self.window.strip()) < 10):
             raise InvalidInput("conversion window must be a whole number of days", details={"field": "window"})
         return ExperimentInput(
             name=self.name,

@@ -26,7 +26,7 @@ def _int_or_none(form: FormData, key: str, field: str) -> int | None:
     raw = _text(form, key)
     if not raw:
         return None
-    if not raw.lstrip("-").isdigit() or len(raw) > 12:
+    if not raw.isascii() or not raw.removeprefix("-").isdigit() or len(raw) > 12:
         raise InvalidInput("must be a whole number", details={"field": field})
     return int(raw)
 
@@ -51,7 +51,11 @@ def parse_form(form: FormData) -> LiveCodeIn:
         routes.append(route)
     schedule = []
     for i in range(MAX_ROWS):
-        days = [int(d) for d in form.getlist(f"schedule-{i}-days") if isinstance(d, str) and d.isdigit()]
+        days = [
+            int(d)
+            for d in form.getlist(f"schedule-{i}-days")
+            if isinstance(d, str) and d.isascii() and d.isdigit() and len(d) < 3
+        ]
         start, end = _text(form, f"schedule-{i}-start"), _text(form, f"schedule-{i}-end")
         if days or start or end:
             schedule.append({"days": days, "start": start, "end": end})
@@ -72,7 +76,11 @@ def parse_form(form: FormData) -> LiveCodeIn:
             "link": link if any(link.values()) else None,
             "miniprogram": mini if any(mini.values()) else None,
         },
-        "tag_ids": [int(t) for t in form.getlist("tag_ids") if isinstance(t, str) and t.isdigit()],
+        "tag_ids": [
+            int(t)
+            for t in form.getlist("tag_ids")
+            if isinstance(t, str) and t.isascii() and t.isdigit() and len(t) < 19
+        ],
         "group_warn_percent": _int_or_none(form, "group_warn_percent", "group_warn_percent") or 90,
         "routes": routes,
     }
@@ -159,7 +167,11 @@ def values_from_form(form: FormData) -> dict[str, Any]:
             break
         schedule.append(
             {
-                "days": [int(d) for d in form.getlist(f"schedule-{i}-days") if isinstance(d, str) and d.isdigit()],
+                "days": [
+                    int(d)
+                    for d in form.getlist(f"schedule-{i}-days")
+                    if isinstance(d, str) and d.isascii() and d.isdigit() and len(d) < 3
+                ],
                 "start": _text(form, f"schedule-{i}-start"),
                 "end": _text(form, f"schedule-{i}-end"),
             }
@@ -179,11 +191,15 @@ def values_from_form(form: FormData) -> dict[str, Any]:
             "link": {"title": _text(form, "welcome-link-title"), "url": _text(form, "welcome-link-url")},
             "miniprogram": {k: _text(form, f"welcome-mp-{k}") for k in ("appid", "page", "title")},
         },
-        "tag_ids": [int(t) for t in form.getlist("tag_ids") if isinstance(t, str) and t.isdigit()],
+        "tag_ids": [
+            int(t)
+            for t in form.getlist("tag_ids")
+            if isinstance(t, str) and t.isascii() and t.isdigit() and len(t) < 19
+        ],
         "routes": rows,
         "schedule": schedule,
     }
 
 
 def _int_safe(raw: str) -> int | None:
-    return int(raw) if raw.isdigit() and len(raw) < 19 else None
+    return int(raw) if raw.isascii() and raw.isdigit() and len(raw) < 19 else None

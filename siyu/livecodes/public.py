@@ -54,7 +54,7 @@ def _gone(request: Request) -> Response:
 
 
 def _positive_id(value: str | None) -> int | None:
-    if value is None or not value.isdigit() or len(value) > 19:
+    if value is None or not value.isascii() or not value.isdigit() or len(value) > 19:
         return None
     number = int(value)
     return number if 0 < number <= MAX_ID else None
@@ -141,9 +141,13 @@ def simulated_add(
     slug: str,
     scan_id: Annotated[str, Form(max_length=20)],
     name: Annotated[str, Form(max_length=100)] = "",
-    phone: Annotated[str, Form(max_length=30)] = "",
 ) -> Response:
-    """Embedded mode: the scanner 'adds' the staff member the scan was routed to."""
+    """Embedded mode: the scanner 'adds' the staff member the scan was routed to.
+
+    The visitor is known only by their cookie (a stand-in external_userid); nothing they type
+    becomes an identity, so an anonymous form can never reach, merge into or reveal a real
+    customer of the pool.
+    """
     if not request.app.state.settings.simulated_adds or not SLUG.match(slug):
         return _not_found(request)
     clock = request.app.state.clock
@@ -166,7 +170,6 @@ def simulated_add(
                 clock=clock,
                 scan_id=scan.id,
                 name=name.strip() or None,
-                phone=phone.strip() or None,
             )
             sender = session.scalar(select(Staff.name).where(Staff.id == scan.staff_id))
             title = _("已经是好友啦") if outcome.already_friends else _("添加成功")

@@ -104,7 +104,8 @@ def take_capacity(session: Session, route: LiveCodeRoute, day: date) -> bool:
         {"workspace_id": route.workspace_id, "route_id": route.id, "day": day, "taken": 0},
         ("route_id", "day"),
     )
-    return bump() if created or route.daily_cap is None else False
+    del created  # whoever created the row (this scan or a racing one), the conditional UPDATE decides
+    return bump()
 
 
 def bump_rotation(session: Session, code: LiveCode) -> int:

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
-from pydantic import Field
+from pydantic import AwareDatetime, Field
 
 from siyu.kit.ids import DbId
 from siyu.kit.schemas import Input
@@ -60,7 +59,7 @@ class LiveCodeIn(Input):
     welcome: WelcomeIn = Field(default_factory=WelcomeIn)
     tag_ids: list[DbId] = Field(default_factory=list)
     group_warn_percent: int = Field(default=90, ge=1, le=100)
-    expires_at: datetime | None = None
+    expires_at: AwareDatetime | None = None
     routes: list[RouteIn] = Field(default_factory=list)
 
 
@@ -81,5 +80,5 @@ class AddIn(Input):
     state: str | None = Field(default=None, max_length=30)
     name: str | None = Field(default=None, max_length=100)
     phone: str | None = Field(default=None, max_length=30)
-    added_at: datetime | None = None
+    added_at: AwareDatetime | None = None
     scan_id: DbId | None = None

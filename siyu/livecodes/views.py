@@ -7,6 +7,7 @@ from urllib.parse import quote
 
 from fastapi import APIRouter, Form, Request, UploadFile
 from sqlalchemy import select
+from starlette.datastructures import FormData
 from starlette.responses import Response
 
 from siyu.auth.permissions import Scope
@@ -20,7 +21,7 @@ from siyu.livecodes.schemas import GroupIn
 from siyu.livecodes.state import encode_state
 from siyu.livecodes.welcome import check_template, render_welcome
 from siyu.models import Channel, Experiment, LiveCode, LiveCodeKind, Staff, Store, Tag, TagGroup
-from siyu.web.deps import ConsoleCtx, Ctx, IdPath
+from siyu.web.deps import ConsoleCtx, Ctx, FormDep, IdPath
 from siyu.web.pages import error_text, redirect
 from siyu.web.templating import flash, render, translator
 
@@ -33,6 +34,10 @@ SAMPLE = {
     "channel_name": "双11包裹卡",
     "code_name": "包裹卡活码",
 }
+
+
+def _is_id(value: str) -> bool:
+    return value.isascii() and value.isdigit() and len(value) < 19
 
 
 def _url(request: Request, code: LiveCode) -> str:
@@ -115,8 +120,7 @@ def new_code_page(request: Request, ctx: ConsoleCtx, kind: str = "staff") -> Res
     return _editor(request, ctx, code=None, values=values)
 
 
-async def _save(request: Request, ctx: Ctx, code_id: int | None) -> Response:
-    form = await request.form()
+def _save(request: Request, ctx: Ctx, code_id: int | None, form: FormData) -> Response:
     try:
         data = parse_form(form)
         if code_id is None:
@@ -142,9 +146,9 @@ async def _save(request: Request, ctx: Ctx, code_id: int | None) -> Response:
 
 
 @router.post("/live-codes/new")
-async def create_code(request: Request, ctx: ConsoleCtx) -> Response:
+def create_code(request: Request, ctx: ConsoleCtx, form: FormDep) -> Response:
     ctx.actor.require(Scope.ACQUISITION_WRITE)
-    return await _save(request, ctx, None)
+    return _save(request, ctx, None, form)
 
 
 @router.get("/live-codes/{code_id}/edit")
@@ -156,9 +160,9 @@ def edit_code_page(request: Request, ctx: ConsoleCtx, code_id: IdPath) -> Respon
 
 
 @router.post("/live-codes/{code_id}/edit")
-async def update_code(request: Request, ctx: ConsoleCtx, code_id: IdPath) -> Response:
+def update_code(request: Request, ctx: ConsoleCtx, code_id: IdPath, form: FormDep) -> Response:
     ctx.actor.require(Scope.ACQUISITION_WRITE)
-    return await _save(request, ctx, code_id)
+    return _save(request, ctx, code_id, form)
 
 
 @router.post("/live-codes/welcome-preview")
@@ -229,11 +233,10 @@ def code_qr(
 
 
 @router.post("/live-codes/qr.zip")
-async def codes_zip(request: Request, ctx: ConsoleCtx) -> Response:
+def codes_zip(request: Request, ctx: ConsoleCtx, form: FormDep) -> Response:
     """The QR images of the ticked codes, zipped for the printer."""
     ctx.actor.require(Scope.ACQUISITION_READ)
-    form = await request.form()
-    ids = [int(v) for v in form.getlist("ids") if isinstance(v, str) and v.isdigit() and len(v) < 19]
+    ids = [int(v) for v in form.getlist("ids") if isinstance(v, str) and _is_id(v)]
     fmt_raw, size = str(form.get("format") or "png"), str(form.get("size") or "m")
     _ = translator(request)
     if not ids or fmt_raw not in ("png", "svg"):
@@ -247,9 +250,8 @@ async def codes_zip(request: Request, ctx: ConsoleCtx) -> Response:
 
 
 @router.post("/live-codes/{code_id}/logo")
-async def upload_logo(request: Request, ctx: ConsoleCtx, code_id: IdPath) -> Response:
+def upload_logo(request: Request, ctx: ConsoleCtx, code_id: IdPath, form: FormDep) -> Response:
     ctx.actor.require(Scope.ACQUISITION_WRITE)
-    form = await request.form()
     upload = form.get("logo")
     _ = translator(request)
     try:
@@ -259,7 +261,7 @@ async def upload_logo(request: Request, ctx: ConsoleCtx, code_id: IdPath) -> Res
             raise InvalidInput("choose an image file", details={"field": "logo"})
         else:
             assert isinstance(upload, UploadFile) or hasattr(upload, "read")
-            png = check_logo(await upload.read(512 * 1024 + 1))
+            png = check_logo(upload.file.read(512 * 1024 + 1))
         service.set_logo(ctx.session, actor=ctx.actor, code_id=code_id, png=png, clock=ctx.clock)
     except DomainError as exc:
         ctx.session.rollback()
@@ -279,10 +281,9 @@ def delete_code(request: Request, ctx: ConsoleCtx, code_id: IdPath) -> Response:
 
 
 @router.post("/live-codes/store-codes")
-async def create_store_codes(request: Request, ctx: ConsoleCtx) -> Response:
+def create_store_codes(request: Request, ctx: ConsoleCtx, form: FormDep) -> Response:
     ctx.actor.require(Scope.ACQUISITION_WRITE)
-    form = await request.form()
-    store_ids = [int(v) for v in form.getlist("store_ids") if isinstance(v, str) and v.isdigit() and len(v) < 19]
+    store_ids = [int(v) for v in form.getlist("store_ids") if isinstance(v, str) and _is_id(v)]
     _ = translator(request)
     try:
         if not store_ids:
@@ -322,7 +323,7 @@ def create_group(
     try:
         if not name.strip():
             raise InvalidInput("name is required", details={"field": "name"})
-        if not member_limit.isdigit() or not member_count.isdigit():
+        if not _is_id(member_limit + "0") or not _is_id(member_count + "0"):
             raise InvalidInput("group limit and member count are whole numbers", details={"field": "member_limit"})
         data = GroupIn(
             name=name.strip(),

@@ -15,6 +15,7 @@ from typing import Annotated
 
 from fastapi import Depends, Path, Request
 from sqlalchemy.orm import Session
+from starlette.datastructures import FormData
 
 from siyu.auth import service as auth_service
 from siyu.auth.permissions import Actor, Scope
@@ -186,3 +187,16 @@ def console_transaction(request: Request, _csrf: Annotated[None, Depends(check_c
 
 
 ConsoleCtx = Annotated[Ctx, Depends(console_transaction, scope="function")]
+
+
+async def submitted_form(request: Request) -> FormData:
+    """The parsed form of a console POST, read before a sync handler runs.
+
+    Handlers that touch the database must be sync (`def`): they run in the thread pool, and a
+    write waiting for the SQLite writer lock there never blocks the event loop that the lock
+    holder needs to finish its request.
+    """
+    return await request.form()
+
+
+FormDep = Annotated[FormData, Depends(submitted_form)]

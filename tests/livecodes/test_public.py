@@ -43,7 +43,7 @@ def test_scan_then_simulated_add_shows_the_personal_welcome(
     assert "siyu_vid" in page.cookies
     scan_id = int(SCAN_ID.search(page.text).group(1))  # type: ignore[union-attr]
     # when it completes the simulated add
-    added = client.post(f"/q/{code.slug}/add", data={"scan_id": str(scan_id), "name": "王小姐", "phone": "13800138000"})
+    added = client.post(f"/q/{code.slug}/add", data={"scan_id": str(scan_id), "name": "王小姐"})
     # then the welcome message is personal, the add attributed and tagged
     assert added.status_code == 200
     assert 'data-testid="welcome">王小姐您好，我是小林<' in added.text
@@ -80,8 +80,8 @@ def test_bad_input_on_the_add_form_is_a_friendly_page(
     code = make_live_code(db, workspace=workspace, clock=clock, routes=[{"staff_id": staff.id}])
     db.commit()
     scan_id = SCAN_ID.search(client.get(f"/q/{code.slug}").text).group(1)  # type: ignore[union-attr]
-    bad_phone = client.post(f"/q/{code.slug}/add", data={"scan_id": scan_id, "phone": "12"})
-    assert bad_phone.status_code == 422 and "添加失败" in bad_phone.text
+    assert client.get(f"/q/{code.slug}?store=²").status_code == 200  # a Unicode digit is no store id
+    assert client.post(f"/q/{code.slug}/add", data={"scan_id": scan_id + "²"}).status_code == 409
     assert client.post(f"/q/{code.slug}/add", data={"scan_id": "abc"}).status_code == 409
     assert client.post(f"/q/{code.slug}/add", data={"scan_id": "9" * 30}).status_code == 422
     assert client.post(f"/q/{code.slug}/add", data={}).status_code == 422
@@ -155,3 +155,28 @@ def test_the_landing_page_shows_the_routes_contact_qr(
     db.commit()
     page = client.get(f"/q/{code.slug}")
     assert f'<img src="{qr}" alt="小林" data-testid="staff-qr">' in page.text
+
+
+def test_a_typed_phone_never_reaches_a_real_customer(
+    client: TestClient, db: Session, clock: FrozenClock, workspace: Workspace
+) -> None:
+    # given a real customer with a phone, and a code whose welcome says the customer's name
+    from siyu.auth.permissions import Actor
+    from siyu.models import Customer
+    from tests.factories import make_customer
+
+    real = make_customer(db, actor=Actor.system(workspace.id), clock=clock, phone="13912345678", name="张秘密")
+    staff = make_staff(db, workspace=workspace, clock=clock)
+    code = make_live_code(
+        db, workspace=workspace, clock=clock, routes=[{"staff_id": staff.id}], welcome={"text": "{{ name }}您好"}
+    )
+    db.commit()
+    # when an anonymous visitor adds and types that phone
+    scan_id = SCAN_ID.search(client.get(f"/q/{code.slug}").text).group(1)  # type: ignore[union-attr]
+    added = client.post(f"/q/{code.slug}/add", data={"scan_id": scan_id, "phone": "13912345678"})
+    # then the real customer is untouched and never shown
+    assert "张秘密" not in added.text and 'data-testid="welcome">亲您好<' in added.text
+    db.refresh(real.customer)
+    assert real.customer.merged_into_id is None
+    assert db.scalar(select(Relationship.id).where(Relationship.customer_id == real.customer.id)) is None
+    assert db.scalar(select(Customer.id).where(Customer.merged_into_id == real.customer.id)) is None

@@ -188,7 +188,7 @@ def test_live_code_from_editor_to_attributed_add(
     phone.screenshot(path=str(tmp_path / "landing.png"), full_page=True)
     # when the customer completes the simulated add
     phone.fill("#name", "陈女士")
-    phone.fill("#phone", "13800138000")
+    assert phone.locator("#phone").count() == 0  # typed phones never become identities
     phone.click("form[action$='/add'] button[type=submit]")
     # then they are told it worked and receive the personal welcome from 小林
     expect(phone.locator("[data-testid=added-title]")).to_have_text("添加成功")
@@ -210,9 +210,9 @@ def test_live_code_from_editor_to_attributed_add(
     expect(rows.locator("td").nth(5)).to_have_text(re.compile("MicroMessenger"))
     rows.locator("a[href^='/customers/']").click()
     operator.wait_for_url(re.compile(r"/customers/\d+$"))
-    # then the customer carries the name and phone given, the auto-tag and the attributed friend edge
+    # then the customer carries the name given (no phone), the auto-tag and the attributed friend edge
     expect(operator.locator("#customer-name")).to_have_text("陈女士")
-    expect(operator.locator("#profile-form input[name=phone]")).to_have_value("13800138000")
+    expect(operator.locator("#profile-form input[name=phone]")).to_have_value("")
     expect(operator.locator("#profile-form input[name=first_channel]")).to_have_value(CHANNEL)
     expect(operator.locator("#tags [data-tag]")).to_have_count(1)
     expect(operator.locator("#tags [data-tag]")).to_have_attribute("data-tag", "包裹卡客户")
