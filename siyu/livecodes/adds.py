@@ -329,7 +329,14 @@ def record_group_join(
         raise InvalidInput("this scan was not routed to a group", details={"field": "scan_id"})
     actor = Actor.system(code.workspace_id, label="live_code")
     customer, _ = _customer(session, actor, external_userid=external_userid, name=name, phone=None, at=at, clock=clock)
-    if scan.customer_id is not None:
+    # Claim the scan first: of two submits of one scan, only one goes on to take a seat.
+    claimed = session.execute(
+        update(LiveCodeScan)
+        .where(LiveCodeScan.id == scan.id, LiveCodeScan.customer_id.is_(None))
+        .values(customer_id=customer.id, added_at=at)
+        .execution_options(synchronize_session=False)
+    )
+    if not getattr(claimed, "rowcount", 0):
         group = session.get(CommunityGroup, scan.group_id)
         assert group is not None
         return JoinOutcome(customer, group, scan)

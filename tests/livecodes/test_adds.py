@@ -275,3 +275,15 @@ def test_deleted_and_expired_codes_answer_gone_but_count_the_scan(db: Session, c
     clock.advance(timedelta(hours=1))
     assert scan_code(db, expiring, visitor_id="v", at=clock.now(), rng=RNG).outcome == "gone"
     assert scan_code(db, deleted, visitor_id="v", at=clock.now(), rng=RNG).outcome == "gone"
+
+
+def test_joining_twice_with_one_scan_takes_one_seat(db: Session, clock: FrozenClock) -> None:
+    ws = make_workspace(db, clock=clock)
+    group = make_group(db, workspace=ws, clock=clock, limit=5)
+    code = make_live_code(db, workspace=ws, clock=clock, kind="group", routes=[{"group_id": group.id}])
+    scan = scan_code(db, code, visitor_id="twice", at=clock.now(), rng=RNG).scan
+    assert scan is not None
+    for _ in range(2):
+        record_group_join(db, code=code, scan=scan, external_userid="wmTWICE", at=clock.now(), clock=clock)
+    db.refresh(group)
+    assert group.member_count == 1
