@@ -98,13 +98,13 @@ def take_capacity(session: Session, route: LiveCodeRoute, day: date) -> bool:
 
     if bump():  # the day's row exists and has room: one statement, the common case
         return True
-    created = insert_or_ignore(
+    # Whoever creates the day's row (this scan or a racing one), the conditional UPDATE decides.
+    insert_or_ignore(
         session,
         LiveCodeRouteDay,
         {"workspace_id": route.workspace_id, "route_id": route.id, "day": day, "taken": 0},
         ("route_id", "day"),
     )
-    del created  # whoever created the row (this scan or a racing one), the conditional UPDATE decides
     return bump()
 
 

@@ -187,9 +187,6 @@ def system_event(
     )
 
 
-_system_event = system_event
-
-
 def add_relationship(
     session: Session,
     *,
@@ -241,7 +238,7 @@ def add_relationship(
     session.flush()
     if customer.owner_staff_id is None:
         customer.owner_staff_id = staff.id
-    _system_event(
+    system_event(
         session,
         customer,
         "relationship.added",
@@ -276,7 +273,7 @@ def end_relationship(
     if edge.removed_at is not None:
         return edge
     edge.removed_at, edge.removed_by = removed_at, removed_by
-    _system_event(
+    system_event(
         session,
         customer,
         "relationship.removed",
@@ -347,7 +344,7 @@ def set_consent(
     else:
         consent.status, consent.source, consent.changed_at = status_, source, at
     session.flush()
-    _system_event(
+    system_event(
         session,
         customer,
         "consent.changed",
