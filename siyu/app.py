@@ -50,13 +50,16 @@ def create_app(
     database: Database | None = None,
     clock: Clock | None = None,
     run_worker: bool | None = None,
+    run_scheduler: bool | None = None,
 ) -> FastAPI:
-    """Build the app. `run_worker` defaults to True in embedded mode (no `SIYU_BROKER_URL`)."""
+    """Build the app. `run_worker` and `run_scheduler` default to True in embedded mode (no
+    `SIYU_BROKER_URL`): one process runs the console, the jobs and the periodic sweeps."""
     settings = settings or get_settings()
     database = database or Database(settings)
     set_database(database)
     embedded = not settings.broker_url
     run_worker = embedded if run_worker is None else run_worker
+    run_scheduler = (embedded and run_worker) if run_scheduler is None else run_scheduler
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -71,9 +74,16 @@ def create_app(
                 resumed = resume_unfinished(session)
             if resumed:
                 logger.info("resumed unfinished jobs", extra={"count": resumed})
+        stop_scheduler = None
+        if run_scheduler:
+            from siyu.jobs.scheduler import start_scheduler_thread
+
+            stop_scheduler = start_scheduler_thread(database, clock or system_clock)
         try:
             yield
         finally:
+            if stop_scheduler is not None:
+                stop_scheduler.set()
             if worker is not None:
                 worker.stop()
 
@@ -155,6 +165,7 @@ def create_app(
     from siyu.livecodes.api import router as livecodes_api
     from siyu.livecodes.public import router as livecodes_public
     from siyu.org.api import router as org_api
+    from siyu.segments.api import router as segments_api
     from siyu.shortlinks.api import router as shortlinks_api
     from siyu.shortlinks.public import router as shortlinks_public
     from siyu.web.console import router as console
@@ -174,6 +185,7 @@ def create_app(
         shortlinks_api,
         experiments_api,
         addtasks_api,
+        segments_api,
         livecodes_public,
         shortlinks_public,
         console,

@@ -124,6 +124,32 @@ def worker(threads: int = 4) -> None:
 
 
 @app.command()
+def scheduler(interval: Annotated[float, typer.Option(help="Seconds between ticks.")] = 30.0) -> None:
+    """Enqueue periodic sweeps (tracked segments…) as they fall due, until stopped.
+
+    Safe to run on several machines: each due run is claimed once, by one conditional UPDATE.
+    Needs SIYU_BROKER_URL (embedded mode runs the scheduler inside `siyu serve`).
+    """
+    import signal
+    import threading
+
+    import siyu.tasks  # noqa: F401
+    from siyu.jobs.broker import configure_broker
+    from siyu.jobs.scheduler import run_scheduler
+
+    settings = get_settings()
+    if not settings.broker_url:
+        _fail("set SIYU_BROKER_URL; embedded mode runs the scheduler inside `siyu serve`")
+    configure_logging(settings.log_level, json_lines=settings.log_json)
+    configure_broker(settings.broker_url)
+    database = _migrated()
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    run_scheduler(database, system_clock, stop, interval_s=interval)
+
+
+@app.command()
 def demo(
     customers: Annotated[int, typer.Option(help="How many customers the demo brand gets.")] = 20_000,
     host: str = "127.0.0.1",
@@ -316,7 +342,7 @@ def export_customers(
 
 @app.command()
 def bench(
-    name: Annotated[str, typer.Argument(help="import, lookup or scan")],
+    name: Annotated[str, typer.Argument(help="import, lookup, scan or segments")],
     size: Annotated[str, typer.Option(help="tiny, small or full")] = "small",
     database: Annotated[str | None, typer.Option("--database", help="Database URL (default: a temp SQLite)")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,

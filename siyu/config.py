@@ -40,6 +40,12 @@ class Settings(BaseSettings):
         "without WeCom. Turn off once the WeCom callback reports real adds.",
     )
 
+    segment_timeout_s: int = Field(
+        default=30, description="Longest a segment query may run on PostgreSQL (statement timeout), in seconds."
+    )
+    segment_refresh_minutes: int = Field(
+        default=60, description="How often the scheduler recomputes tracked segments (who entered, who left)."
+    )
     _generated_secret: str | None = PrivateAttr(default=None)
 
     @field_validator("timezone")

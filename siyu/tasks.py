@@ -1,3 +1,4 @@
 """Imports every module that declares background jobs, so workers know all actors."""
 
-import siyu.customers.tasks  # noqa: F401
+import siyu.customers.tasks
+import siyu.segments.tasks  # noqa: F401

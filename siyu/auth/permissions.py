@@ -32,6 +32,10 @@ class Scope(StrEnum):
     """See channels, live codes, short links, experiments, add-by-phone lists and their metrics."""
     ACQUISITION_WRITE = "acquisition:write"
     """Create and change channels, costs, live codes, short links, experiments and add-by-phone lists."""
+    SEGMENTS_READ = "segments:read"
+    """See segments, preview them and list or export their members (within the role's part of the pool)."""
+    SEGMENTS_WRITE = "segments:write"
+    """Create, change, refresh and archive segments, and upload static member lists."""
 
 
 ALL_SCOPES = frozenset(Scope)
@@ -51,10 +55,14 @@ ROLE_SCOPES: dict[Role, frozenset[Scope]] = {
             Scope.JOBS_READ,
             Scope.ACQUISITION_READ,
             Scope.ACQUISITION_WRITE,
+            Scope.SEGMENTS_READ,
+            Scope.SEGMENTS_WRITE,
         }
     ),
-    Role.ANALYST: frozenset({Scope.CUSTOMERS_READ, Scope.JOBS_READ, Scope.ACQUISITION_READ}),
-    Role.STORE_MANAGER: frozenset({Scope.CUSTOMERS_READ, Scope.CUSTOMERS_WRITE, Scope.CUSTOMERS_PII, Scope.TAGS_WRITE}),
+    Role.ANALYST: frozenset({Scope.CUSTOMERS_READ, Scope.JOBS_READ, Scope.ACQUISITION_READ, Scope.SEGMENTS_READ}),
+    Role.STORE_MANAGER: frozenset(
+        {Scope.CUSTOMERS_READ, Scope.CUSTOMERS_WRITE, Scope.CUSTOMERS_PII, Scope.TAGS_WRITE, Scope.SEGMENTS_READ}
+    ),
     Role.STAFF: frozenset({Scope.CUSTOMERS_READ, Scope.CUSTOMERS_WRITE, Scope.CUSTOMERS_PII}),
 }
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -42,18 +42,46 @@ def safe_cell(text: str) -> str:
     return "'" + text if text.startswith(_FORMULA_START) else text
 
 
-def export_rows(session: Session, actor: Actor, flt: CustomerFilter, *, unmasked: bool = False) -> Iterator[list[str]]:
-    """Header then one row per customer, streamed in id order, chunk by chunk."""
-    actor.require(Scope.CUSTOMERS_READ)
-    whole = unmasked and actor.can(Scope.CUSTOMERS_PII)
-    staff = dict(session.execute(select(Staff.id, Staff.name).where(Staff.workspace_id == actor.workspace_id)).all())
-    yield COLUMNS
+def _chunks_by_filter(session: Session, actor: Actor, flt: CustomerFilter) -> Iterator[list[Customer]]:
     last_id = 0
     base = repository.filtered_query(actor, flt)
     while True:
         chunk = list(session.scalars(base.where(Customer.id > last_id).order_by(Customer.id).limit(_CHUNK)))
         if not chunk:
             return
+        yield chunk
+        last_id = chunk[-1].id
+
+
+def _chunks_by_ids(session: Session, actor: Actor, customer_ids: Sequence[int]) -> Iterator[list[Customer]]:
+    ordered = sorted(customer_ids)
+    for start in range(0, len(ordered), _CHUNK):
+        wanted = ordered[start : start + _CHUNK]
+        chunk = list(session.scalars(repository.pool_query(actor).where(Customer.id.in_(wanted)).order_by(Customer.id)))
+        if chunk:
+            yield chunk
+
+
+def export_rows(
+    session: Session,
+    actor: Actor,
+    flt: CustomerFilter | None,
+    *,
+    unmasked: bool = False,
+    customer_ids: Sequence[int] | None = None,
+) -> Iterator[list[str]]:
+    """Header then one row per customer, streamed in id order, chunk by chunk: the customers `flt`
+    selects, or those of `customer_ids` (a segment's members, evaluated once by the caller)."""
+    actor.require(Scope.CUSTOMERS_READ)
+    whole = unmasked and actor.can(Scope.CUSTOMERS_PII)
+    staff = dict(session.execute(select(Staff.id, Staff.name).where(Staff.workspace_id == actor.workspace_id)).all())
+    yield COLUMNS
+    chunks = (
+        _chunks_by_ids(session, actor, customer_ids)
+        if customer_ids is not None
+        else _chunks_by_filter(session, actor, flt or CustomerFilter())
+    )
+    for chunk in chunks:
         ids = [c.id for c in chunk]
         tags: dict[int, list[str]] = {}
         for customer_id, name in session.execute(
@@ -88,7 +116,6 @@ def export_rows(session: Session, actor: Actor, flt: CustomerFilter, *, unmasked
                 safe_cell("|".join(identities.get(c.id, []))),
                 c.created_at.isoformat(),
             ]
-        last_id = chunk[-1].id
 
 
 def csv_lines(rows: Iterator[list[str]], *, bom: bool = True) -> Iterator[str]:

@@ -25,7 +25,7 @@ from siyu.models.experiment import (
     ExperimentVariant,
 )
 from siyu.models.group import CommunityGroup
-from siyu.models.job import Job, JobStatus
+from siyu.models.job import Job, JobStatus, ScheduledRun
 from siyu.models.live_code import (
     LiveCode,
     LiveCodeKind,
@@ -36,9 +36,18 @@ from siyu.models.live_code import (
     RotationMode,
     RouteShift,
 )
-from siyu.models.order import Order, OrderStatus
+from siyu.models.order import Order, OrderItem, OrderStatus
 from siyu.models.org import Region, Staff, Store
 from siyu.models.relationship import Relationship, RemovedBy
+from siyu.models.segment import (
+    MembershipChange,
+    Segment,
+    SegmentKind,
+    SegmentMember,
+    SegmentMembershipEvent,
+    SegmentSizePoint,
+    SegmentVersion,
+)
 from siyu.models.short_link import ShortLink, ShortLinkClick
 from siyu.models.tag import CustomerTag, Tag, TagGroup, TagSource
 from siyu.models.user import ApiToken, Membership, Role, User
@@ -84,7 +93,9 @@ __all__ = [
     "LiveCodeScan",
     "LiveCodeTag",
     "Membership",
+    "MembershipChange",
     "Order",
+    "OrderItem",
     "OrderStatus",
     "Region",
     "Relationship",
@@ -92,6 +103,13 @@ __all__ = [
     "Role",
     "RotationMode",
     "RouteShift",
+    "ScheduledRun",
+    "Segment",
+    "SegmentKind",
+    "SegmentMember",
+    "SegmentMembershipEvent",
+    "SegmentSizePoint",
+    "SegmentVersion",
     "ShortLink",
     "ShortLinkClick",
     "Staff",

@@ -18,7 +18,9 @@ class CustomerEvent(WorkspaceScoped, Base):
     __table_args__ = (
         UniqueConstraint("workspace_id", "idempotency_key"),
         Index("ix_customer_events_customer_time", "customer_id", "occurred_at"),
-        Index("ix_customer_events_ws_type_time", "workspace_id", "type", "occurred_at"),
+        # customer_id last: segment conditions ("event T ≥ 3 times in 30 days") group by customer
+        # straight from the index, without touching the table.
+        Index("ix_customer_events_ws_type_time", "workspace_id", "type", "occurred_at", "customer_id"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)

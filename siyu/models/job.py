@@ -41,3 +41,14 @@ class Job(Base):
     created_at: Mapped[datetime]
     started_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
+
+
+class ScheduledRun(Base):
+    """The last run of one periodic task; schedulers claim a due run with one conditional UPDATE,
+    so several scheduler processes never start the same run twice."""
+
+    __tablename__ = "scheduled_runs"
+
+    name: Mapped[str] = mapped_column(String(60), primary_key=True)
+    last_started_at: Mapped[datetime | None]
+    last_job_id: Mapped[int | None] = mapped_column(BigInteger)

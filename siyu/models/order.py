@@ -1,4 +1,4 @@
-"""Orders from any platform. The commerce issue adds items, refunds and coupons."""
+"""Orders from any platform and their items. The commerce issue adds products, refunds and coupons."""
 
 from __future__ import annotations
 
@@ -37,3 +37,24 @@ class Order(WorkspaceScoped, Base):
     refunded_fen: Mapped[int] = mapped_column(BigInteger, default=0)
     paid_at: Mapped[datetime]
     created_at: Mapped[datetime]
+
+
+class OrderItem(WorkspaceScoped, Base):
+    """One line of an order: what was bought. Segments filter on SKU and category."""
+
+    __tablename__ = "order_items"
+    __table_args__ = (
+        Index("ix_order_items_ws_sku", "workspace_id", "sku", "customer_id"),
+        Index("ix_order_items_ws_category", "workspace_id", "category", "customer_id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    order_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("orders.id", ondelete="CASCADE"), index=True)
+    customer_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("customers.id", ondelete="CASCADE"), index=True)
+    """The order's customer, repeated here so "bought X" needs no join (follows merges with the order)."""
+    sku: Mapped[str] = mapped_column(String(64))
+    product_name: Mapped[str] = mapped_column(String(200))
+    category: Mapped[str | None] = mapped_column(String(100))
+    quantity: Mapped[int] = mapped_column(default=1)
+    amount_fen: Mapped[int] = mapped_column(BigInteger)
+    """What the line cost after discounts, in fen."""

@@ -29,7 +29,7 @@ def console_server(url: str, data_dir: Path, *, run_worker: bool) -> Iterator[st
         database_url=url, data_dir=data_dir, secret_key="browser-secret", log_json=False, broker_url=None
     )
     database = Database(settings)
-    app = create_app(settings, database=database, run_worker=run_worker)
+    app = create_app(settings, database=database, run_worker=run_worker, run_scheduler=False)
     port = free_port()
     config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on", ws="none")
     server = uvicorn.Server(config)

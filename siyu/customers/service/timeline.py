@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from siyu.audit.service import record
 from siyu.auth.permissions import Actor, Scope
 from siyu.customers import repository
+from siyu.customers.activity import customer_activity
 from siyu.customers.errors import CustomerNotFound
 from siyu.customers.identities import normalize_identity
 from siyu.kit.clock import Clock, as_utc
@@ -111,6 +112,7 @@ def record_event(session: Session, *, actor: Actor, item: EventInput, clock: Clo
         if winner is None:
             raise
         return winner, False
+    customer_activity(session, actor.workspace_id, customer.id)
     return event, True
 
 
@@ -185,6 +187,7 @@ def system_event(
             recorded_at=clock.now(),
         )
     )
+    customer_activity(session, customer.workspace_id, customer.id)
 
 
 def add_relationship(

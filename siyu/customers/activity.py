@@ -1,0 +1,25 @@
+"""Announcing that something happened to a customer (an event, an order), for the areas that
+react to it — tracked segments re-evaluate that customer. The customers area does not import
+them: they subscribe here when their tasks module loads."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from sqlalchemy.orm import Session
+
+Listener = Callable[[Session, int, int], None]
+_listeners: list[Listener] = []
+
+
+def on_customer_activity(listener: Listener) -> Listener:
+    """Subscribe `listener(session, workspace_id, customer_id)`; it runs inside the writer's transaction."""
+    if listener not in _listeners:
+        _listeners.append(listener)
+    return listener
+
+
+def customer_activity(session: Session, workspace_id: int, customer_id: int) -> None:
+    """Tell subscribers that a customer's events or orders changed in this transaction."""
+    for listener in _listeners:
+        listener(session, workspace_id, customer_id)
