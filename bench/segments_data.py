@@ -26,6 +26,7 @@ from datetime import UTC, datetime, timedelta
 from itertools import islice
 from typing import Any, cast
 
+import psycopg
 from sqlalchemy import Engine, Table, func, insert, select, text
 
 from siyu.models import Customer, Segment, SegmentVersion, Staff, Tag, TagGroup
@@ -320,13 +321,12 @@ def _postgres_write(engine: Engine, table: str, rows: Iterable[tuple[Any, ...]])
     connection = engine.raw_connection()
     written = 0
     try:
-        with connection.cursor() as cursor:
-            pg = cursor.connection  # the psycopg connection, for COPY
-            with pg.cursor() as raw, raw.copy(f"COPY {table} ({', '.join(COLUMNS[table])}) FROM STDIN") as copy:
-                for row in rows:
-                    copy.write_row(row)
-                    written += 1
-        connection.commit()
+        pg = cast("psycopg.Connection[Any]", connection.driver_connection)
+        with pg.cursor() as cursor, cursor.copy(f"COPY {table} ({', '.join(COLUMNS[table])}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+                written += 1
+        pg.commit()
     finally:
         connection.close()
     return written

@@ -22,6 +22,7 @@ from siyu.experiments.cli import app as ab_app
 from siyu.kit.clock import system_clock
 from siyu.kit.errors import DomainError
 from siyu.kit.logging import configure_logging
+from siyu.segments.cli import segment_app
 from siyu.workspaces.scope import bind_workspace
 
 app = typer.Typer(help="siyu 私域 — private-domain operations platform.", no_args_is_help=True)
@@ -35,6 +36,9 @@ app.add_typer(token_app, name="token")
 app.add_typer(workspace_app, name="workspace")
 app.add_typer(import_app, name="import")
 app.add_typer(export_app, name="export")
+app.add_typer(segment_app, name="segment")
+
+
 app.add_typer(ab_app, name="ab")
 
 console = Console(stderr=True)
