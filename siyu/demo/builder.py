@@ -41,6 +41,7 @@ from siyu.demo.catalog import (
 )
 from siyu.demo.history import EventPlan
 from siyu.demo.people import CustomerGenerator, CustomerPlan, Roster
+from siyu.demo.segments import build_segments
 from siyu.kit.clock import Clock
 from siyu.models import (
     AttributeDefinition,
@@ -51,6 +52,7 @@ from siyu.models import (
     Identity,
     LiveCodeScan,
     Order,
+    OrderItem,
     Region,
     Relationship,
     Staff,
@@ -96,6 +98,8 @@ def build_demo(
         generator = CustomerGenerator(
             random.Random(seed), now=now, roster=roster, timezone=workspace.timezone, funnel=acq.funnel
         )
+        # Products behind the drawn prices come from a generator of their own, like the scans.
+        generator.orders.items_rng = random.Random(f"{seed}:order-items")
         taken = session.execute(select(Identity.type, Identity.value).where(Identity.workspace_id == workspace.id))
         generator.reserve({(type_, value) for type_, value in taken})
         event_keys = (f"demo:{n}" for n in count(1))
@@ -127,11 +131,13 @@ def build_demo(
                 "consents",
                 "live_code_scans",
                 "orders",
+                "order_items",
                 "experiment_exposures",
                 "live_code_route_days",
                 "channel_cost_entries",
             ),
         )
+        build_segments(session, workspace_id=workspace.id, now=now, tz=tz)
     return True
 
 
@@ -292,7 +298,8 @@ def _insert_batch(session: Session, workspace_id: int, plans: list[CustomerPlan]
     insert_rows(session, CustomerTag, tags)
     insert_rows(session, Consent, consents)
     insert_rows(session, LiveCodeScan, scans)
-    insert_rows(session, Order, orders)
+    order_ids = insert_returning_ids(session, Order, orders)
+    insert_rows(session, OrderItem, _order_items(customer_ids, plans, order_ids, workspace_id))
     edge_ids = iter(insert_returning_ids(session, Relationship, edges))
     events: list[dict[str, Any]] = []
     for customer_id, plan in zip(customer_ids, plans, strict=True):
@@ -331,3 +338,26 @@ def _insert_batch(session: Session, workspace_id: int, plans: list[CustomerPlan]
             for e in timeline
         ]
     insert_rows(session, CustomerEvent, events)
+
+
+def _order_items(
+    customer_ids: list[int], plans: list[CustomerPlan], order_ids: list[int], workspace_id: int
+) -> list[dict[str, Any]]:
+    """The lines of the batch's orders; `order_ids` are in the order the orders were planned."""
+    ids = iter(order_ids)
+    rows: list[dict[str, Any]] = []
+    for customer_id, plan in zip(customer_ids, plans, strict=True):
+        for order in plan.orders:
+            line = {"workspace_id": workspace_id, "order_id": next(ids), "customer_id": customer_id}
+            rows += [
+                line
+                | {
+                    "sku": item.sku,
+                    "product_name": item.product_name,
+                    "category": item.category,
+                    "quantity": item.quantity,
+                    "amount_fen": item.amount_fen,
+                }
+                for item in order.items
+            ]
+    return rows

@@ -6,15 +6,21 @@ staff (churned) once before leaving; leads and new customers have not bought. Th
 comes within days of the add for many (the channel's first orders), weeks or months later for
 the rest. Every order gets an `order.paid` event, refunds an `order.refunded` event, with the
 same amounts and times as the row.
+
+Each garment's price is drawn first, then which product at that price it is (`siyu.demo.products`)
+from a generator of its own: the lines add up to the order's total exactly, and adding the lines
+changed no other draw (the same seed gives the same customers and orders as before lines existed).
 """
 
 from __future__ import annotations
 
+import random
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from itertools import count
 
 from siyu.demo.history import Calendar, EventPlan, RelationshipPlan
+from siyu.demo.products import BY_PRICE
 from siyu.models import LifecycleStage, OrderStatus
 
 # One garment, in fen: tees and knits to coats (cheaper pieces sell more).
@@ -28,6 +34,17 @@ REPEAT_ON_MINIPROGRAM = 0.65
 
 
 @dataclass(frozen=True)
+class ItemPlan:
+    """One line of an order: a product, how many, and what they cost together."""
+
+    sku: str
+    product_name: str
+    category: str
+    quantity: int
+    amount_fen: int
+
+
+@dataclass(frozen=True)
 class OrderPlan:
     platform: str
     external_id: str
@@ -36,6 +53,8 @@ class OrderPlan:
     refunded_fen: int
     paid_at: datetime
     refunded_at: datetime | None = None
+    items: tuple[ItemPlan, ...] = ()
+    """The lines; their amounts add up to `total_fen`."""
 
     def events(self) -> list[EventPlan]:
         """The timeline events of the order: paid, and refunded when it was."""
@@ -48,12 +67,16 @@ class OrderPlan:
 
 
 class OrderBook:
-    """Draws orders; external ids never repeat (a running serial inside each)."""
+    """Draws orders; external ids never repeat (a running serial inside each).
 
-    def __init__(self, calendar: Calendar) -> None:
+    `items_rng` picks the product behind each drawn price; the builder seeds it from the demo's seed.
+    """
+
+    def __init__(self, calendar: Calendar, *, items_rng: random.Random | None = None) -> None:
         self.calendar = calendar
         self.rng = calendar.rng
         self.now = calendar.now
+        self.items_rng = items_rng or random.Random("siyu-demo:order-items")
         self._serial = count(1)
 
     def plan(
@@ -106,8 +129,8 @@ class OrderBook:
     def _order(self, paid_at: datetime, platform: str, store_code: str | None) -> OrderPlan:
         rng = self.rng
         paid_at = paid_at.replace(microsecond=0)
-        items = [rng.choice(PRICES) for _ in range(rng.choices(_ITEMS, cum_weights=_ITEMS_CUM)[0])]
-        total = sum(items)
+        prices = [rng.choice(PRICES) for _ in range(rng.choices(_ITEMS, cum_weights=_ITEMS_CUM)[0])]
+        total = sum(prices)
         status, refunded, refunded_at = OrderStatus.PAID, 0, None
         draw = rng.random()
         if draw < FULL_REFUND_RATE + PARTIAL_REFUND_RATE and self.now - paid_at > timedelta(days=1):
@@ -116,10 +139,21 @@ class OrderBook:
             if draw < FULL_REFUND_RATE:
                 status, refunded = OrderStatus.REFUNDED, total
             else:  # one piece sent back, or a price difference refunded on a single piece
-                status, refunded = OrderStatus.PARTIALLY_REFUNDED, items[-1] if len(items) > 1 else 5_000
+                status, refunded = OrderStatus.PARTIALLY_REFUNDED, prices[-1] if len(prices) > 1 else 5_000
+        external_id = self._external_id(platform, paid_at, store_code)
         return OrderPlan(
-            platform, self._external_id(platform, paid_at, store_code), status, total, refunded, paid_at, refunded_at
+            platform, external_id, status, total, refunded, paid_at, refunded_at, items=self._items(prices)
         )
+
+    def _items(self, prices: list[int]) -> tuple[ItemPlan, ...]:
+        """A product for each garment's price; the same product twice is one line of quantity 2."""
+        lines: dict[str, ItemPlan] = {}
+        for price in prices:
+            product = self.items_rng.choice(BY_PRICE[price])
+            line = lines.get(product.sku)
+            quantity, amount = (line.quantity, line.amount_fen) if line is not None else (0, 0)
+            lines[product.sku] = ItemPlan(product.sku, product.name, product.category, quantity + 1, amount + price)
+        return tuple(lines.values())
 
     def _external_id(self, platform: str, paid_at: datetime, store_code: str | None) -> str:
         serial = next(self._serial)

@@ -206,8 +206,26 @@ Node = Group | Condition
 
 def parse_definition(raw: Any) -> Node:
     """Parse a definition (already JSON-decoded) into nodes, or raise `DefinitionError` with a path."""
+    _refuse_nul(raw, "$", 0)
     counter = [0]
     return _node(raw, "$", 1, counter)
+
+
+def _refuse_nul(value: Any, path: str, depth: int) -> None:
+    """PostgreSQL cannot store or compare a NUL character; refuse it where it is, before anything else."""
+    if depth > MAX_DEPTH * 3 + 4:
+        return  # deeper than any valid definition: the depth check reports it
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise DefinitionError(path, "contains a NUL character")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            if "\x00" in str(key):
+                raise DefinitionError(path, "a key contains a NUL character")
+            _refuse_nul(item, f"{path}.{key}", depth + 1)
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            _refuse_nul(item, f"{path}[{index}]", depth + 1)
 
 
 def _node(raw: Any, path: str, depth: int, counter: list[int]) -> Node:
@@ -445,6 +463,10 @@ def _property_filter(raw: Any, path: str) -> PropertyFilter:
             raise DefinitionError(value_path, f"{op} takes a number or a string")
         if not isinstance(item, str | int | float | bool) or (isinstance(item, float) and not math.isfinite(item)):
             raise DefinitionError(value_path, "expected a string, number or true/false")
+        if isinstance(item, int | float) and not isinstance(item, bool) and abs(item) > 2**53:
+            raise DefinitionError(value_path, "number out of range")
+        if isinstance(item, str) and len(item) > 200:
+            raise DefinitionError(value_path, "expected a string of at most 200 characters")
     return PropertyFilter(path, name, op, tuple(value) if op in LIST_OPS else value)
 
 
@@ -513,7 +535,8 @@ def _segment(raw: dict[str, Any], path: str) -> SegmentCondition:
 
 def _sample(raw: dict[str, Any], path: str) -> SampleCondition:
     percent = _number(_required(raw, "percent", path), f"{path}.percent")
-    if not 0 < percent <= 100 or round(percent * 100) != percent * 100:
+    # 1.1 × 100 is 110.00000000000001 in binary floating point: compare with a tolerance.
+    if not 0 < percent <= 100 or abs(percent * 100 - round(percent * 100)) > 1e-6:
         raise DefinitionError(f"{path}.percent", "expected a percentage above 0 and up to 100, two decimals at most")
     seed = raw.get("seed", "")
     if not isinstance(seed, str) or len(seed) > 100:

@@ -21,7 +21,12 @@ UNSCOPED = {"siyu_unscoped": True}
 `workspace_id` tests to subqueries on tables keyed by workspace-unique ids (tags, segments) and
 cost them their covering indexes."""
 
-DEFAULT_STATEMENT_TIMEOUT_S = 30
+
+def statement_timeout_s() -> float:
+    """`SIYU_SEGMENT_TIMEOUT_S`, read at each use so tests and operators can change it."""
+    from siyu.config import get_settings
+
+    return float(get_settings().segment_timeout_s)
 
 
 class SegmentQueryTimeout(DomainError):
@@ -80,13 +85,14 @@ def as_node(session: Session, workspace_id: int, definition: Node | dict[str, An
     return definition
 
 
-def guard(session: Session, timeout_s: int = DEFAULT_STATEMENT_TIMEOUT_S) -> None:
+def guard(session: Session, timeout_s: float | None = None) -> None:
     """Bound the segment queries of this transaction on PostgreSQL: a statement timeout (a runaway
     definition fails instead of holding a connection), and enough work memory that the planner
     hashes IN-subqueries of a million ids instead of rescanning them per row."""
     if session.get_bind().dialect.name != "postgresql":
         return
-    session.execute(text("SELECT set_config('statement_timeout', :t, true)"), {"t": f"{int(timeout_s * 1000)}"})
+    seconds = statement_timeout_s() if timeout_s is None else timeout_s
+    session.execute(text("SELECT set_config('statement_timeout', :t, true)"), {"t": f"{max(1, int(seconds * 1000))}"})
     session.execute(text("SELECT set_config('work_mem', '64MB', true)"))
 
 

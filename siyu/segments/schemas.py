@@ -5,13 +5,16 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
+from siyu.kit.ids import MAX_ID
 from siyu.kit.schemas import Input
 from siyu.models import Segment
 
 
 class SegmentIn(Input):
+    model_config = ConfigDict(extra="forbid")
+
     name: str = Field(max_length=200)
     description: str | None = Field(default=None, max_length=2000)
     definition: Any = Field(description="The definition tree; see GET /api/v1/segments/schema.")
@@ -19,6 +22,8 @@ class SegmentIn(Input):
 
 
 class SegmentPatch(Input):
+    model_config = ConfigDict(extra="forbid")
+
     name: str | None = Field(default=None, max_length=200)
     description: str | None = Field(default=None, max_length=2000)
     definition: Any = None
@@ -26,11 +31,17 @@ class SegmentPatch(Input):
 
 
 class PreviewIn(Input):
+    model_config = ConfigDict(extra="forbid")
+
     definition: Any
-    segment_id: int | None = Field(default=None, gt=0, description="The segment being edited (for the cycle check).")
+    segment_id: int | None = Field(
+        default=None, gt=0, le=MAX_ID, description="The segment being edited (for the cycle check)."
+    )
 
 
 class SnapshotIn(Input):
+    model_config = ConfigDict(extra="forbid")
+
     name: str = Field(max_length=200)
     description: str | None = Field(default=None, max_length=2000)
 

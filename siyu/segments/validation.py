@@ -116,8 +116,11 @@ def _check_field(session: Session, workspace_id: int, node: FieldCondition, cata
         if upper < value:
             raise DefinitionError(value_path, "between takes [low, high] with low ≤ high")
         return dataclasses.replace(node, value=value, upper=upper)
-    if spec.type is FieldType.STAFF:
-        _exist(session, Staff, workspace_id, (value,), value_path, "staff member")
+    if (
+        spec.type is FieldType.STAFF
+        and session.scalar(select(Staff.id).where(Staff.workspace_id == workspace_id, Staff.id == value)) is None
+    ):
+        raise DefinitionError(value_path, f"no staff member with id {value}")
     return dataclasses.replace(node, value=value)
 
 

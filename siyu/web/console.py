@@ -13,6 +13,7 @@ from siyu.customers.views import router as customer_views
 from siyu.experiments.views import router as experiments_views
 from siyu.jobs.views import router as job_views
 from siyu.livecodes.views import router as livecodes_views
+from siyu.segments.views import router as segments_views
 from siyu.shortlinks.views import router as shortlinks_views
 
 router = APIRouter(include_in_schema=False)
@@ -24,6 +25,7 @@ for area in (
     livecodes_views,
     shortlinks_views,
     experiments_views,
+    segments_views,
     addtasks_views,
     job_views,
     audit_views,

@@ -52,20 +52,38 @@ def make_person(db: Session, *, workspace: Workspace, created_at: datetime, **va
 
 
 def tag_customer(db: Session, *, customer: Customer, tag: Tag, at: datetime) -> None:
-    db.add(CustomerTag(workspace_id=customer.workspace_id, customer_id=customer.id, tag_id=tag.id, source="manual",
-                       assigned_at=at))
+    db.add(
+        CustomerTag(
+            workspace_id=customer.workspace_id, customer_id=customer.id, tag_id=tag.id, source="manual", assigned_at=at
+        )
+    )
     db.flush()
 
 
 def make_identity(db: Session, *, customer: Customer, type: str, at: datetime, value: str | None = None) -> None:
-    db.add(Identity(workspace_id=customer.workspace_id, customer_id=customer.id, type=type,
-                    value=value or f"{type}-{next(_seq)}", created_at=at))
+    db.add(
+        Identity(
+            workspace_id=customer.workspace_id,
+            customer_id=customer.id,
+            type=type,
+            value=value or f"{type}-{next(_seq)}",
+            created_at=at,
+        )
+    )
     db.flush()
 
 
 def make_consent(db: Session, *, customer: Customer, channel: str, status: str, at: datetime) -> None:
-    db.add(Consent(workspace_id=customer.workspace_id, customer_id=customer.id, channel=channel, status=status,
-                   source="test", changed_at=at))
+    db.add(
+        Consent(
+            workspace_id=customer.workspace_id,
+            customer_id=customer.id,
+            channel=channel,
+            status=status,
+            source="test",
+            changed_at=at,
+        )
+    )
     db.flush()
 
 
@@ -120,8 +138,17 @@ def make_sale(
 
 
 def make_order_item(db: Session, *, order: Order, sku: str, category: str | None = None, amount_fen: int = 100) -> None:
-    db.add(OrderItem(workspace_id=order.workspace_id, order_id=order.id, customer_id=order.customer_id, sku=sku,
-                     product_name=f"商品 {sku}", category=category, amount_fen=amount_fen))
+    db.add(
+        OrderItem(
+            workspace_id=order.workspace_id,
+            order_id=order.id,
+            customer_id=order.customer_id,
+            sku=sku,
+            product_name=f"商品 {sku}",
+            category=category,
+            amount_fen=amount_fen,
+        )
+    )
     db.flush()
 
 
@@ -147,7 +174,10 @@ def make_segment(
     db.add(segment)
     db.flush()
     for customer_id in members or []:
-        db.add(SegmentMember(workspace_id=workspace_id, segment_id=segment.id, customer_id=customer_id,
-                             added_at=clock.now()))
+        db.add(
+            SegmentMember(
+                workspace_id=workspace_id, segment_id=segment.id, customer_id=customer_id, added_at=clock.now()
+            )
+        )
     db.flush()
     return segment

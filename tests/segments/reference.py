@@ -376,9 +376,7 @@ class Reference:
         return [
             o
             for o in self.orders[person.id]
-            if o.status != "refunded"
-            and self.in_window(o.paid_at, window)
-            and (not wanted or o.platform in wanted)
+            if o.status != "refunded" and self.in_window(o.paid_at, window) and (not wanted or o.platform in wanted)
         ]
 
     def order(self, node: OrderCondition, person: Person) -> bool:
@@ -473,9 +471,9 @@ def anniversary_within(day: date, today: date, days: int) -> bool:
         candidate = today + timedelta(days=offset)
         if (candidate.month, candidate.day) == (day.month, day.day):
             return True
-        if (day.month, day.day) == (2, 29) and (candidate.month, candidate.day) == (2, 28):
-            if not _is_leap(candidate.year):
-                return True
+        leap_day_moved = (day.month, day.day) == (2, 29) and not _is_leap(candidate.year)
+        if leap_day_moved and (candidate.month, candidate.day) == (2, 28):
+            return True
     return False
 
 

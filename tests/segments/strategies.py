@@ -8,8 +8,10 @@ midnights (± 1 s) in Asia/Shanghai.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
+from functools import cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -38,8 +40,11 @@ ANNIVERSARY_DAYS = [0, 1, 6, 7, 8, 30, 38, 39, 40, 96, 97, 98, 99, 364, 365, 400
 
 EDGE_INSTANTS = sorted(
     {NOW + timedelta(days=-k, seconds=s) for k in [*DAY_COUNTS, 365] for s in (-1, 0, 1)}
-    | {local_midnight(TODAY + timedelta(days=k)) + timedelta(seconds=s) for k in (-90, -30, -7, -3, -2, -1, 0, 1)
-       for s in (-1, 0)}
+    | {
+        local_midnight(TODAY + timedelta(days=k)) + timedelta(seconds=s)
+        for k in (-90, -30, -7, -3, -2, -1, 0, 1)
+        for s in (-1, 0)
+    }
 )
 DAYS = [TODAY + timedelta(days=k) for k in (-400, -90, -31, -30, -7, -3, -2, -1, 0, 1, 2)]
 BIRTHDAYS = [
@@ -108,22 +113,67 @@ CONSENT_CHANNELS = [str(c) for c in ConsentChannel]
 # --- data ------------------------------------------------------------------------------------------
 
 
-@dataclass
+@dataclass(frozen=True)
 class Catalog:
-    """The ids of one workspace that data and definitions may use."""
+    """The ids of one workspace that data and definitions may use (hashable, so strategies built
+    for it are cached: building strategies anew on every draw costs more than drawing from them)."""
 
     workspace_id: int
-    tag_ids: list[int]
-    staff_ids: list[int]
-    channel_ids: list[int]
-    segment_ids: list[int] = field(default_factory=list)
+    tag_ids: tuple[int, ...]
+    staff_ids: tuple[int, ...]
+    channel_ids: tuple[int, ...]
+    segment_ids: tuple[int, ...] = ()
+
+
+_BUILT: dict[str, st.SearchStrategy[Any]] = {}
+
+
+def pick(values: Sequence[Any]) -> st.SearchStrategy[Any]:
+    """`sampled_from`, built once per list of values. Keyed by repr: a tuple key would take
+    `True`, `1` and `1.0` for the same value."""
+    key = f"pick {values!r}"
+    if key not in _BUILT:
+        _BUILT[key] = st.sampled_from(list(values))
+    return _BUILT[key]
+
+
+def subsets(values: Sequence[Any], min_size: int = 0, max_size: int | None = None) -> st.SearchStrategy[Any]:
+    """Sorted lists of distinct values, built once per arguments."""
+    key = f"subsets {values!r} {min_size} {max_size}"
+    if key not in _BUILT:
+        _BUILT[key] = st.sets(st.sampled_from(list(values)), min_size=min_size, max_size=max_size).map(sorted)
+    return _BUILT[key]
+
+
+def some(values: Sequence[Any], max_size: int) -> st.SearchStrategy[Any]:
+    """Non-empty lists (repeats allowed) of values, built once per arguments."""
+    key = f"some {values!r} {max_size}"
+    if key not in _BUILT:
+        _BUILT[key] = st.lists(st.sampled_from(list(values)), min_size=1, max_size=max_size)
+    return _BUILT[key]
+
+
+@cache
+def _cached(build: Callable[..., st.SearchStrategy[Any]], *args: Any) -> st.SearchStrategy[Any]:
+    """A strategy built from hashable arguments (catalogs, depths), once."""
+    return build(*args)
+
+
+@cache
+def ints(low: int, high: int) -> st.SearchStrategy[int]:
+    return st.integers(low, high)
+
+
+BOOLEANS = st.booleans()
 
 
 instants = st.one_of(
-    st.sampled_from(EDGE_INSTANTS),
+    pick(EDGE_INSTANTS),
     st.integers(-3 * 86_400, 400 * 86_400).map(lambda s: NOW - timedelta(seconds=s)),
 )
-birthdays = st.one_of(st.none(), st.sampled_from(BIRTHDAYS), st.dates(date(1950, 1, 1), date(2026, 12, 31)))
+birthdays = st.one_of(st.none(), pick(BIRTHDAYS), st.dates(date(1950, 1, 1), date(2026, 12, 31)))
+maybe_instants = st.one_of(st.none(), instants)
+order_items = st.lists(st.tuples(pick(SKUS), pick([*CATEGORIES, None])), max_size=2)
 
 
 @st.composite
@@ -131,30 +181,33 @@ def attributes(draw: st.DrawFn) -> dict[str, Any]:
     """Custom attribute values: missing, well typed, or stored with another JSON type."""
     out: dict[str, Any] = {}
     for key in ATTRIBUTE_TYPES:
-        choice = draw(st.integers(0, 5))
+        choice = draw(ints(0, 5))
         if choice == 0:
             continue
         pool = WRONGLY_TYPED[key] if choice == 1 else ATTRIBUTE_VALUES[key]
-        out[key] = draw(st.sampled_from(pool))
-    if draw(st.booleans()):
+        out[key] = draw(pick(pool))
+    if draw(BOOLEANS):
         out["undefined_key"] = "x"
     return out
+
+
+ATTRIBUTES = attributes()
 
 
 @st.composite
 def people(draw: st.DrawFn, catalog: Catalog, max_size: int) -> list[dict[str, Any]]:
     """Customer rows (as column values); `merged_into` is the index of an earlier row, or None."""
     rows = []
-    for index in range(draw(st.integers(0, max_size))):
-        row: dict[str, Any] = {key: draw(st.sampled_from(pool)) for key, pool in STRINGS.items()}
-        row["gender"] = draw(st.sampled_from([*GENDERS, "", None]))
+    for index in range(draw(ints(0, max_size))):
+        row: dict[str, Any] = {key: draw(pick(pool)) for key, pool in STRINGS.items()}
+        row["gender"] = draw(pick([*GENDERS, "", None]))
         row["birthday"] = draw(birthdays)
-        row["lifecycle_stage"] = draw(st.sampled_from(STAGES))
-        row["owner_staff_id"] = draw(st.sampled_from([None, *catalog.staff_ids]))
-        row["attributes"] = draw(attributes())
+        row["lifecycle_stage"] = draw(pick(STAGES))
+        row["owner_staff_id"] = draw(pick([None, *catalog.staff_ids]))
+        row["attributes"] = draw(ATTRIBUTES)
         row["created_at"] = draw(instants)
-        merged = index > 0 and draw(st.integers(0, 7)) == 0
-        row["merged_into"] = draw(st.integers(0, index - 1)) if merged else None
+        merged = index > 0 and draw(ints(0, 7)) == 0
+        row["merged_into"] = draw(ints(0, index - 1)) if merged else None
         rows.append(row)
     return rows
 
@@ -176,45 +229,47 @@ class Related:
 def related(draw: st.DrawFn, catalog: Catalog, customer_ids: list[int]) -> Related:
     out = Related()
     for cid in customer_ids:
-        for tag_id in draw(st.sets(st.sampled_from(catalog.tag_ids), max_size=3)):
+        for tag_id in draw(subsets(catalog.tag_ids, max_size=3)):
             out.tags.add((cid, tag_id))
-        for kind in draw(st.sets(st.sampled_from(IDENTITY_TYPES), max_size=2)):
+        for kind in draw(subsets(IDENTITY_TYPES, max_size=2)):
             out.identities.append((cid, kind))
-        for _ in range(draw(st.integers(0, 2))):
-            removed_at = draw(st.one_of(st.none(), instants))
+        for _ in range(draw(ints(0, 2))):
+            removed_at = draw(maybe_instants)
             out.relationships.append(
                 {
                     "customer_id": cid,
-                    "staff_id": draw(st.sampled_from(catalog.staff_ids)),
-                    "channel_id": draw(st.sampled_from([None, *catalog.channel_ids])),
+                    "staff_id": draw(pick(catalog.staff_ids)),
+                    "channel_id": draw(pick([None, *catalog.channel_ids])),
                     "added_at": draw(instants),
                     "removed_at": removed_at,
-                    "removed_by": None if removed_at is None else draw(st.sampled_from([None, "customer", "staff"])),
+                    "removed_by": None if removed_at is None else draw(pick([None, "customer", "staff"])),
                 }
             )
-        for channel in draw(st.sets(st.sampled_from(CONSENT_CHANNELS), max_size=2)):
-            out.consents[(cid, channel)] = draw(st.sampled_from(["granted", "unsubscribed"]))
-        for _ in range(draw(st.integers(0, 4))):
-            props = {key: draw(st.sampled_from(pool)) for key, pool in PROPERTY_VALUES.items() if draw(st.booleans())}
+        for channel in draw(subsets(CONSENT_CHANNELS, max_size=2)):
+            out.consents[(cid, channel)] = draw(pick(["granted", "unsubscribed"]))
+        for _ in range(draw(ints(0, 4))):
+            props = {key: draw(pick(pool)) for key, pool in PROPERTY_VALUES.items() if draw(BOOLEANS)}
             out.events.append(
-                {"customer_id": cid, "type": draw(st.sampled_from(EVENT_TYPES)), "occurred_at": draw(instants),
-                 "properties": props}
+                {
+                    "customer_id": cid,
+                    "type": draw(pick(EVENT_TYPES)),
+                    "occurred_at": draw(instants),
+                    "properties": props,
+                }
             )
-        for _ in range(draw(st.integers(0, 3))):
-            total = draw(st.sampled_from(AMOUNTS))
-            status = draw(st.sampled_from(["paid", "partially_refunded", "refunded"]))
-            refunded = 0 if status == "paid" else draw(st.integers(0, total))
+        for _ in range(draw(ints(0, 3))):
+            total = draw(pick(AMOUNTS))
+            status = draw(pick(["paid", "partially_refunded", "refunded"]))
+            refunded = 0 if status == "paid" else draw(ints(0, total))
             out.orders.append(
                 {
                     "customer_id": cid,
-                    "platform": draw(st.sampled_from(PLATFORMS)),
+                    "platform": draw(pick(PLATFORMS)),
                     "status": status,
                     "total_fen": total,
                     "refunded_fen": refunded,
                     "paid_at": draw(instants),
-                    "items": draw(
-                        st.lists(st.tuples(st.sampled_from(SKUS), st.sampled_from([*CATEGORIES, None])), max_size=2)
-                    ),
+                    "items": draw(order_items),
                 }
             )
     return out
@@ -223,13 +278,25 @@ def related(draw: st.DrawFn, catalog: Catalog, customer_ids: list[int]) -> Relat
 # --- definitions -----------------------------------------------------------------------------------
 
 # Operators by field type, as the table in docs/segments.md lists them.
-STRING_OPS = ["eq", "ne", "in", "not_in", "contains", "starts_with", "gt", "gte", "lt", "lte", "between", "is_set",
-              "is_not_set"]
+STRING_OPS = [
+    "eq",
+    "ne",
+    "in",
+    "not_in",
+    "contains",
+    "starts_with",
+    "gt",
+    "gte",
+    "lt",
+    "lte",
+    "between",
+    "is_set",
+    "is_not_set",
+]
 CHOICE_OPS = ["eq", "ne", "in", "not_in", "is_set", "is_not_set"]
 NUMBER_OPS = ["eq", "ne", "in", "not_in", "gt", "gte", "lt", "lte", "between", "is_set", "is_not_set"]
 BOOLEAN_OPS = ["eq", "ne", "is_set", "is_not_set"]
-DATETIME_OPS = ["eq", "ne", "gt", "gte", "lt", "lte", "between", "is_set", "is_not_set", "within_last",
-                "more_than_ago"]
+DATETIME_OPS = ["eq", "ne", "gt", "gte", "lt", "lte", "between", "is_set", "is_not_set", "within_last", "more_than_ago"]
 DATE_OPS = [*DATETIME_OPS, "anniversary_within_next"]
 
 
@@ -261,48 +328,55 @@ def _operands(field_name: str, catalog: Catalog) -> tuple[list[str], list[Any]]:
     return DATE_OPS, [v for v in values if v != ""]
 
 
-FIELD_NAMES = [*STRINGS, "gender", "lifecycle_stage", "owner_staff_id", "birthday", "created_at",
-               *(f"attributes.{key}" for key in ATTRIBUTE_TYPES)]
+FIELD_NAMES = [
+    *STRINGS,
+    "gender",
+    "lifecycle_stage",
+    "owner_staff_id",
+    "birthday",
+    "created_at",
+    *(f"attributes.{key}" for key in ATTRIBUTE_TYPES),
+]
 
 
 def _sorted_pair(draw: st.DrawFn, pool: list[Any]) -> list[Any]:
-    low, high = draw(st.sampled_from(pool)), draw(st.sampled_from(pool))
+    low, high = draw(pick(pool)), draw(pick(pool))
     return [low, high] if low <= high else [high, low]
 
 
 @st.composite
 def field_conditions(draw: st.DrawFn, catalog: Catalog) -> dict[str, Any]:
-    name = draw(st.sampled_from(FIELD_NAMES))
+    name = draw(pick(FIELD_NAMES))
     ops, values = _operands(name, catalog)
-    op = draw(st.sampled_from(ops))
+    op = draw(pick(ops))
     out: dict[str, Any] = {"kind": "field", "field": name, "op": op}
     if op in ("is_set", "is_not_set"):
         return out
     if op in ("within_last", "more_than_ago"):
-        out["value"] = draw(st.sampled_from(RELATIVE_DAYS))
+        out["value"] = draw(pick(RELATIVE_DAYS))
     elif op == "anniversary_within_next":
-        out["value"] = draw(st.sampled_from(ANNIVERSARY_DAYS))
+        out["value"] = draw(pick(ANNIVERSARY_DAYS))
     elif op in ("in", "not_in"):
-        out["value"] = draw(st.lists(st.sampled_from(values), min_size=1, max_size=3))
+        out["value"] = draw(some(values, 3))
     elif op == "between":
         out["value"] = _sorted_pair(draw, values)
     elif op in ("contains", "starts_with"):
-        out["value"] = draw(st.sampled_from([v for v in values if isinstance(v, str)]))
+        out["value"] = draw(pick([v for v in values if isinstance(v, str)]))
     else:
-        out["value"] = draw(st.sampled_from(values))
+        out["value"] = draw(pick(values))
     return out
 
 
 @st.composite
 def windows(draw: st.DrawFn) -> dict[str, Any] | None:
-    form = draw(st.integers(0, 4))
+    form = draw(ints(0, 4))
     if form == 0:
         return None
     if form <= 2:
-        return {"last_days": draw(st.sampled_from(WINDOW_DAYS))}
+        return {"last_days": draw(pick(WINDOW_DAYS))}
     low, high = _sorted_pair(draw, DAYS)
     out = {"from": low.isoformat(), "to": high.isoformat()}
-    drop = draw(st.sampled_from([None, "from", "to"]))
+    drop = draw(pick([None, "from", "to"]))
     if drop:
         del out[drop]
     return out
@@ -314,143 +388,188 @@ def _with_window(out: dict[str, Any], window: dict[str, Any] | None) -> dict[str
     return out
 
 
+WINDOWS = windows()
+
+
 @st.composite
 def moments(draw: st.DrawFn) -> dict[str, Any]:
     """`op` and `value` for first/last occurrences."""
-    op = draw(st.sampled_from(["before", "after", "between", "within_last", "more_than_ago"]))
+    op = draw(pick(["before", "after", "between", "within_last", "more_than_ago"]))
     if op in ("within_last", "more_than_ago"):
-        return {"op": op, "value": draw(st.sampled_from(RELATIVE_DAYS))}
+        return {"op": op, "value": draw(pick(RELATIVE_DAYS))}
     if op == "between":
         return {"op": op, "value": [d.isoformat() for d in _sorted_pair(draw, DAYS)]}
-    return {"op": op, "value": draw(st.sampled_from(DAYS)).isoformat()}
+    return {"op": op, "value": draw(pick(DAYS)).isoformat()}
+
+
+MOMENTS = moments()
+
+
+def amounts(pool: list[Any]) -> st.SearchStrategy[dict[str, Any]]:
+    """`op` and `value` for counts and amounts, built once per pool."""
+    key = f"amounts {pool!r}"
+    if key not in _BUILT:
+        _BUILT[key] = _amounts(pool)
+    return _BUILT[key]
 
 
 @st.composite
-def amounts(draw: st.DrawFn, pool: list[Any]) -> dict[str, Any]:
+def _amounts(draw: st.DrawFn, pool: list[Any]) -> dict[str, Any]:
     """`op` and `value` for counts and amounts."""
-    op = draw(st.sampled_from(["at_least", "at_most", "exactly", "eq", "ne", "gt", "gte", "lt", "lte", "between"]))
-    return {"op": op, "value": _sorted_pair(draw, pool) if op == "between" else draw(st.sampled_from(pool))}
+    op = draw(pick(["at_least", "at_most", "exactly", "eq", "ne", "gt", "gte", "lt", "lte", "between"]))
+    return {"op": op, "value": _sorted_pair(draw, pool) if op == "between" else draw(pick(pool))}
 
 
 @st.composite
 def property_filters(draw: st.DrawFn) -> dict[str, Any]:
-    name = draw(st.sampled_from([*PROPERTY_VALUES, "missing"]))
-    op = draw(st.sampled_from(["eq", "ne", "in", "not_in", "contains", "starts_with", "gt", "gte", "lt", "lte",
-                               "is_set", "is_not_set"]))
+    name = draw(pick([*PROPERTY_VALUES, "missing"]))
+    op = draw(
+        pick(["eq", "ne", "in", "not_in", "contains", "starts_with", "gt", "gte", "lt", "lte", "is_set", "is_not_set"])
+    )
     out: dict[str, Any] = {"property": name, "op": op}
     if op in ("eq", "ne"):
-        out["value"] = draw(st.sampled_from(PROPERTY_OPERANDS))
+        out["value"] = draw(pick(PROPERTY_OPERANDS))
     elif op in ("in", "not_in"):
-        out["value"] = draw(st.lists(st.sampled_from(PROPERTY_OPERANDS), min_size=1, max_size=3))
+        out["value"] = draw(some(PROPERTY_OPERANDS, 3))
     elif op in ("contains", "starts_with"):
-        out["value"] = draw(st.sampled_from(PROPERTY_PROBES))
+        out["value"] = draw(pick(PROPERTY_PROBES))
     elif op in ("gt", "gte", "lt", "lte"):
-        out["value"] = draw(st.sampled_from(PROPERTY_ORDERED))
+        out["value"] = draw(pick(PROPERTY_ORDERED))
     return out
+
+
+WHERE = st.lists(property_filters(), max_size=2)
 
 
 @st.composite
 def event_conditions(draw: st.DrawFn) -> dict[str, Any]:
-    out: dict[str, Any] = {"kind": "event", "type": draw(st.sampled_from([*EVENT_TYPES, "never.seen"]))}
-    where = draw(st.lists(property_filters(), max_size=2))
+    out: dict[str, Any] = {"kind": "event", "type": draw(pick([*EVENT_TYPES, "never.seen"]))}
+    where = draw(WHERE)
     if where:
         out["where"] = where
-    measure = draw(st.sampled_from([None, "count", "first", "last"]))
+    measure = draw(pick([None, "count", "first", "last"]))
     if measure is not None:
         out["measure"] = measure
     if measure in (None, "count"):
         out.update(draw(amounts([0, 1, 2, 2.0, 3, 4])))
     else:
-        out.update(draw(moments()))
-    return _with_window(out, draw(windows()))
+        out.update(draw(MOMENTS))
+    return _with_window(out, draw(WINDOWS))
 
 
 @st.composite
 def order_conditions(draw: st.DrawFn) -> dict[str, Any]:
-    measure = draw(st.sampled_from(["count", "total_fen", "average_fen", "first_paid_at", "last_paid_at"]))
+    measure = draw(pick(["count", "total_fen", "average_fen", "first_paid_at", "last_paid_at"]))
     out: dict[str, Any] = {"kind": "order", "measure": measure}
     if measure in ("first_paid_at", "last_paid_at"):
-        out.update(draw(moments()))
+        out.update(draw(MOMENTS))
     else:
         out.update(draw(amounts([0, 1, 2, 3] if measure == "count" else AMOUNT_OPERANDS)))
-    if draw(st.booleans()):
-        out["platforms"] = sorted(draw(st.sets(st.sampled_from([*PLATFORMS, "youzan"]), min_size=1, max_size=2)))
-    return _with_window(out, draw(windows()))
+    if draw(BOOLEANS):
+        out["platforms"] = draw(subsets([*PLATFORMS, "youzan"], min_size=1, max_size=2))
+    return _with_window(out, draw(WINDOWS))
 
 
 @st.composite
 def purchase_conditions(draw: st.DrawFn) -> dict[str, Any]:
-    skus = sorted(draw(st.sets(st.sampled_from(["SKU-1", "SKU-2", "SKU-9"]), max_size=2)))
-    categories = sorted(draw(st.sets(st.sampled_from([*CATEGORIES, "彩妆"]), min_size=0 if skus else 1, max_size=2)))
+    skus = draw(subsets(["SKU-1", "SKU-2", "SKU-9"], max_size=2))
+    categories = draw(subsets([*CATEGORIES, "彩妆"], min_size=0 if skus else 1, max_size=2))
     out: dict[str, Any] = {"kind": "purchase"}
     if skus:
         out["skus"] = skus
     if categories:
         out["categories"] = categories
-    bought = draw(st.sampled_from([None, True, False]))
+    bought = draw(pick([None, True, False]))
     if bought is not None:
         out["bought"] = bought
-    return _with_window(out, draw(windows()))
+    return _with_window(out, draw(WINDOWS))
+
+
+EVENT_CONDITIONS = event_conditions()
+ORDER_CONDITIONS = order_conditions()
+PURCHASE_CONDITIONS = purchase_conditions()
 
 
 @st.composite
 def relationship_conditions(draw: st.DrawFn, catalog: Catalog) -> dict[str, Any]:
     out: dict[str, Any] = {"kind": "relationship"}
-    status = draw(st.sampled_from([None, "active", "removed", "any"]))
+    status = draw(pick([None, "active", "removed", "any"]))
     if status is not None:
         out["status"] = status
     if status in ("removed", "any"):
-        removed_by = draw(st.sampled_from([None, "customer", "staff"]))
+        removed_by = draw(pick([None, "customer", "staff"]))
         if removed_by is not None:
             out["removed_by"] = removed_by
-    if draw(st.booleans()):
-        out["staff_ids"] = sorted(draw(st.sets(st.sampled_from(catalog.staff_ids), min_size=1)))
-    if draw(st.booleans()):
-        out["channel_ids"] = sorted(draw(st.sets(st.sampled_from(catalog.channel_ids), min_size=1)))
-    return _with_window(out, draw(windows()))
+    if draw(BOOLEANS):
+        out["staff_ids"] = draw(subsets(catalog.staff_ids, min_size=1))
+    if draw(BOOLEANS):
+        out["channel_ids"] = draw(subsets(catalog.channel_ids, min_size=1))
+    return _with_window(out, draw(WINDOWS))
 
 
 @st.composite
 def conditions(draw: st.DrawFn, catalog: Catalog) -> dict[str, Any]:
-    kinds = ["field", "field", "identity", "tag", "relationship", "consent", "event", "event", "order", "order",
-             "purchase", "sample"] + (["segment", "segment"] if catalog.segment_ids else [])
-    kind = draw(st.sampled_from(kinds))
+    kinds = [
+        "field",
+        "field",
+        "identity",
+        "tag",
+        "relationship",
+        "consent",
+        "event",
+        "event",
+        "order",
+        "order",
+        "purchase",
+        "sample",
+    ] + (["segment", "segment"] if catalog.segment_ids else [])
+    kind = draw(pick(kinds))
     if kind == "field":
-        return draw(field_conditions(catalog))
+        return draw(_cached(field_conditions, catalog))
     if kind == "identity":
-        out: dict[str, Any] = {"kind": "identity", "type": draw(st.sampled_from([*IDENTITY_TYPES, "douyin"]))}
-        present = draw(st.sampled_from([None, True, False]))
+        out: dict[str, Any] = {"kind": "identity", "type": draw(pick([*IDENTITY_TYPES, "douyin"]))}
+        present = draw(pick([None, True, False]))
         return out if present is None else {**out, "present": present}
     if kind == "tag":
-        out = {"kind": "tag", "tag_ids": sorted(draw(st.sets(st.sampled_from(catalog.tag_ids), min_size=1)))}
-        match = draw(st.sampled_from([None, "any", "all", "none"]))
+        out = {"kind": "tag", "tag_ids": draw(subsets(catalog.tag_ids, min_size=1))}
+        match = draw(pick([None, "any", "all", "none"]))
         return out if match is None else {**out, "match": match}
     if kind == "relationship":
-        return draw(relationship_conditions(catalog))
+        return draw(_cached(relationship_conditions, catalog))
     if kind == "consent":
-        return {"kind": "consent", "channel": draw(st.sampled_from(CONSENT_CHANNELS)),
-                "status": draw(st.sampled_from(["granted", "unsubscribed"]))}
+        return {
+            "kind": "consent",
+            "channel": draw(pick(CONSENT_CHANNELS)),
+            "status": draw(pick(["granted", "unsubscribed"])),
+        }
     if kind == "event":
-        return draw(event_conditions())
+        return draw(EVENT_CONDITIONS)
     if kind == "order":
-        return draw(order_conditions())
+        return draw(ORDER_CONDITIONS)
     if kind == "purchase":
-        return draw(purchase_conditions())
+        return draw(PURCHASE_CONDITIONS)
     if kind == "segment":
-        out = {"kind": "segment", "segment_id": draw(st.sampled_from(catalog.segment_ids))}
-        member = draw(st.sampled_from([None, True, False]))
+        out = {"kind": "segment", "segment_id": draw(pick(catalog.segment_ids))}
+        member = draw(pick([None, True, False]))
         return out if member is None else {**out, "member": member}
-    return {"kind": "sample", "percent": draw(st.sampled_from([0.01, 1, 10, 33.33, 50, 99.99, 100])),
-            "seed": draw(st.sampled_from(["", "a", "spring-holdout"]))}
+    return {
+        "kind": "sample",
+        "percent": draw(pick([0.01, 1, 10, 33.33, 50, 99.99, 100])),
+        "seed": draw(pick(["", "a", "spring-holdout"])),
+    }
+
+
+def definitions(catalog: Catalog, max_depth: int = 4) -> st.SearchStrategy[dict[str, Any]]:
+    """A random definition: groups nest up to `max_depth` deep, conditions get likelier deeper down."""
+    return _cached(_definitions, catalog, max_depth, 0)
 
 
 @st.composite
-def definitions(draw: st.DrawFn, catalog: Catalog, max_depth: int = 4, depth: int = 0) -> dict[str, Any]:
-    """A random definition: groups nest up to `max_depth` deep, conditions get likelier deeper down."""
-    if depth >= max_depth or draw(st.integers(0, 9)) < 4 + 2 * depth:
-        return draw(conditions(catalog))
-    combinator = draw(st.sampled_from(["all", "any", "not"]))
+def _definitions(draw: st.DrawFn, catalog: Catalog, max_depth: int, depth: int) -> dict[str, Any]:
+    if depth >= max_depth or draw(ints(0, 9)) < 4 + 2 * depth:
+        return draw(_cached(conditions, catalog))
+    combinator = draw(pick(["all", "any", "not"]))
     if combinator == "not":
-        return {"not": draw(definitions(catalog, max_depth, depth + 1))}
-    children = draw(st.lists(definitions(catalog, max_depth, depth + 1), min_size=1, max_size=3))
+        return {"not": draw(_cached(_definitions, catalog, max_depth, depth + 1))}
+    children = draw(st.lists(_cached(_definitions, catalog, max_depth, depth + 1), min_size=1, max_size=3))
     return {combinator: children}

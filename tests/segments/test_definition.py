@@ -509,6 +509,7 @@ def test_tags_staff_and_channels_of_another_workspace_are_unknown(
         "$.channel_ids[0]",
         f"no channel with id {foreign_channel.id}",
     )
+    # One value is at `$.value` itself (there is no list to index into).
     assert _invalid(db, ws, {"kind": "field", "field": "owner_staff_id", "op": "eq", "value": 987654321}) == (
         "$.value",
         "no staff member with id 987654321",

@@ -182,6 +182,7 @@ def create_static_from_upload(
             else [(type_, str(cells[i] or "")) for i, type_ in columns]
         )
         row_keys = []
+        problems_before = len(report.problems)
         for type_, raw in pairs:
             if not raw.strip():
                 continue
@@ -194,6 +195,8 @@ def create_static_from_upload(
                 _problem(report, line, exc.message)
         if not row_keys:
             report.invalid += 1
+            if len(report.problems) == problems_before:
+                _problem(report, line, "no identity value in this row")
             continue
         keys.extend((line, key) for key in row_keys)
     found = customer_ids_for_identities(session, actor.workspace_id, [k for _, k in keys])
