@@ -14,7 +14,6 @@ from siyu.customers.masking import sees_pii
 from siyu.customers.schemas import CustomerPage, customer_read
 from siyu.jobs.api import job_read
 from siyu.segments import query
-from siyu.segments.definition import parse_definition
 from siyu.segments.jsonschema import definition_schema
 from siyu.segments.schemas import (
     CountRead,
@@ -34,6 +33,7 @@ from siyu.segments.schemas import (
 )
 from siyu.segments.service import catalog, crud, members, preview, static, tracking
 from siyu.segments.tasks import queue_segment_refresh
+from siyu.segments.validation import stored_tree
 from siyu.web.deps import Ctx, IdPath, require
 
 router = APIRouter(prefix="/api/v1", tags=["segments"])
@@ -207,7 +207,7 @@ def segment_sql(segment_id: IdPath, ctx: Reader) -> dict[str, Any]:
     sql = query.explain_sql(
         ctx.session,
         workspace_id=ctx.actor.workspace_id,
-        definition=parse_definition(segment.definition),
+        definition=stored_tree(ctx.session, workspace_id=ctx.actor.workspace_id, definition=segment.definition),
         now=ctx.clock.now(),
     )
     return {"segment_id": segment.id, "sql": sql}

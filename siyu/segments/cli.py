@@ -30,8 +30,8 @@ def _definition(raw: str | None) -> Any:
 
 
 def _resolve(session: Any, actor: Any, segment_id: int | None, raw: str | None) -> Any:
-    from siyu.segments.definition import parse_definition
     from siyu.segments.service.crud import get_segment
+    from siyu.segments.validation import stored_tree
 
     if (segment_id is None) == (raw is None):
         raise typer.BadParameter("give --id or --definition")
@@ -39,7 +39,7 @@ def _resolve(session: Any, actor: Any, segment_id: int | None, raw: str | None) 
         segment = get_segment(session, actor, segment_id)
         if segment.definition is None:
             raise typer.BadParameter("a static segment from an upload has no definition", param_hint="--id")
-        return parse_definition(segment.definition)
+        return stored_tree(session, workspace_id=actor.workspace_id, definition=segment.definition)
     return _definition(raw)
 
 

@@ -13,8 +13,8 @@ from sqlalchemy.orm import Session
 from siyu.kit.errors import DomainError
 from siyu.models import Customer, Segment, Workspace
 from siyu.segments.compiler import CompileScope, SegmentCompiler
-from siyu.segments.definition import Group, Node, parse_definition, walk
-from siyu.segments.validation import field_catalog, validate_definition
+from siyu.segments.definition import Group, Node, walk
+from siyu.segments.validation import field_catalog, stored_tree, validate_definition
 
 UNSCOPED = {"siyu_unscoped": True}
 """The compiler scopes every table by workspace itself; the session-wide net would add redundant
@@ -51,7 +51,11 @@ def _loader(session: Session, workspace_id: int) -> Any:
                 from siyu.segments.definition import DefinitionError
 
                 raise DefinitionError("$", f"no segment with id {segment_id}")
-            node = parse_definition(segment.definition) if segment.kind == "dynamic" and segment.definition else None
+            node = (
+                stored_tree(session, workspace_id=workspace_id, definition=segment.definition)
+                if segment.kind == "dynamic" and segment.definition
+                else None
+            )
             cache[segment_id] = (str(segment.kind), node)
         return cache[segment_id]
 

@@ -58,12 +58,28 @@ def validate_definition(session: Session, *, workspace_id: int, raw: Any, segmen
     return checked
 
 
-def _check(session: Session, workspace_id: int, node: Node, catalog: dict[str, FieldSpec]) -> Node:
+def stored_tree(session: Session, *, workspace_id: int, definition: Any) -> Node:
+    """A saved definition ready to compile: parsed, with values converted to their field's type.
+
+    Names are not checked again: a tag or staff member removed since the save simply matches
+    nobody, instead of making the segment unusable.
+    """
+    node = parse_definition(definition)
+    return _check(session, workspace_id, node, field_catalog(session, workspace_id), check_names=False)
+
+
+def _check(
+    session: Session, workspace_id: int, node: Node, catalog: dict[str, FieldSpec], *, check_names: bool = True
+) -> Node:
     if isinstance(node, Group):
-        children = tuple(_check(session, workspace_id, child, catalog) for child in node.children)
+        children = tuple(
+            _check(session, workspace_id, child, catalog, check_names=check_names) for child in node.children
+        )
         return dataclasses.replace(node, children=children)
     if isinstance(node, FieldCondition):
-        return _check_field(session, workspace_id, node, catalog)
+        return _check_field(session, workspace_id, node, catalog, check_names=check_names)
+    if not check_names:
+        return node
     if isinstance(node, IdentityCondition):
         known = {str(t) for t in IdentityType} | set(
             session.scalars(
@@ -92,7 +108,9 @@ def _exist(session: Session, model: Any, workspace_id: int, ids: tuple[int, ...]
 # --- field conditions --------------------------------------------------------------------------
 
 
-def _check_field(session: Session, workspace_id: int, node: FieldCondition, catalog: dict[str, FieldSpec]) -> Node:
+def _check_field(
+    session: Session, workspace_id: int, node: FieldCondition, catalog: dict[str, FieldSpec], *, check_names: bool
+) -> Node:
     spec = catalog.get(node.field)
     if spec is None:
         raise DefinitionError(f"{node.path}.field", f"unknown field {node.field!r}")
@@ -107,7 +125,7 @@ def _check_field(session: Session, workspace_id: int, node: FieldCondition, cata
     coerce = _coercer(spec)
     if node.op in ("in", "not_in"):
         values = tuple(coerce(v, f"{value_path}[{i}]") for i, v in enumerate(node.value))
-        if spec.type is FieldType.STAFF:
+        if spec.type is FieldType.STAFF and check_names:
             _exist(session, Staff, workspace_id, values, value_path, "staff member")
         return dataclasses.replace(node, value=values)
     value = coerce(node.value, value_path if node.op != "between" else f"{value_path}[0]")
@@ -192,4 +210,4 @@ def _follow(session: Session, workspace_id: int, target: int, path: str, seen: l
         _follow(session, workspace_id, next_id, path, [*seen, target], depth + 1)
 
 
-__all__ = ["MAX_DEPTH", "MAX_REFERENCE_DEPTH", "field_catalog", "validate_definition"]
+__all__ = ["MAX_DEPTH", "MAX_REFERENCE_DEPTH", "field_catalog", "stored_tree", "validate_definition"]

@@ -151,7 +151,7 @@ def node(page: Page, path: str) -> str:
 
 def count_of(page: Page, path: str) -> Locator:
     """The count badge of a node (its own, not those of nested nodes)."""
-    return page.locator(f"{node(page, path)} > .seg-head .seg-count, {node(page, path)} > .seg-body .seg-count")
+    return page.locator(f"{node(page, path)} > .seg-head .seg-count, {node(page, path)} > .seg-side .seg-count")
 
 
 def test_build_preview_fix_and_save_a_segment(operator: Watched, server: Seeded) -> None:
@@ -169,7 +169,7 @@ def test_build_preview_fix_and_save_a_segment(operator: Watched, server: Seeded)
     page.select_option(f'{node(page, "$.all[0]")} select[data-key="tag_ids"]', label="VIP")
     # then the live count is the five VIPs, and the tag shows as a chip
     expect(page.locator("#live-count")).to_have_text("5")
-    expect(page.locator(f'{node(page, "$.all[0]")} .seg-chip')).to_have_text("VIP")
+    expect(page.locator(f"{node(page, '$.all[0]')} .seg-chip")).to_have_text("VIP")
     expect(page.locator("#preview-sample li")).to_have_count(5)
 
     # when a nested "any" group with "city equals 上海" is added
@@ -260,5 +260,61 @@ def test_build_preview_fix_and_save_a_segment(operator: Watched, server: Seeded)
             ]
         }
     engine.dispose()
+    # and the edit page rebuilds the same tree with the same counts
+    page.click("#edit-segment")
+    page.wait_for_url(re.compile(r"/segments/\d+/edit$"))
+    expect(page.locator("#live-count")).to_have_text("2")
+    expect(page.locator(f"{node(page, '$.all[2]')}")).to_have_attribute("data-kind", "event")
+    expect(count_of(page, "$.all[1].any[0]")).to_have_text("4 人")
+    expect(page.locator(f"{node(page, '$.all[0]')} .seg-chip")).to_have_text("VIP")
+    assert operator.server_errors == []
+    assert operator.script_errors == []
+
+
+def test_every_condition_kind_can_be_added_negated_and_removed(operator: Watched, tmp_path: Path) -> None:
+    page = operator.page
+    page.goto("/segments/new")
+    root = node(page, "$")
+    expect(page.locator(root)).to_be_visible()
+    kinds = page.locator(f'{root} > .seg-head select[data-role="add-condition"] option').evaluate_all(
+        "els => els.map(e => e.value).filter(Boolean)"
+    )
+    assert kinds == [
+        "field",
+        "identity",
+        "tag",
+        "relationship",
+        "event",
+        "order",
+        "purchase",
+        "consent",
+        "segment",
+        "sample",
+    ]
+    # when one condition of every kind is added
+    for index, kind in enumerate(kinds):
+        page.select_option(f'{root} > .seg-head select[data-role="add-condition"]', kind)
+        expect(page.locator(node(page, f"$.all[{index}]"))).to_have_attribute("data-kind", kind)
+    # then the preview answers: a count, or an error on one node (an empty tag list, no SKU…)
+    expect(page.locator("#live-meta")).not_to_have_text("计算中…")
+    expect(page.locator("#preview-error")).to_contain_text("$.all[")
+    expect(page.locator(".seg-error")).to_have_count(1)
+    page.screenshot(path=str(tmp_path / "every-kind.png"), full_page=True)
+    # when the first is negated, the negation shows as a group, and is undone again
+    page.click(f'{node(page, "$.all[0]")} > .seg-side [data-role="negate"]')
+    expect(page.locator(node(page, "$.all[0]"))).to_have_attribute("data-node", "not")
+    expect(page.locator(node(page, "$.all[0].not"))).to_have_attribute("data-kind", "field")
+    page.click(f'{node(page, "$.all[0]")} > .seg-head [data-role="unnegate"]')
+    expect(page.locator(node(page, "$.all[0]"))).to_have_attribute("data-kind", "field")
+    # when the root switches to "any" and every condition is deleted
+    page.select_option(f'{root} > .seg-head select[data-key="combinator"]', "any")
+    expect(page.locator(node(page, "$.any[0]"))).to_be_visible()
+    for _ in kinds:
+        page.click(f'{node(page, "$.any[0]")} > .seg-side [data-role="delete"]')
+    # then the builder is empty again and asks for a first condition
+    expect(page.locator("[data-node=condition]")).to_have_count(0)
+    expect(page.locator("#live-meta")).to_have_text("添加条件开始筛选")
+    expect(page.locator("#live-count")).to_have_text("—")
+    assert page.locator("#definition").input_value() == '{"any":[]}'
     assert operator.server_errors == []
     assert operator.script_errors == []

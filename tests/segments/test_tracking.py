@@ -66,7 +66,9 @@ def pool(db: Session, clock: FrozenClock) -> dict[str, Any]:
     return {"workspace": workspace, "actor": actor, "shanghai": shanghai, "hangzhou": hangzhou, "segment": segment}
 
 
-def test_first_refresh_records_everyone_in_then_only_changes(db: Session, clock: FrozenClock, pool: dict[str, Any]) -> None:
+def test_first_refresh_records_everyone_in_then_only_changes(
+    db: Session, clock: FrozenClock, pool: dict[str, Any]
+) -> None:
     segment, (first, second, third) = pool["segment"], pool["shanghai"]
     # when the tracked segment is refreshed the first time
     result = refresh_segment(db, segment_id=segment.id, clock=clock)
@@ -102,7 +104,7 @@ def first_order(db: Session, customer_id: int) -> Any:
 
 
 def test_a_customer_refresh_records_that_customer_only(db: Session, clock: FrozenClock, pool: dict[str, Any]) -> None:
-    segment, (first, second, third) = pool["segment"], pool["shanghai"]
+    segment, (first, _second, third) = pool["segment"], pool["shanghai"]
     # before the first full refresh, a customer refresh records nothing (the sweep records everyone at once)
     assert refresh_customer(db, workspace_id=pool["workspace"].id, customer_id=first.id, clock=clock) == []
     refresh_segment(db, segment_id=segment.id, clock=clock)
@@ -253,7 +255,9 @@ def test_the_refresh_job_goes_on_past_a_broken_segment(committed: Database, cloc
     with committed.session() as session:
         sizes = {
             p.segment_id: p.size
-            for p in session.scalars(select(SegmentSizePoint).where(SegmentSizePoint.segment_id.in_([good_id, broken_id])))
+            for p in session.scalars(
+                select(SegmentSizePoint).where(SegmentSizePoint.segment_id.in_([good_id, broken_id]))
+            )
         }
         assert sizes == {good_id: 1}
         assert session.get(Segment, good_id).member_count == 1  # type: ignore[union-attr]

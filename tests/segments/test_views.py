@@ -104,7 +104,9 @@ def _element(html: str, pattern: str) -> str:
 
 
 def _builder_data(html: str) -> dict[str, Any]:
-    data: dict[str, Any] = json.loads(_element(html, r'<script type="application/json" id="builder-data">(.*?)</script>'))
+    data: dict[str, Any] = json.loads(
+        _element(html, r'<script type="application/json" id="builder-data">(.*?)</script>')
+    )
     return data
 
 
@@ -190,8 +192,16 @@ def test_detail_shows_summary_size_versions_members_and_history(
     pool = make_pool(db, workspace, clock)
     segment = make_segment(db, workspace=workspace, clock=clock, definition=definition(pool), name="沪京 VIP")
     segment.is_tracked = True
-    db.add(SegmentVersion(workspace_id=workspace.id, segment_id=segment.id, version=1, definition=segment.definition,
-                          created_by="admin@test", created_at=clock.now()))
+    db.add(
+        SegmentVersion(
+            workspace_id=workspace.id,
+            segment_id=segment.id,
+            version=1,
+            definition=segment.definition,
+            created_by="admin@test",
+            created_at=clock.now(),
+        )
+    )
     refresh_segment(db, segment_id=segment.id, clock=clock)
     db.commit()
     login(client, user_with_role(Role.ANALYST).email)
@@ -201,9 +211,7 @@ def test_detail_shows_summary_size_versions_members_and_history(
     assert page.status_code == 200
     html = page.text
     summary = _text(_element(html, r'<div class="card-body" id="definition-summary">(.*?)<details'))
-    assert summary == (
-        "全部满足 标签 · 包含任一标签: VIP 任一满足 客户属性 · 城市 等于 上海 客户属性 · 城市 等于 北京"
-    )
+    assert summary == ("全部满足 标签 · 包含任一标签: VIP 任一满足 客户属性 · 城市 等于 上海 客户属性 · 城市 等于 北京")
     assert _text(_element(html, r'<div class="h1 mb-0" id="segment-size"[^>]*>(.*?)</div>')) == "2"
     members = re.findall(r'<tr data-customer-id="(\d+)">(.*?)</tr>', html, re.S)
     assert [int(i) for i, _ in members] == pool.ids("李二", "王一")
@@ -230,7 +238,13 @@ def test_create_through_the_form_saves_version_1(
     posted = json.dumps(definition(pool), ensure_ascii=False)
     response = client.post(
         "/segments",
-        data={"csrf_token": csrf, "name": "沪京 VIP", "description": "双11 召回", "definition": posted, "is_tracked": "1"},
+        data={
+            "csrf_token": csrf,
+            "name": "沪京 VIP",
+            "description": "双11 召回",
+            "definition": posted,
+            "is_tracked": "1",
+        },
     )
     assert response.status_code == 303, response.text
     segment = db.scalars(select(Segment)).one()
@@ -288,6 +302,30 @@ def test_edit_saves_version_2_only_when_the_definition_changes(
     assert _text(_element(page.text, r'id="segment-size"[^>]*>(.*?)</div>')) == "2"  # 赵四 and 钱五
 
 
+def test_a_static_segment_edits_only_its_name_and_description(
+    client: TestClient, db: Session, clock: FrozenClock, workspace: Workspace, user_with_role: Users
+) -> None:
+    pool = make_pool(db, workspace, clock)
+    static = make_segment(db, workspace=workspace, clock=clock, members=pool.ids("王一"), name="名单")
+    db.commit()
+    csrf = login(client, user_with_role(Role.OPERATOR).email)
+    page = client.get(f"/segments/{static.id}/edit")
+    assert page.status_code == 200
+    assert 'id="builder-data"' not in page.text and "segment-builder.js" not in page.text
+    response = client.post(
+        f"/segments/{static.id}/edit", data={"csrf_token": csrf, "name": "门店名单", "description": "十一月"}
+    )
+    assert response.status_code == 303
+    db.refresh(static)
+    assert (static.name, static.description, str(static.kind), static.definition, static.version) == (
+        "门店名单",
+        "十一月",
+        "static",
+        None,
+        1,
+    )
+
+
 BAD_DEFINITIONS = [
     (
         {"all": [{"kind": "field", "field": "shoe_size", "op": "eq", "value": "42"}]},
@@ -295,7 +333,12 @@ BAD_DEFINITIONS = [
         "unknown field 'shoe_size'",
     ),
     (
-        {"all": [{"kind": "tag", "tag_ids": [1]}, {"kind": "field", "field": "gender", "op": "contains", "value": "f"}]},
+        {
+            "all": [
+                {"kind": "tag", "tag_ids": [1]},
+                {"kind": "field", "field": "gender", "op": "contains", "value": "f"},
+            ]
+        },
         "$.all[1].op",
         "contains does not apply to enum field gender",
     ),
@@ -329,14 +372,18 @@ def test_an_unusable_definition_comes_back_with_its_path_and_nothing_is_saved(
     # then the form comes back (422) with the message naming the node, the builder told the path,
     # the typed name and the posted JSON kept, and nothing written
     assert response.status_code == 422
-    alert = _text(_element(response.text, r'<div class="alert alert-danger[^"]*" role="alert" data-error="form">(.*?)</div>'))
+    alert = _text(
+        _element(response.text, r'<div class="alert alert-danger[^"]*" role="alert" data-error="form">(.*?)</div>')
+    )
     assert alert.startswith(f"人群条件有误: {path}: {reason}")
     assert _builder_data(response.text)["error_path"] == path
     assert 'value="坏人群"' in response.text
     assert unescape(_element(response.text, r'<textarea[^>]*id="definition"[^>]*>(.*?)</textarea>')) == posted
     assert (_count(db, Segment), _count(db, SegmentVersion), _segment_audits(db)) == (0, 0, 0)
     # and an edit with it changes nothing either
-    good = client.post("/segments", data={"csrf_token": csrf, "name": "好人群", "definition": json.dumps(definition(pool))})
+    good = client.post(
+        "/segments", data={"csrf_token": csrf, "name": "好人群", "definition": json.dumps(definition(pool))}
+    )
     segment_id = int(good.headers["location"].rsplit("/", 1)[1])
     edit = client.post(f"/segments/{segment_id}/edit", data={"csrf_token": csrf, "name": "改名", "definition": posted})
     assert edit.status_code == 422
@@ -370,7 +417,9 @@ def test_preview_json_gives_exact_counts_per_node_sample_and_sql(
 ) -> None:
     pool = make_pool(db, workspace, clock)
     csrf = login(client, user_with_role(Role.ANALYST).email)
-    response = client.post("/segments/preview.json", json={"definition": definition(pool)}, headers={"X-CSRF-Token": csrf})
+    response = client.post(
+        "/segments/preview.json", json={"definition": definition(pool)}, headers={"X-CSRF-Token": csrf}
+    )
     assert response.status_code == 200
     body = response.json()
     assert body["count"] == 2
@@ -386,11 +435,15 @@ def test_preview_json_gives_exact_counts_per_node_sample_and_sql(
         (
             {"definition": {"all": [{"kind": "field", "field": "gender", "op": "contains", "value": "x"}]}},
             "$.all[0].op",
-            "$.all[0].op: contains does not apply to enum field gender; use one of eq, in, is_not_set, is_set, ne, not_in",
+            "$.all[0].op: contains does not apply to enum field gender; "
+            "use one of eq, in, is_not_set, is_set, ne, not_in",
         ),
         ({"definition": {"all": []}}, "$.all", "$.all: expected a non-empty list of groups and conditions"),
-        ({"definition": {"all": [{"kind": "sample", "percent": -5}]}}, "$.all[0].percent",
-         "$.all[0].percent: expected a percentage above 0 and up to 100, two decimals at most"),
+        (
+            {"definition": {"all": [{"kind": "sample", "percent": -5}]}},
+            "$.all[0].percent",
+            "$.all[0].percent: expected a percentage above 0 and up to 100, two decimals at most",
+        ),
         ({"segment": 1}, "$", '$: expected {"definition": …}'),
     ],
 )
@@ -437,7 +490,9 @@ def test_a_store_manager_previews_only_their_store_customers(
     db.commit()
     csrf = login(client, user_with_role(Role.STORE_MANAGER, store_id=store.id).email)
     # when the store manager previews VIP and (上海 or 北京)
-    response = client.post("/segments/preview.json", json={"definition": definition(pool)}, headers={"X-CSRF-Token": csrf})
+    response = client.post(
+        "/segments/preview.json", json={"definition": definition(pool)}, headers={"X-CSRF-Token": csrf}
+    )
     # then only their store's customers count
     assert response.status_code == 200
     body = response.json()
@@ -453,7 +508,9 @@ def test_staff_without_segments_read_cannot_preview(
     staff = make_staff(db, workspace=workspace, clock=clock)
     db.commit()
     csrf = login(client, user_with_role(Role.STAFF, staff_id=staff.id).email)
-    response = client.post("/segments/preview.json", json={"definition": definition(pool)}, headers={"X-CSRF-Token": csrf})
+    response = client.post(
+        "/segments/preview.json", json={"definition": definition(pool)}, headers={"X-CSRF-Token": csrf}
+    )
     assert response.status_code == 403
     assert response.json()["error"]["code"] == "forbidden"
     assert client.get("/segments").status_code == 403
@@ -481,7 +538,7 @@ def test_exports_give_the_members_as_csv_and_xlsx(
     assert response.text.startswith("\ufeff")
     rows = _csv_rows(response.text)
     assert rows[0][:4] == ["id", "name", "phone", "email"]
-    assert [r[:3] + [r[7], r[11]] for r in rows[1:]] == [
+    assert [[*r[:3], r[7], r[11]] for r in rows[1:]] == [
         [str(pool.ids("王一")[0]), "王一", "13800138001", "上海", "VIP"],
         [str(pool.ids("李二")[0]), "李二", "13800138002", "上海", "VIP"],
     ]
@@ -523,7 +580,7 @@ def test_an_uploaded_list_of_phones_makes_a_static_segment_with_a_report(
     pool = make_pool(db, workspace, clock)
     csrf = login(client, user_with_role(Role.OPERATOR).email)
     assert client.get("/segments/upload").status_code == 200
-    content = "phone\n13800138001\n138 0013 8002\n13800138001\n13900000000\nabc\n".encode()
+    content = b"phone\n13800138001\n138 0013 8002\n13800138001\n13900000000\nabc\n"
     # when the file is uploaded
     response = client.post(
         "/segments/upload",
@@ -623,9 +680,13 @@ def test_an_analyst_cannot_change_segments_and_nothing_is_written(
     edit = client.post(f"/segments/{segment.id}/edit", data={"csrf_token": csrf, "name": "改名", "definition": posted})
     assert edit.status_code == 403
     for action in ("refresh", "archive", "snapshot"):
-        assert client.post(f"/segments/{segment.id}/{action}", data={"csrf_token": csrf, "name": "x"}).status_code == 403
+        assert (
+            client.post(f"/segments/{segment.id}/{action}", data={"csrf_token": csrf, "name": "x"}).status_code == 403
+        )
     upload = client.post(
-        "/segments/upload", data={"csrf_token": csrf, "name": "名单"}, files={"file": ("a.csv", b"phone\n13800138001\n")}
+        "/segments/upload",
+        data={"csrf_token": csrf, "name": "名单"},
+        files={"file": ("a.csv", b"phone\n13800138001\n")},
     )
     assert upload.status_code == 403
     db.refresh(segment)

@@ -18,8 +18,8 @@ from siyu.kit.clock import Clock
 from siyu.kit.pagination import MAX_PAGE_SIZE, Page, decode_id_cursor, encode_cursor
 from siyu.models import Customer, Segment, SegmentKind, SegmentMember
 from siyu.segments import query
-from siyu.segments.definition import parse_definition
 from siyu.segments.service.crud import get_segment
+from siyu.segments.validation import stored_tree
 
 
 def member_ids(
@@ -38,7 +38,7 @@ def member_ids(
             )
         )
         return statement.where(extra) if extra is not None else statement
-    node = parse_definition(segment.definition)
+    node = stored_tree(session, workspace_id=segment.workspace_id, definition=segment.definition)
     return query.members_select(session, workspace_id=segment.workspace_id, definition=node, now=now, extra=extra)
 
 

@@ -27,7 +27,7 @@ from siyu.models import (
     SegmentSizePoint,
 )
 from siyu.segments import query
-from siyu.segments.definition import parse_definition
+from siyu.segments.validation import stored_tree
 
 _CHUNK = 1000
 T = TypeVar("T")
@@ -60,7 +60,10 @@ def refresh_segment(session: Session, *, segment_id: int, clock: Clock) -> Refre
         segment.refreshed_at = now
     else:
         size = query.count_definition(
-            session, workspace_id=segment.workspace_id, definition=parse_definition(segment.definition), now=now
+            session,
+            workspace_id=segment.workspace_id,
+            definition=stored_tree(session, workspace_id=segment.workspace_id, definition=segment.definition),
+            now=now,
         )
         entered = left = 0
     record_size(session, segment, size, now)
@@ -68,7 +71,7 @@ def refresh_segment(session: Session, *, segment_id: int, clock: Clock) -> Refre
 
 
 def _refresh_tracked(session: Session, segment: Segment, now: datetime) -> tuple[int, int, int]:
-    node = parse_definition(segment.definition)
+    node = stored_tree(session, workspace_id=segment.workspace_id, definition=segment.definition)
     statement = query.members_select(session, workspace_id=segment.workspace_id, definition=node, now=now)
     query.guard(session)
     current = set(query.execute(session, statement).scalars())
@@ -132,7 +135,7 @@ def refresh_customer(session: Session, *, workspace_id: int, customer_id: int, c
         segment = _lock(session, segment_id)
         if segment is None or not segment.is_tracked or segment.refreshed_at is None:
             continue  # not computed yet: the first full refresh records everyone at once
-        node = parse_definition(segment.definition)
+        node = stored_tree(session, workspace_id=segment.workspace_id, definition=segment.definition)
         matches = query.customer_matches(
             session, workspace_id=workspace_id, node=node, customer_id=customer_id, now=now
         )

@@ -23,9 +23,9 @@ from siyu.customers.repository import pool_query
 from siyu.kit.errors import DomainError, InvalidInput
 from siyu.models import Customer, Segment, SegmentKind, SegmentSizePoint, Staff
 from siyu.segments import query
-from siyu.segments.definition import parse_definition
 from siyu.segments.service import crud, members, static, tracking
 from siyu.segments.tasks import queue_segment_refresh
+from siyu.segments.validation import stored_tree
 from siyu.segments.views.describe import Describer, load_names
 from siyu.web.deps import ConsoleCtx, Ctx, FormDep, IdPath, database
 from siyu.web.pages import error_text, redirect
@@ -188,7 +188,10 @@ def _sql(ctx: Ctx, segment: Segment, now: datetime) -> str | None:
     if segment.kind != SegmentKind.DYNAMIC or not segment.definition:
         return None
     return query.explain_sql(
-        ctx.session, workspace_id=segment.workspace_id, definition=parse_definition(segment.definition), now=now
+        ctx.session,
+        workspace_id=segment.workspace_id,
+        definition=stored_tree(ctx.session, workspace_id=segment.workspace_id, definition=segment.definition),
+        now=now,
     )
 
 

@@ -145,7 +145,8 @@
   }
 
   function isEmptyRoot() {
-    return Array.isArray(state.all) && state.all.length === 0;
+    var items = "all" in state ? state.all : state.any;
+    return Array.isArray(items) && items.length === 0;
   }
 
   function catalogField(key) {
@@ -346,12 +347,13 @@
     (editor ? editor(node) : [h("code", { text: JSON.stringify(node) })]).forEach(function (control) {
       if (control) body.appendChild(control);
     });
-    body.appendChild(countBadge(path));
-    body.appendChild(h("div", { className: "seg-actions" }, [
+    box.appendChild(body);
+    // The count and the actions keep their own column, so long editors wrap beside them.
+    box.appendChild(h("div", { className: "seg-side" }, [
+      countBadge(path),
       actionButton("negate", L.ui.negate, function () { slot.set({ not: node }); changed(true); }),
       actionButton("delete", L.ui.delete, function () { slot.remove(); changed(true); }, "btn-ghost-danger")
     ]));
-    box.appendChild(body);
     return box;
   }
 
