@@ -93,7 +93,9 @@ def test_schedulers_ticking_at_once_enqueue_one_job(committed: Database, clock: 
 
 def test_run_scheduler_stops_when_asked(committed: Database, clock: FrozenClock) -> None:
     stop = threading.Event()
-    thread = threading.Thread(target=scheduler.run_scheduler, args=(committed, clock, stop), kwargs={"interval_s": 0.05})
+    thread = threading.Thread(
+        target=scheduler.run_scheduler, args=(committed, clock, stop), kwargs={"interval_s": 0.05}
+    )
     thread.start()
     deadline = time.monotonic() + 10
     while not _jobs(committed) and time.monotonic() < deadline:
