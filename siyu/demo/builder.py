@@ -2,8 +2,10 @@
 
 The organisation, channels, live codes and the hook test are written through the ORM and the
 services (a few hundred rows); customers and everything hanging off them — identities, tags,
-relationships attributed to live codes, their scans, orders, timeline — go in with bulk Core
-inserts, `BATCH` customers at a time, so that 20,000 customers take seconds, not minutes.
+relationships attributed to live codes, their scans, orders and their lines, timeline — go in
+with bulk Core inserts, `BATCH` customers at a time, so that 20,000 customers take seconds, not
+minutes. Last come the segments an operator keeps, with a month of daily sizes
+(`siyu.demo.segments`, through the segments service).
 """
 
 from __future__ import annotations

@@ -8,8 +8,8 @@ the rest. Every order gets an `order.paid` event, refunds an `order.refunded` ev
 same amounts and times as the row.
 
 Each garment's price is drawn first, then which product at that price it is (`siyu.demo.products`)
-from a generator of its own: the lines add up to the order's total exactly, and adding the lines
-changed no other draw (the same seed gives the same customers and orders as before lines existed).
+from a generator of its own: the lines add up to the order's total exactly, and picking products
+shifts no other draw (a seed gives the same customers and orders with or without lines).
 """
 
 from __future__ import annotations
