@@ -421,6 +421,10 @@ class FieldCompiler:
             return raw.isoformat()
         if self.spec.type is FieldType.BOOLEAN and self.spec.attribute is not None:
             return sqlparts.json_bool_literal(raw, self.scope.dialect)
+        if self.spec.type is FieldType.NUMBER:
+            # Floats throughout: an IN list takes the type of its first value, and an integer
+            # first value would make PostgreSQL cast 1.5 to 2.
+            return float(raw)
         return raw
 
     def predicate(self, node: FieldCondition) -> ColumnElement[bool]:

@@ -499,6 +499,8 @@ def _order(raw: dict[str, Any], path: str) -> OrderCondition:
             if bound is not None and not float(bound).is_integer():
                 raise DefinitionError(f"{path}.value", "order counts and amounts in fen are whole numbers")
     platforms = raw.get("platforms")
+    if platforms is not None and not platforms:
+        raise DefinitionError(f"{path}.platforms", "give at least one platform, or leave platforms out for any")
     return OrderCondition(
         path,
         measure,

@@ -149,7 +149,7 @@ def definition_schema() -> dict[str, Any]:
                             "op": {"enum": sorted(set(number_ops) | MOMENT_OPS)},
                             "value": comparison_value,
                             "window": {"$ref": "#/$defs/window"},
-                            "platforms": {"type": "array", "items": {"type": "string", "minLength": 1}},
+                            "platforms": {"type": "array", "minItems": 1, "items": {"type": "string", "minLength": 1}},
                         },
                         ["op", "value"],
                     ),

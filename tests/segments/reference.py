@@ -74,6 +74,8 @@ class Person:
     first_channel: str | None = None
     attributes: dict[str, Any] = field(default_factory=dict)
     merged_into_id: int | None = None
+    erased_at: datetime | None = None
+    """Erased customers stay in the pool (they match on what is left of them)."""
 
 
 @dataclass(frozen=True)
@@ -495,7 +497,7 @@ def _property_equals(stored: Any, operand: Any) -> bool:
 
 def property_passes(flt: PropertyFilter, properties: dict[str, Any]) -> bool:
     """One `where` filter on an event's properties: the operand's type decides how the property is read."""
-    stored = properties.get(flt.property)
+    stored: Any = properties.get(flt.property)
     kind = _json_kind(stored)
     match flt.op:
         case "is_set":

@@ -64,14 +64,14 @@ BIRTHDAYS = [
 ]
 
 STRINGS: dict[str, list[str | None]] = {
-    "name": ["张三", "李四", "Alice", "alice", "王", "a%b", "a_b", "axb", "", None],
+    "name": ["张三", "李四", "Alice", "alice", "王", "a%b", "a_b", "axb", "😀a", "Ａ", "", None],
     "province": ["浙江", "上海", "", None],
     "city": ["上海", "杭州", "北京", "", None],
     "phone": ["+8613800138000", "+8613900139000", "", None],
     "email": ["a@x.com", "B@x.com", "", None],
     "first_channel": ["包裹卡", "直播", "", None],
 }
-STRING_PROBES = ["", "a", "A", "上", "a_", "%", "_", "+86139", "@x"]
+STRING_PROBES = ["", "a", "A", "上", "a_", "%", "_", "+86139", "@x", "😀", "\uffff"]
 GENDERS = ["female", "male", "unknown"]
 STAGES = ["lead", "new", "active", "loyal", "dormant", "churned"]
 
@@ -206,6 +206,7 @@ def people(draw: st.DrawFn, catalog: Catalog, max_size: int) -> list[dict[str, A
         row["owner_staff_id"] = draw(pick([None, *catalog.staff_ids]))
         row["attributes"] = draw(ATTRIBUTES)
         row["created_at"] = draw(instants)
+        row["erased_at"] = NOW if draw(ints(0, 9)) == 0 else None  # erased customers stay in the pool
         merged = index > 0 and draw(ints(0, 7)) == 0
         row["merged_into"] = draw(ints(0, index - 1)) if merged else None
         rows.append(row)
@@ -309,7 +310,7 @@ def _operands(field_name: str, catalog: Catalog) -> tuple[list[str], list[Any]]:
     if field_name == "lifecycle_stage":
         return CHOICE_OPS, STAGES
     if field_name == "owner_staff_id":
-        return CHOICE_OPS, catalog.staff_ids
+        return CHOICE_OPS, list(catalog.staff_ids)
     if field_name == "birthday":
         return DATE_OPS, [d.isoformat() for d in BIRTHDAYS + DAYS]
     if field_name == "created_at":
@@ -328,14 +329,16 @@ def _operands(field_name: str, catalog: Catalog) -> tuple[list[str], list[Any]]:
     return DATE_OPS, [v for v in values if v != ""]
 
 
+# Hypothesis favours the first entry of a list when test cases are large: put the trickiest first.
 FIELD_NAMES = [
+    "created_at",
+    "attributes.visits",
+    "birthday",
     *STRINGS,
     "gender",
     "lifecycle_stage",
     "owner_staff_id",
-    "birthday",
-    "created_at",
-    *(f"attributes.{key}" for key in ATTRIBUTE_TYPES),
+    *(f"attributes.{key}" for key in ATTRIBUTE_TYPES if key != "visits"),
 ]
 
 

@@ -75,7 +75,8 @@ class Pool:
 def pool(db: Session, clock: FrozenClock) -> Pool:
     ws = make_workspace(db, clock=clock)
     assert ws.timezone == "Asia/Shanghai"
-    for key, kind in {"visits": "integer", "score": "number", "vip": "boolean", "skin": "string", "anniv": "date"}.items():
+    attributes = {"visits": "integer", "score": "number", "vip": "boolean", "skin": "string", "anniv": "date"}
+    for key, kind in attributes.items():
         make_attribute(db, workspace=ws, key=key, type=kind)
     return Pool(db, ws, clock)
 
@@ -156,6 +157,11 @@ def test_strings_compare_by_code_point_and_case_sensitively(
         (_field("attributes.visits", "is_set"), {"int", "float", "zero"}),
         (_field("attributes.visits", "ne", 3), {"text", "bool", "null", "missing", "zero"}),
         (_field("attributes.score", "lt", 1), {"zero"}),
+        # a number list is compared as numbers whichever comes first (PostgreSQL once read 1.5 as 1 here)
+        (_field("attributes.score", "in", [0, 1.5]), {"float", "zero"}),
+        (_field("attributes.score", "in", [1.5, 0]), {"float", "zero"}),
+        (_field("attributes.score", "in", [1]), set()),
+        (_field("attributes.score", "not_in", [0, 1.5]), {"int", "text", "bool", "null", "missing"}),
         (_field("attributes.score", "gte", 1.5), {"float"}),
         (_field("attributes.vip", "eq", True), {"bool"}),
         (_field("attributes.vip", "is_set"), {"bool", "zero"}),
@@ -235,8 +241,15 @@ def test_created_at_just_outside_rolling_windows(pool: Pool) -> None:
 def test_anniversary_within_next_across_year_end_and_29_february(
     pool: Pool, field_name: str, days: int, expected: set[str]
 ) -> None:
-    births = {"11-23": "1990-11-23", "12-31": "1985-12-31", "01-01": "2001-01-01", "02-28": "1990-02-28",
-              "02-29": "2000-02-29", "03-01": "1991-03-01", "11-22": "1980-11-22"}
+    births = {
+        "11-23": "1990-11-23",
+        "12-31": "1985-12-31",
+        "01-01": "2001-01-01",
+        "02-28": "1990-02-28",
+        "02-29": "2000-02-29",
+        "03-01": "1991-03-01",
+        "11-22": "1980-11-22",
+    }
     for label, born in births.items():
         if field_name == "birthday":
             pool.add(label, birthday=datetime.fromisoformat(born).date())
@@ -265,7 +278,8 @@ def test_anniversary_within_next_across_year_end_and_29_february(
 def test_date_fields_count_days_from_the_brand_local_today(
     pool: Pool, definition: dict[str, Any], expected: set[str]
 ) -> None:
-    for label, day in {"today": "2026-11-23", "week": "2026-11-16", "old": "2026-11-15", "tomorrow": "2026-11-24"}.items():
+    days = {"today": "2026-11-23", "week": "2026-11-16", "old": "2026-11-15", "tomorrow": "2026-11-24"}
+    for label, day in days.items():
         pool.add(label, birthday=datetime.fromisoformat(day).date(), attributes={"anniv": day})
     pool.add("unset")
     assert pool.members(definition) == expected
@@ -277,7 +291,8 @@ def test_date_fields_count_days_from_the_brand_local_today(
 def test_identity_tag_and_consent_conditions(pool: Pool) -> None:
     make_identity_type(pool.db, workspace=pool.ws, key="app_uid")
     vip, new = make_tag(pool.db, workspace=pool.ws), make_tag(pool.db, workspace=pool.ws)
-    both, one, none = pool.add("both"), pool.add("one"), pool.add("none")
+    both, one = pool.add("both"), pool.add("one")
+    pool.add("none")
     for customer, tags in ((both, (vip, new)), (one, (vip,))):
         for tag in tags:
             tag_customer(pool.db, customer=customer, tag=tag, at=NOW)
@@ -301,10 +316,20 @@ def test_relationship_status_staff_channel_and_windows(pool: Pool) -> None:
     amy, bob = make_staff(db, workspace=ws, clock=pool.clock), make_staff(db, workspace=ws, clock=pool.clock)
     card = make_channel(db, workspace=ws, clock=pool.clock)
 
-    def edge(label: str, staff: Any, added: datetime, removed: datetime | None = None, by: str | None = None,
-             via: Any = None) -> None:
-        db.add(Relationship(workspace_id=ws.id, customer_id=pool.who[label].id, staff_id=staff.id, added_at=added,
-                            removed_at=removed, removed_by=by, channel_id=via.id if via else None))
+    def edge(
+        label: str, staff: Any, added: datetime, removed: datetime | None = None, by: str | None = None, via: Any = None
+    ) -> None:
+        db.add(
+            Relationship(
+                workspace_id=ws.id,
+                customer_id=pool.who[label].id,
+                staff_id=staff.id,
+                added_at=added,
+                removed_at=removed,
+                removed_by=by,
+                channel_id=via.id if via else None,
+            )
+        )
         db.flush()
 
     for label in ("friend", "deleted_us", "we_deleted", "old_friend", "stranger"):
@@ -314,8 +339,12 @@ def test_relationship_status_staff_channel_and_windows(pool: Pool) -> None:
     edge("we_deleted", amy, NOW - 10 * DAY, removed=NOW - 31 * DAY - SECOND, by="staff")
     edge("old_friend", bob, NOW - 400 * DAY)
     assert pool.members({"kind": "relationship"}) == {"friend", "old_friend"}
-    assert pool.members({"kind": "relationship", "status": "any"}) == {"friend", "deleted_us", "we_deleted",
-                                                                        "old_friend"}
+    assert pool.members({"kind": "relationship", "status": "any"}) == {
+        "friend",
+        "deleted_us",
+        "we_deleted",
+        "old_friend",
+    }
     assert pool.members({"kind": "relationship", "staff_ids": [amy.id]}) == {"friend"}
     assert pool.members({"kind": "relationship", "status": "any", "staff_ids": [amy.id]}) == {"friend", "we_deleted"}
     assert pool.members({"kind": "relationship", "channel_ids": [card.id]}) == {"friend"}
@@ -323,8 +352,10 @@ def test_relationship_status_staff_channel_and_windows(pool: Pool) -> None:
     # the window applies to removed_at for status removed, to added_at otherwise; 30 days back is included
     removed_lately = {"kind": "relationship", "status": "removed", "window": {"last_days": 30}}
     assert pool.members(removed_lately) == {"deleted_us"}
-    assert pool.members({"kind": "relationship", "status": "any", "window": {"last_days": 30}}) == {"friend",
-                                                                                                   "we_deleted"}
+    assert pool.members({"kind": "relationship", "status": "any", "window": {"last_days": 30}}) == {
+        "friend",
+        "we_deleted",
+    }
     assert pool.members({"not": {"kind": "relationship", "status": "any"}}) == {"stranger"}
 
 
@@ -400,9 +431,7 @@ def test_event_windows_at_their_exact_boundaries(pool: Pool, window: dict[str, A
         ({"property": "n", "op": "starts_with", "value": ""}, {"text"}),
     ],
 )
-def test_event_property_filters_read_by_the_operand_type(
-    pool: Pool, where: dict[str, Any], expected: set[str]
-) -> None:
+def test_event_property_filters_read_by_the_operand_type(pool: Pool, where: dict[str, Any], expected: set[str]) -> None:
     stored: dict[str, dict[str, Any]] = {
         "int": {"n": 5},
         "float": {"n": 5.0},
@@ -448,13 +477,26 @@ def buyers(pool: Pool) -> Pool:
     """nothing: no orders; refunded: only a fully refunded order; small: 100 + 101 fen (average 100.5);
     big: 60,000 fen less 10,000 refunded, on JD, 100 days ago; recent: 19,900 on Taobao yesterday."""
     pool.add("nothing")
-    make_sale(pool.db, customer=pool.add("refunded"), paid_at=NOW - DAY, total_fen=50_000, refunded_fen=50_000,
-              items=[("SKU-1", "面霜")])
+    make_sale(
+        pool.db,
+        customer=pool.add("refunded"),
+        paid_at=NOW - DAY,
+        total_fen=50_000,
+        refunded_fen=50_000,
+        items=[("SKU-1", "面霜")],
+    )
     small = pool.add("small")
     make_sale(pool.db, customer=small, paid_at=NOW - 10 * DAY, total_fen=100, items=[("SKU-2", "精华")])
     make_sale(pool.db, customer=small, paid_at=NOW - 5 * DAY, total_fen=101)
-    make_sale(pool.db, customer=pool.add("big"), paid_at=NOW - 100 * DAY, total_fen=60_000, refunded_fen=10_000,
-              platform="jd", items=[("SKU-1", "面霜"), ("SKU-3", None)])
+    make_sale(
+        pool.db,
+        customer=pool.add("big"),
+        paid_at=NOW - 100 * DAY,
+        total_fen=60_000,
+        refunded_fen=10_000,
+        platform="jd",
+        items=[("SKU-1", "面霜"), ("SKU-3", None)],
+    )
     make_sale(pool.db, customer=pool.add("recent"), paid_at=NOW - DAY, total_fen=19_900, items=[("SKU-3", "面霜")])
     return pool
 
@@ -465,12 +507,17 @@ def buyers(pool: Pool) -> Pool:
         ({"measure": "total_fen", "op": "lt", "value": 10_000}, {"nothing", "refunded", "small"}),
         ({"measure": "total_fen", "op": "eq", "value": 50_000}, {"big"}),
         ({"measure": "total_fen", "op": "gt", "value": 10_000, "window": {"last_days": 90}}, {"recent"}),
-        ({"measure": "total_fen", "op": "lte", "value": 0, "window": {"last_days": 90}}, {"nothing", "refunded", "big"}),
+        (
+            {"measure": "total_fen", "op": "lte", "value": 0, "window": {"last_days": 90}},
+            {"nothing", "refunded", "big"},
+        ),
         ({"measure": "count", "op": "exactly", "value": 0}, {"nothing", "refunded"}),
         ({"measure": "count", "op": "at_most", "value": 1}, {"nothing", "refunded", "big", "recent"}),
         ({"measure": "count", "op": "at_least", "value": 2}, {"small"}),
-        ({"measure": "count", "op": "exactly", "value": 0, "window": {"from": "2026-11-01"}}, {"nothing", "refunded",
-                                                                                              "big"}),
+        (
+            {"measure": "count", "op": "exactly", "value": 0, "window": {"from": "2026-11-01"}},
+            {"nothing", "refunded", "big"},
+        ),
         ({"measure": "count", "op": "at_least", "value": 1, "platforms": ["jd"]}, {"big"}),
         ({"measure": "average_fen", "op": "gt", "value": 100}, {"small", "big", "recent"}),
         ({"measure": "average_fen", "op": "eq", "value": 100}, set()),
@@ -509,10 +556,12 @@ def test_a_dynamic_segment_is_one_cte_however_often_it_is_referred_to(pool: Pool
     pool.add("sh_f", city="上海", gender="female")
     pool.add("sh_m", city="上海", gender="male")
     pool.add("hz_f", city="杭州", gender="female")
-    twice = {"any": [
-        {"all": [{"kind": "segment", "segment_id": shanghai.id}, _field("gender", "eq", "female")]},
-        {"all": [{"kind": "segment", "segment_id": shanghai.id, "member": False}, _field("gender", "eq", "male")]},
-    ]}
+    twice = {
+        "any": [
+            {"all": [{"kind": "segment", "segment_id": shanghai.id}, _field("gender", "eq", "female")]},
+            {"all": [{"kind": "segment", "segment_id": shanghai.id, "member": False}, _field("gender", "eq", "male")]},
+        ]
+    }
     assert pool.members(twice) == {"sh_f"}
     sql = explain_sql(pool.db, workspace_id=pool.ws.id, definition=twice, now=NOW)
     assert len(re.findall(rf"\bsegment_{shanghai.id} AS\b", sql)) == 1
@@ -542,8 +591,12 @@ def test_a_referenced_segment_with_date_conditions_means_what_it_means_alone(
 ) -> None:
     # given a saved dynamic segment whose definition compares dates (stored as JSON: dates are strings)
     pool.add("today", created_at=LOCAL_MIDNIGHT, birthday=datetime(2001, 5, 1).date())
-    pool.add("yesterday", created_at=LOCAL_MIDNIGHT - SECOND, birthday=datetime(1990, 5, 1).date(),
-             attributes={"anniv": "2026-11-22"})
+    pool.add(
+        "yesterday",
+        created_at=LOCAL_MIDNIGHT - SECOND,
+        birthday=datetime(1990, 5, 1).date(),
+        attributes={"anniv": "2026-11-22"},
+    )
     saved = make_segment(pool.db, workspace=pool.ws, clock=pool.clock, definition=inner)
     # then referring to it selects what the definition selects on its own
     assert pool.members(inner) == expected
@@ -555,23 +608,39 @@ def test_a_referenced_segment_with_date_conditions_means_what_it_means_alone(
 
 def test_sample_is_deterministic_proportionate_and_complemented_by_not(pool: Pool) -> None:
     # given 10,000 customers
-    rows = [{"workspace_id": pool.ws.id, "lifecycle_stage": "new", "attributes": {}, "field_updated_at": {},
-             "created_at": NOW, "updated_at": NOW} for _ in range(10_000)]
+    rows = [
+        {
+            "workspace_id": pool.ws.id,
+            "lifecycle_stage": "new",
+            "attributes": {},
+            "field_updated_at": {},
+            "created_at": NOW,
+            "updated_at": NOW,
+        }
+        for _ in range(10_000)
+    ]
     pool.db.execute(insert(Customer), rows)
     ids = set(pool.db.scalars(select(Customer.id).where(Customer.workspace_id == pool.ws.id)))
     assert len(ids) == 10_000
     for percent in (10, 33.33):
         sample = {"kind": "sample", "percent": percent, "seed": "spring-holdout"}
         node = validate_definition(pool.db, workspace_id=pool.ws.id, raw=sample)
-        picked = set(pool.db.scalars(members_select(pool.db, workspace_id=pool.ws.id, definition=node, now=NOW),
-                                     execution_options=UNSCOPED))
+        picked = set(
+            pool.db.scalars(
+                members_select(pool.db, workspace_id=pool.ws.id, definition=node, now=NOW), execution_options=UNSCOPED
+            )
+        )
         # exactly the customers the documented hash picks, about `percent` of them
         assert picked == {i for i in ids if in_sample(i, percent, "spring-holdout")}
         assert abs(len(picked) / 100 - percent) <= 1.5
         # the same seed picks the same customers again; not with the same seed is the rest
         assert count_definition(pool.db, workspace_id=pool.ws.id, definition=sample, now=NOW) == len(picked)
-        rest = set(pool.db.scalars(members_select(pool.db, workspace_id=pool.ws.id, definition={"not": sample},
-                                                  now=NOW), execution_options=UNSCOPED))
+        rest = set(
+            pool.db.scalars(
+                members_select(pool.db, workspace_id=pool.ws.id, definition={"not": sample}, now=NOW),
+                execution_options=UNSCOPED,
+            )
+        )
         assert rest == ids - picked
     other = {"kind": "sample", "percent": 10, "seed": "another"}
     assert count_definition(pool.db, workspace_id=pool.ws.id, definition=other, now=NOW) == sum(
@@ -609,14 +678,18 @@ def test_node_counts_and_customer_matches_agree_with_the_members(pool: Pool) -> 
     tag_customer(pool.db, customer=sh, tag=vip, at=NOW)
     for n in range(3):
         make_event(pool.db, customer=viewer, type="page.view", occurred_at=NOW - n * DAY)
-    definition = {"all": [
-        _field("city", "eq", "上海"),
-        {"any": [
-            {"kind": "tag", "tag_ids": [vip.id]},
-            {"kind": "event", "type": "page.view", "op": "at_least", "value": 3, "window": {"last_days": 30}},
-        ]},
-        {"not": {"kind": "order", "measure": "count", "op": "at_least", "value": 1}},
-    ]}
+    definition = {
+        "all": [
+            _field("city", "eq", "上海"),
+            {
+                "any": [
+                    {"kind": "tag", "tag_ids": [vip.id]},
+                    {"kind": "event", "type": "page.view", "op": "at_least", "value": 3, "window": {"last_days": 30}},
+                ]
+            },
+            {"not": {"kind": "order", "measure": "count", "op": "at_least", "value": 1}},
+        ]
+    }
     assert pool.members(definition) == {"sh", "viewer"}
     node = validate_definition(pool.db, workspace_id=pool.ws.id, raw=definition)
     counts = node_counts(pool.db, workspace_id=pool.ws.id, node=node, now=NOW)
@@ -631,7 +704,8 @@ def test_node_counts_and_customer_matches_agree_with_the_members(pool: Pool) -> 
     }
     assert [n.path for n in walk(node)] == list(counts)
     matches = {
-        label for label, c in pool.who.items()
+        label
+        for label, c in pool.who.items()
         if customer_matches(pool.db, workspace_id=pool.ws.id, node=node, customer_id=c.id, now=NOW)
     }
     assert matches == {"sh", "viewer"}

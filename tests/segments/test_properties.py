@@ -59,7 +59,8 @@ class Base:
 def _base(db: Session) -> Base:
     """Made once per test (the `db` fixture outlives the examples), before any savepoint."""
     if "segment-base" in db.info:
-        return db.info["segment-base"]  # type: ignore[no-any-return]
+        cached: Base = db.info["segment-base"]
+        return cached
     clock = FrozenClock(NOW)
     catalogs = []
     for attribute_types, size in ((ATTRIBUTE_TYPES, 3), ({**ATTRIBUTE_TYPES, "skin": "integer"}, 1)):
