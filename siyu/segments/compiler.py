@@ -27,6 +27,7 @@ from sqlalchemy import (
     ColumnElement,
     Select,
     and_,
+    exists,
     false,
     func,
     not_,
@@ -65,6 +66,7 @@ from siyu.segments.definition import (
     SegmentCondition,
     TagCondition,
     Window,
+    walk,
 )
 from siyu.segments.fields import PROFILE_FIELDS, FieldSpec, FieldType
 from siyu.segments.semantics import SAMPLE_MODULUS, anniversary_month_days, count_shape, sample_parameters
@@ -92,6 +94,12 @@ class SegmentCompiler:
     scope: CompileScope
     _ctes: dict[int, CTE] = field(default_factory=dict)
     _stack: list[int] = field(default_factory=list)
+    _refs: dict[int, int] | None = None
+    """How often each dynamic segment is referred to in the whole (expanded) definition."""
+    # Where the condition being compiled sits (see `_member_of`).
+    _drive: bool = True
+    _driver_present: bool = False
+    _selective: bool = False
 
     # --- entry points ---------------------------------------------------------------------------
 
@@ -107,15 +115,64 @@ class SegmentCompiler:
         return select(Customer.id).where(self.pool(), self.predicate(node))
 
     def predicate(self, node: Node) -> ColumnElement[bool]:
-        """The node as a two-valued predicate on `customers`."""
+        """The node as a two-valued predicate on `customers` (the first call's node is the root)."""
+        if self._refs is None:
+            self._refs = {}
+            self._count_references(node, set())
+        return self._predicate(node, drive=True, driver_present=False)
+
+    # --- placement ------------------------------------------------------------------------------
+
+    def _predicate(self, node: Node, *, drive: bool, driver_present: bool) -> ColumnElement[bool]:
+        """`drive`: the node is a conjunct of the top-level AND (no OR or NOT above it), where an
+        `IN (list)` may drive the query; `driver_present`: a selective sibling will drive it."""
         if isinstance(node, Group):
-            parts = [self.predicate(child) for child in node.children]
-            if node.combinator == "not":
-                return not_(parts[0])
-            return and_(*parts) if node.combinator == "all" else or_(*parts)
-        method = getattr(self, f"_{type(node).__name__}")
-        result: ColumnElement[bool] = method(node)
+            if node.combinator == "all":
+                selective = drive and any(self._is_selective(child) for child in node.children)
+                parts = [
+                    self._predicate(child, drive=drive, driver_present=driver_present or selective)
+                    for child in node.children
+                ]
+                return and_(*parts)
+            parts = [self._predicate(child, drive=False, driver_present=False) for child in node.children]
+            return not_(parts[0]) if node.combinator == "not" else or_(*parts)
+        saved = (self._drive, self._driver_present, self._selective)
+        self._drive, self._driver_present, self._selective = drive, driver_present, self._is_selective(node)
+        try:
+            method = getattr(self, f"_{type(node).__name__}")
+            result: ColumnElement[bool] = method(node)
+        finally:
+            self._drive, self._driver_present, self._selective = saved
         return result
+
+    def _is_selective(self, node: Node) -> bool:
+        """Whether a condition reads a narrow index range that can drive the query: tags, events
+        and orders within a window, purchases, static lists."""
+        from siyu.segments.semantics import compare
+
+        if isinstance(node, Group):
+            return node.combinator == "all" and any(self._is_selective(c) for c in node.children)
+        if isinstance(node, TagCondition):
+            return node.match != "none"
+        if isinstance(node, EventCondition | OrderCondition):
+            counts_zero = node.measure in ("count", "total_fen") and compare(0, node.comparison)
+            return node.window is not None and not counts_zero
+        if isinstance(node, PurchaseCondition):
+            return node.bought
+        if isinstance(node, SegmentCondition):
+            return node.member and self.scope.load_segment(node.segment_id)[0] == "static"
+        return False
+
+    def _count_references(self, node: Node, expanded: set[int]) -> None:
+        assert self._refs is not None
+        for ref in (n for n in walk(node) if isinstance(n, SegmentCondition)):
+            self._refs[ref.segment_id] = self._refs.get(ref.segment_id, 0) + 1
+            if ref.segment_id in expanded:
+                continue
+            expanded.add(ref.segment_id)
+            kind, definition = self.scope.load_segment(ref.segment_id)
+            if kind == "dynamic" and definition is not None:
+                self._count_references(definition, expanded)
 
     # --- helpers --------------------------------------------------------------------------------
 
@@ -124,9 +181,19 @@ class SegmentCompiler:
             return []
         return [customer_column == self.scope.only_customer_id]
 
-    @staticmethod
-    def _member_of(subquery: Select[Any], positive: bool = True) -> ColumnElement[bool]:
-        return Customer.id.in_(subquery) if positive else Customer.id.not_in(subquery)
+    def _member_of(self, subquery: Select[Any], positive: bool = True) -> ColumnElement[bool]:
+        """Membership in a subquery of customer ids, in the SQL shape its placement calls for.
+
+        A positive, selective condition of the top-level AND (or one with no selective sibling)
+        is `customers.id IN (list)`: the list is read once and can drive the query. Everywhere
+        else — under OR or NOT, negated, or next to a selective sibling that drives — a correlated
+        `EXISTS` tests only the candidates left, each with one index probe by customer.
+        """
+        if positive and self._drive and (self._selective or not self._driver_present):
+            return Customer.id.in_(subquery)
+        customer_column = subquery.selected_columns[0]
+        correlated = exists(subquery.where(customer_column == Customer.id))
+        return correlated if positive else not_(correlated)
 
     def _window(self, column: Any, window: Window | None) -> list[ColumnElement[bool]]:
         if window is None:
@@ -370,18 +437,31 @@ class SegmentCompiler:
             return self._member_of(rows, node.member)
         if definition is None:
             raise DefinitionError(f"{node.path}.segment_id", f"segment {node.segment_id} has no definition")
-        cte = self._ctes.get(node.segment_id)
-        if cte is None:
-            if node.segment_id in self._stack:
-                raise DefinitionError(f"{node.path}.segment_id", "segments refer to each other in a cycle")
+        if node.segment_id in self._stack:
+            raise DefinitionError(f"{node.path}.segment_id", "segments refer to each other in a cycle")
+        if (self._refs or {}).get(node.segment_id, 0) <= 1:
+            # Referred to once: its predicate goes in place (the outer customer is already in the
+            # pool), so the planner sees one query instead of a list of the whole segment.
             self._stack.append(node.segment_id)
             try:
-                inner = select(Customer.id.label("customer_id")).where(self.pool(), self.predicate(definition))
+                drive = self._drive and node.member
+                inner = self._predicate(definition, drive=drive, driver_present=self._driver_present and drive)
             finally:
                 self._stack.pop()
-            cte = inner.cte(f"segment_{node.segment_id}")
+            return inner if node.member else not_(inner)
+        cte = self._ctes.get(node.segment_id)
+        if cte is None:
+            self._stack.append(node.segment_id)
+            try:
+                body = self._predicate(definition, drive=True, driver_present=False)
+                statement = select(Customer.id.label("customer_id")).where(self.pool(), body)
+            finally:
+                self._stack.pop()
+            cte = statement.cte(f"segment_{node.segment_id}")
             self._ctes[node.segment_id] = cte
-        return self._member_of(select(cte.c.customer_id), node.member)
+        # A CTE has no index: test membership by hashing its list, never by probing it per row.
+        listed = select(cte.c.customer_id)
+        return Customer.id.in_(listed) if node.member else Customer.id.not_in(listed)
 
     def _SampleCondition(self, node: SampleCondition) -> ColumnElement[bool]:
         multiplier, offset = sample_parameters(node.seed)
