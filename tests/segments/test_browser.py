@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -21,10 +20,10 @@ from siyu.db import make_engine
 from siyu.kit.clock import system_clock
 from siyu.migrate import upgrade
 from siyu.models import Role, Segment, TagGroup
-from tests.conftest import BACKENDS, PG_URL, _throwaway_postgres
+from tests.conftest import BACKENDS
 from tests.factories import make_customer, make_tag, make_user, make_workspace
 from tests.segments.factories import make_event, tag_customer
-from tests.web.console_server import console_server
+from tests.web.console_server import seeded_console
 
 CHROMIUM = "/usr/bin/chromium"
 PASSWORD = "correct-horse-1"
@@ -93,14 +92,8 @@ def _seed(url: str) -> Seeded:
 @pytest.fixture(scope="module", params=BACKENDS)
 def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Seeded]:
     folder = tmp_path_factory.mktemp("browser-segments")
-    with ExitStack() as stack:
-        if request.param == "sqlite":
-            url = f"sqlite:///{folder / 'siyu.db'}"
-        else:
-            assert PG_URL
-            url = stack.enter_context(_throwaway_postgres(PG_URL)).url.render_as_string(hide_password=False)
-        seeded = _seed(url)
-        seeded.base_url = stack.enter_context(console_server(url, folder / "data", run_worker=False))
+    with seeded_console(request.param, folder, _seed) as (base_url, seeded):
+        seeded.base_url = base_url
         yield seeded
 
 

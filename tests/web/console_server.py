@@ -5,13 +5,17 @@ from __future__ import annotations
 import socket
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
+from typing import TypeVar
 
 from siyu.app import create_app
 from siyu.config import Settings
 from siyu.db import Database, set_database
+from tests.conftest import PG_URL, _throwaway_postgres
+
+T = TypeVar("T")
 
 
 def free_port() -> int:
@@ -47,3 +51,17 @@ def console_server(url: str, data_dir: Path, *, run_worker: bool) -> Iterator[st
         thread.join(timeout=20)
         database.engine.dispose()
         set_database(None)
+
+
+@contextmanager
+def seeded_console(backend: str, folder: Path, seed: Callable[[str], T]) -> Iterator[tuple[str, T]]:
+    """A console over a fresh database of `backend` ("sqlite" or "postgresql") that `seed(url)`
+    fills first; yields the base URL and what `seed` returned."""
+    with ExitStack() as stack:
+        if backend == "sqlite":
+            url = f"sqlite:///{folder / 'siyu.db'}"
+        else:
+            assert PG_URL
+            url = stack.enter_context(_throwaway_postgres(PG_URL)).url.render_as_string(hide_password=False)
+        seeded = seed(url)
+        yield stack.enter_context(console_server(url, folder / "data", run_worker=False)), seeded

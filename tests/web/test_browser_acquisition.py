@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,9 +17,9 @@ from siyu.kit.clock import system_clock
 from siyu.livecodes.state import MAX_STATE_LENGTH, encode_state
 from siyu.migrate import upgrade
 from siyu.models import Role, TagGroup
-from tests.conftest import BACKENDS, PG_URL, _throwaway_postgres
+from tests.conftest import BACKENDS
 from tests.factories import make_channel, make_staff, make_tag, make_user, make_workspace
-from tests.web.console_server import console_server
+from tests.web.console_server import seeded_console
 
 CHROMIUM = "/usr/bin/chromium"
 PASSWORD = "correct-horse-1"
@@ -74,14 +73,7 @@ def _seed(url: str) -> int:
 @pytest.fixture(scope="module", params=BACKENDS)
 def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Seeded]:
     folder = tmp_path_factory.mktemp("browser-acquisition")
-    with ExitStack() as stack:
-        if request.param == "sqlite":
-            url = f"sqlite:///{folder / 'siyu.db'}"
-        else:
-            assert PG_URL
-            url = stack.enter_context(_throwaway_postgres(PG_URL)).url.render_as_string(hide_password=False)
-        channel_id = _seed(url)
-        base_url = stack.enter_context(console_server(url, folder / "data", run_worker=False))
+    with seeded_console(request.param, folder, _seed) as (base_url, channel_id):
         yield Seeded(base_url, channel_id)
 
 
