@@ -14,6 +14,7 @@ from siyu.kit.errors import DomainError
 from siyu.models import Customer, Segment, Workspace
 from siyu.segments.compiler import CompileScope, SegmentCompiler
 from siyu.segments.definition import Group, Node, walk
+from siyu.segments.fields import FieldSpec
 from siyu.segments.validation import field_catalog, stored_tree, validate_definition
 
 UNSCOPED = {"siyu_unscoped": True}
@@ -69,13 +70,14 @@ def compiler_for(
     now: datetime,
     tz: ZoneInfo | None = None,
     only_customer_id: int | None = None,
+    fields: dict[str, FieldSpec] | None = None,
 ) -> SegmentCompiler:
     scope = CompileScope(
         workspace_id=workspace_id,
         now=now,
         tz=tz or workspace_tz(session, workspace_id),
         dialect=session.get_bind().dialect.name,
-        fields=field_catalog(session, workspace_id),
+        fields=fields if fields is not None else field_catalog(session, workspace_id),
         load_segment=_loader(session, workspace_id),
         only_customer_id=only_customer_id,
     )
@@ -96,8 +98,10 @@ def guard(session: Session, timeout_s: float | None = None) -> None:
     if session.get_bind().dialect.name != "postgresql":
         return
     seconds = statement_timeout_s() if timeout_s is None else timeout_s
-    session.execute(text("SELECT set_config('statement_timeout', :t, true)"), {"t": f"{max(1, int(seconds * 1000))}"})
-    session.execute(text("SELECT set_config('work_mem', '64MB', true)"))
+    session.execute(
+        text("SELECT set_config('statement_timeout', :t, true), set_config('work_mem', '64MB', true)"),
+        {"t": f"{max(1, int(seconds * 1000))}"},
+    )
 
 
 def execute(session: Session, statement: Any) -> Any:
@@ -123,8 +127,13 @@ def members_select(
     extra: ColumnElement[bool] | None = None,
 ) -> Select[Any]:
     """`SELECT customers.id` of the members; `extra` narrows further (e.g. a role's visibility)."""
-    node = as_node(session, workspace_id, definition)
-    statement = compiler_for(session, workspace_id=workspace_id, now=now, tz=tz).members(node)
+    fields = field_catalog(session, workspace_id)
+    node = (
+        validate_definition(session, workspace_id=workspace_id, raw=definition, catalog=fields)
+        if isinstance(definition, dict)
+        else definition
+    )
+    statement = compiler_for(session, workspace_id=workspace_id, now=now, tz=tz, fields=fields).members(node)
     return statement.where(extra) if extra is not None else statement
 
 

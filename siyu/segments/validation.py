@@ -47,12 +47,20 @@ def field_catalog(session: Session, workspace_id: int) -> dict[str, FieldSpec]:
     return catalog
 
 
-def validate_definition(session: Session, *, workspace_id: int, raw: Any, segment_id: int | None = None) -> Node:
+def validate_definition(
+    session: Session,
+    *,
+    workspace_id: int,
+    raw: Any,
+    segment_id: int | None = None,
+    catalog: dict[str, FieldSpec] | None = None,
+) -> Node:
     """Parse `raw` and check it against the workspace; returns the tree with values converted to
-    their field's type (dates as `date`). `segment_id` is the segment being saved, for the cycle check.
+    their field's type (dates as `date`). `segment_id` is the segment being saved, for the cycle check;
+    `catalog` saves reading the field catalogue again when the caller has it.
     """
     node = parse_definition(raw)
-    catalog = field_catalog(session, workspace_id)
+    catalog = catalog if catalog is not None else field_catalog(session, workspace_id)
     checked = _check(session, workspace_id, node, catalog)
     _check_references(session, workspace_id, node, segment_id)
     return checked
