@@ -2,7 +2,7 @@
 
 Revision ID: 0003
 Revises: 0002
-Create Date: 2026-11-23 18:39:50.418164
+Create Date: 2026-11-23 20:20:03.995214
 """
 
 from __future__ import annotations
@@ -182,6 +182,11 @@ def upgrade() -> None:
         batch_op.create_index("ix_order_items_ws_category", ["workspace_id", "category", "customer_id"], unique=False)
         batch_op.create_index("ix_order_items_ws_sku", ["workspace_id", "sku", "customer_id"], unique=False)
 
+    with op.batch_alter_table("consents", schema=None) as batch_op:
+        batch_op.create_index(
+            "ix_consents_ws_channel_status", ["workspace_id", "channel", "status", "customer_id"], unique=False
+        )
+
     with op.batch_alter_table("customer_events", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_customer_events_ws_type_time"))
         batch_op.create_index(
@@ -198,6 +203,9 @@ def downgrade() -> None:
         batch_op.create_index(
             batch_op.f("ix_customer_events_ws_type_time"), ["workspace_id", "type", "occurred_at"], unique=False
         )
+
+    with op.batch_alter_table("consents", schema=None) as batch_op:
+        batch_op.drop_index("ix_consents_ws_channel_status")
 
     with op.batch_alter_table("order_items", schema=None) as batch_op:
         batch_op.drop_index("ix_order_items_ws_sku")

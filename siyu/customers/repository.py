@@ -17,6 +17,8 @@ from siyu.kit.pagination import MAX_PAGE_SIZE, Page, decode_id_cursor, encode_cu
 from siyu.kit.phone import InvalidPhone, normalize_phone
 from siyu.models import Customer, CustomerTag, Identity, Role, Staff
 
+_IN_SLICE = 10_000
+
 
 @dataclass
 class CustomerFilter:
@@ -163,10 +165,17 @@ def customer_ids_for_identities(
             query = select(Identity.value, Identity.customer_id).join_from(
                 wanted, Identity, and_(*scope, Identity.value == wanted.c.value)
             )
-        else:
-            query = select(Identity.value, Identity.customer_id).where(*scope, Identity.value.in_(values))
-        for value, customer_id in session.execute(query):
-            found[(type_, value)] = customer_id
+            for value, customer_id in session.execute(query):
+                found[(type_, value)] = customer_id
+            continue
+        # SQLite caps the bound values of one statement (250,000 by default): ask in slices.
+        ordered = sorted(values)
+        for start in range(0, len(ordered), _IN_SLICE):
+            query = select(Identity.value, Identity.customer_id).where(
+                *scope, Identity.value.in_(ordered[start : start + _IN_SLICE])
+            )
+            for value, customer_id in session.execute(query):
+                found[(type_, value)] = customer_id
     return found
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import BigInteger, ForeignKey, String, UniqueConstraint
+from sqlalchemy import BigInteger, ForeignKey, Index, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from siyu.models.base import Base, BigId, WorkspaceScoped
@@ -28,7 +28,11 @@ class Consent(WorkspaceScoped, Base):
     """The current consent of one customer on one channel; changes also go to the timeline."""
 
     __tablename__ = "consents"
-    __table_args__ = (UniqueConstraint("customer_id", "channel"),)
+    __table_args__ = (
+        UniqueConstraint("customer_id", "channel"),
+        # Segments ask "who has granted SMS?" across the workspace.
+        Index("ix_consents_ws_channel_status", "workspace_id", "channel", "status", "customer_id"),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     customer_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("customers.id", ondelete="CASCADE"))

@@ -69,7 +69,13 @@ from siyu.segments.definition import (
     walk,
 )
 from siyu.segments.fields import PROFILE_FIELDS, FieldSpec, FieldType
-from siyu.segments.semantics import SAMPLE_MODULUS, anniversary_month_days, count_shape, sample_parameters
+from siyu.segments.semantics import (
+    SAMPLE_MODULUS,
+    anniversary_month_days,
+    compare,
+    count_shape,
+    sample_parameters,
+)
 
 SegmentLoader = Callable[[int], tuple[str, Node | None]]
 """Gives a referenced segment's kind ("dynamic" / "static") and, for dynamic ones, its parsed definition."""
@@ -148,8 +154,6 @@ class SegmentCompiler:
     def _is_selective(self, node: Node) -> bool:
         """Whether a condition reads a narrow index range that can drive the query: tags, events
         and orders within a window, purchases, static lists."""
-        from siyu.segments.semantics import compare
-
         if isinstance(node, Group):
             return node.combinator == "all" and any(self._is_selective(c) for c in node.children)
         if isinstance(node, TagCondition):
@@ -392,7 +396,7 @@ class SegmentCompiler:
                 return self._counted(rows, Order.customer_id, comparison)
             case "total_fen":
                 total = func.sum(Order.total_fen - Order.refunded_fen)
-                if self._number_holds_for_zero(comparison):
+                if compare(0, comparison):
                     return self._member_of(grouped.having(not_(self._number(total, comparison))), positive=False)
                 return self._member_of(grouped.having(self._number(total, comparison)))
             case "average_fen":
@@ -403,12 +407,6 @@ class SegmentCompiler:
                 return self._member_of(grouped.having(self._moment(func.min(Order.paid_at), comparison)))
             case _:
                 return self._member_of(grouped.having(self._moment(func.max(Order.paid_at), comparison)))
-
-    @staticmethod
-    def _number_holds_for_zero(comparison: Comparison) -> bool:
-        from siyu.segments.semantics import compare
-
-        return compare(0, comparison)
 
     def _PurchaseCondition(self, node: PurchaseCondition) -> ColumnElement[bool]:
         what = []
@@ -501,9 +499,10 @@ class FieldCompiler:
             return raw.isoformat()
         if self.spec.type is FieldType.BOOLEAN and self.spec.attribute is not None:
             return sqlparts.json_bool_literal(raw, self.scope.dialect)
-        if self.spec.type is FieldType.NUMBER:
-            # Floats throughout: an IN list takes the type of its first value, and an integer
-            # first value would make PostgreSQL cast 1.5 to 2.
+        if self.spec.type in (FieldType.NUMBER, FieldType.INTEGER):
+            # Floats throughout, like the attribute read as SQL: an IN list takes the type of its
+            # first value, and an integer first value makes PostgreSQL read 1.5 as 2 and refuse
+            # 2⁴⁰ as out of range for int4. Values are within ±2⁵³, so floats are exact.
             return float(raw)
         return raw
 

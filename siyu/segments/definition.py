@@ -49,6 +49,8 @@ REMOVED_BY = {"customer", "staff"}
 TAG_MATCHES = {"any", "all", "none"}
 CONSENT_STATUSES = {"granted", "unsubscribed"}
 
+_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+MIN_YEAR, MAX_YEAR = 1900, 2999
 _EVENT_TYPE = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z0-9_]+)*$")
 _PROPERTY = re.compile(r"^[A-Za-z0-9_\-]{1,64}$")
 
@@ -287,24 +289,34 @@ def _int(value: Any, path: str, *, minimum: int = 0, maximum: int = 2**53) -> in
 
 
 def _number(value: Any, path: str) -> int | float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise DefinitionError(path, "expected a number")
+    # The range first: math.isfinite(10**400) raises OverflowError on a huge integer.
+    if isinstance(value, int) and abs(value) > 2**53:
+        raise DefinitionError(path, "number out of range")
+    if not math.isfinite(value):
         raise DefinitionError(path, "expected a number")
     if abs(value) > 2**53:
         raise DefinitionError(path, "number out of range")
     return value
 
 
-def _date(value: Any, path: str) -> date:
-    if not isinstance(value, str):
-        raise DefinitionError(path, "expected a date as YYYY-MM-DD")
+def parse_date(value: Any) -> date | None:
+    """A `YYYY-MM-DD` date of the years 1900–2999 (so day arithmetic never overflows), else None."""
+    if not isinstance(value, str) or not _DATE.match(value):
+        return None
     try:
-        return date.fromisoformat(value) if len(value) == 10 else _bad_date()
+        day = date.fromisoformat(value)
     except ValueError:
-        raise DefinitionError(path, "expected a date as YYYY-MM-DD") from None
+        return None
+    return day if MIN_YEAR <= day.year <= MAX_YEAR else None
 
 
-def _bad_date() -> date:
-    raise ValueError
+def _date(value: Any, path: str) -> date:
+    day = parse_date(value)
+    if day is None:
+        raise DefinitionError(path, f"expected a date as YYYY-MM-DD between {MIN_YEAR} and {MAX_YEAR}")
+    return day
 
 
 def _ids(value: Any, path: str, *, allow_empty: bool = False) -> tuple[int, ...]:
@@ -461,10 +473,10 @@ def _property_filter(raw: Any, path: str) -> PropertyFilter:
             raise DefinitionError(value_path, f"{op} takes a string")
         if op in {"gt", "gte", "lt", "lte"} and (isinstance(item, bool) or not isinstance(item, int | float | str)):
             raise DefinitionError(value_path, f"{op} takes a number or a string")
-        if not isinstance(item, str | int | float | bool) or (isinstance(item, float) and not math.isfinite(item)):
+        if not isinstance(item, str | int | float | bool):
             raise DefinitionError(value_path, "expected a string, number or true/false")
-        if isinstance(item, int | float) and not isinstance(item, bool) and abs(item) > 2**53:
-            raise DefinitionError(value_path, "number out of range")
+        if isinstance(item, int | float) and not isinstance(item, bool):
+            _number(item, value_path)
         if isinstance(item, str) and len(item) > 200:
             raise DefinitionError(value_path, "expected a string of at most 200 characters")
     return PropertyFilter(path, name, op, tuple(value) if op in LIST_OPS else value)

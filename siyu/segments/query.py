@@ -11,9 +11,9 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from siyu.kit.errors import DomainError
-from siyu.models import Customer, Segment, Workspace
+from siyu.models import Segment, Workspace
 from siyu.segments.compiler import CompileScope, SegmentCompiler
-from siyu.segments.definition import Group, Node, walk
+from siyu.segments.definition import Node, walk
 from siyu.segments.fields import FieldSpec
 from siyu.segments.validation import field_catalog, stored_tree, validate_definition
 
@@ -82,13 +82,6 @@ def compiler_for(
         only_customer_id=only_customer_id,
     )
     return SegmentCompiler(scope)
-
-
-def as_node(session: Session, workspace_id: int, definition: Node | dict[str, Any]) -> Node:
-    """A checked tree from a definition (raw JSON is validated against the workspace)."""
-    if isinstance(definition, dict):
-        return validate_definition(session, workspace_id=workspace_id, raw=definition)
-    return definition
 
 
 def guard(session: Session, timeout_s: float | None = None) -> None:
@@ -200,13 +193,7 @@ def explain_sql(
     return sql.replace("%%", "%") if dialect.name == "postgresql" else sql
 
 
-def group_paths(node: Node) -> list[str]:
-    """Paths of the groups in a tree (the preview shows a count for each)."""
-    return [n.path for n in walk(node) if isinstance(n, Group)]
-
-
 __all__ = [
-    "Customer",
     "count_definition",
     "customer_matches",
     "explain_sql",

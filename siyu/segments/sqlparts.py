@@ -4,11 +4,12 @@ reads from JSON documents, byte-order string comparison, substring tests and bra
 from __future__ import annotations
 
 import re
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time
+from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Boolean, ColumnElement, Float, Integer, String, case, cast, func, literal
+from sqlalchemy import Boolean, ColumnElement, Float, Integer, Numeric, String, case, cast, func, literal
 
 _JSON_KEY = re.compile(r"^[A-Za-z0-9_\-]{1,64}$")
 
@@ -20,10 +21,6 @@ def local_start(day: date, tz: ZoneInfo) -> datetime:
 
 def local_today(now: datetime, tz: ZoneInfo) -> date:
     return now.astimezone(tz).date()
-
-
-def days_ago(now: datetime, days: int) -> datetime:
-    return now - timedelta(days=days)
 
 
 def json_value(doc: Any, key: str, kind: str, dialect: str) -> ColumnElement[Any]:
@@ -42,7 +39,11 @@ def json_value(doc: Any, key: str, kind: str, dialect: str) -> ColumnElement[Any
         if kind == "string":
             return case((typeof == "string", text_value), else_=None)
         if kind == "number":
-            return case((typeof == "number", cast(text_value, Float)), else_=None)
+            # Nested CASE: the inner cast runs only for numbers, and a number beyond ±1e300 (JSON
+            # allows 1e400) counts as unset instead of failing the whole query with an overflow.
+            limit = literal(Decimal("1e300"), Numeric())  # numeric against numeric: no float cast to overflow
+            in_range = case((func.abs(cast(text_value, Numeric)) < limit, cast(text_value, Float)), else_=None)
+            return case((typeof == "number", in_range), else_=None)
         return case((typeof == "boolean", cast(text_value, Boolean)), else_=None)
     path = f'$."{key}"'
     typeof = func.json_type(doc, path)
@@ -50,7 +51,8 @@ def json_value(doc: Any, key: str, kind: str, dialect: str) -> ColumnElement[Any
     if kind == "string":
         return case((typeof == "text", extracted), else_=None)
     if kind == "number":
-        return case((typeof.in_(["integer", "real"]), extracted), else_=None)
+        in_range = case((func.abs(extracted) < 1e300, extracted), else_=None)
+        return case((typeof.in_(["integer", "real"]), in_range), else_=None)
     return case((typeof == "true", literal(1, Integer)), (typeof == "false", literal(0, Integer)), else_=None)
 
 

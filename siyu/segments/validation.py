@@ -7,12 +7,13 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Callable
-from datetime import date
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from siyu.auth.permissions import Actor, Scope
+from siyu.kit.errors import PermissionDenied
 from siyu.models import AttributeDefinition, Channel, IdentityType, IdentityTypeDefinition, Segment, Staff, Tag
 from siyu.segments.definition import (
     MAX_DEPTH,
@@ -24,6 +25,7 @@ from siyu.segments.definition import (
     RelationshipCondition,
     SegmentCondition,
     TagCondition,
+    parse_date,
     parse_definition,
     referenced_segments,
     walk,
@@ -166,20 +168,20 @@ def _coercer(spec: FieldSpec) -> Callable[[Any, str], Any]:
                     raise DefinitionError(path, "expected a whole number")
                 return value
             case FieldType.NUMBER:
-                if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+                if isinstance(value, bool) or not isinstance(value, int | float):
                     raise DefinitionError(path, "expected a number")
+                if (isinstance(value, int) and abs(value) > 2**53) or not math.isfinite(value) or abs(value) > 2**53:
+                    raise DefinitionError(path, "expected a number within ±2⁵³")
                 return value
             case FieldType.BOOLEAN:
                 if not isinstance(value, bool):
                     raise DefinitionError(path, "expected true or false")
                 return value
             case FieldType.DATE | FieldType.DATETIME:
-                try:
-                    if isinstance(value, str) and len(value) == 10:
-                        return date.fromisoformat(value)
-                except ValueError:
-                    pass
-                raise DefinitionError(path, "expected a date as YYYY-MM-DD")
+                day = parse_date(value)
+                if day is None:
+                    raise DefinitionError(path, "expected a date as YYYY-MM-DD between 1900 and 2999")
+                return day
         raise AssertionError(spec.type)
 
     return coerce
@@ -216,6 +218,26 @@ def _follow(session: Session, workspace_id: int, target: int, path: str, seen: l
         return  # a stored definition was valid when saved; its own validation reports problems
     for next_id in sorted(referenced_segments(inner)):
         _follow(session, workspace_id, next_id, path, [*seen, target], depth + 1)
+
+
+PII_FIELDS = frozenset({"phone", "email"})
+
+
+def refuse_pii_conditions(node: Node, actor: Actor) -> None:
+    """Without `customers:pii`, phone and e-mail may only be tested for presence: a value test
+    (`phone starts_with …`) with a count or a sample would reveal a masked number digit by digit."""
+    if actor.can(Scope.CUSTOMERS_PII):
+        return
+    for item in walk(node):
+        if isinstance(item, FieldCondition) and item.field in PII_FIELDS and item.op not in ("is_set", "is_not_set"):
+            raise PiiConditionDenied(
+                f"{item.path}: conditions on {item.field} values need the customers:pii permission",
+                details={"field": "definition", "path": f"{item.path}.field", "scope": str(Scope.CUSTOMERS_PII)},
+            )
+
+
+class PiiConditionDenied(PermissionDenied):
+    code = "pii_condition_denied"
 
 
 __all__ = ["MAX_DEPTH", "MAX_REFERENCE_DEPTH", "field_catalog", "stored_tree", "validate_definition"]

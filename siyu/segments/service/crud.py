@@ -15,7 +15,7 @@ from siyu.kit.clock import Clock
 from siyu.kit.errors import InvalidInput
 from siyu.models import Segment, SegmentKind, SegmentVersion
 from siyu.segments.errors import NotDynamic, SegmentNameTaken, SegmentNotFound
-from siyu.segments.validation import validate_definition
+from siyu.segments.validation import refuse_pii_conditions, validate_definition
 
 MAX_NAME = 100
 MAX_DESCRIPTION = 500
@@ -90,7 +90,8 @@ def create_segment(session: Session, *, actor: Actor, data: SegmentInput, clock:
     actor.require(Scope.SEGMENTS_WRITE)
     name = clean_name(data.name)
     description = clean_description(data.description)
-    validate_definition(session, workspace_id=actor.workspace_id, raw=data.definition)
+    node = validate_definition(session, workspace_id=actor.workspace_id, raw=data.definition)
+    refuse_pii_conditions(node, actor)
     ensure_name_free(session, actor.workspace_id, name)
     now = clock.now()
     segment = Segment(
@@ -136,7 +137,10 @@ def update_segment(
         )
     if redefined:
         assert changes.definition is not None
-        validate_definition(session, workspace_id=actor.workspace_id, raw=changes.definition, segment_id=segment.id)
+        node = validate_definition(
+            session, workspace_id=actor.workspace_id, raw=changes.definition, segment_id=segment.id
+        )
+        refuse_pii_conditions(node, actor)
         segment.definition = changes.definition
         segment.version += 1
         _add_version(session, segment, actor, clock)
@@ -144,6 +148,8 @@ def update_segment(
     if changes.is_tracked is not None:
         if changes.is_tracked and segment.kind != SegmentKind.DYNAMIC:
             raise NotDynamic("only dynamic segments can be tracked", details={"field": "is_tracked"})
+        if changes.is_tracked and segment.archived_at is not None:
+            raise InvalidInput("an archived segment cannot be tracked", details={"field": "is_tracked"})
         if not changes.is_tracked and segment.is_tracked:
             from siyu.segments.service.tracking import stop_tracking
 

@@ -6,7 +6,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, select, true
+from sqlalchemy import select, true
 from sqlalchemy.orm import Session
 
 from siyu.auth.permissions import Actor, Scope
@@ -14,7 +14,7 @@ from siyu.customers.repository import visibility_clause
 from siyu.kit.clock import Clock
 from siyu.models import Customer
 from siyu.segments import query
-from siyu.segments.validation import validate_definition
+from siyu.segments.validation import refuse_pii_conditions, validate_definition
 
 SAMPLE_SIZE = 10
 
@@ -43,17 +43,18 @@ def preview_definition(
     actor.require(Scope.SEGMENTS_READ)
     started = time.perf_counter()
     node = validate_definition(session, workspace_id=actor.workspace_id, raw=definition, segment_id=segment_id)
+    refuse_pii_conditions(node, actor)
     now = clock.now()
     clause = visibility_clause(actor)
     extra = None if clause is true() else clause
     members = query.members_select(session, workspace_id=actor.workspace_id, definition=node, now=now, extra=extra)
     query.guard(session)
-    count = int(query.execute(session, select(func.count()).select_from(members.subquery())).scalar_one())
-    sample_ids = list(
-        query.execute(session, members.order_by(Customer.id.desc()).limit(max(0, min(sample_size, 50)))).scalars()
-    )
-    by_id = {c.id: c for c in session.scalars(select(Customer).where(Customer.id.in_(sample_ids)))}
+    # The root's count is the segment's size: one pass over the pool gives it and every node's.
     counts = query.node_counts(session, workspace_id=actor.workspace_id, node=node, now=now, extra=extra)
+    count = counts[node.path]
+    sample_size = max(0, min(sample_size, 50)) if actor.can(Scope.CUSTOMERS_READ) else 0
+    sample_ids = list(query.execute(session, members.order_by(Customer.id.desc()).limit(sample_size)).scalars())
+    by_id = {c.id: c for c in session.scalars(select(Customer).where(Customer.id.in_(sample_ids)))}
     sql = query.explain_sql(session, workspace_id=actor.workspace_id, definition=node, now=now)
     return Preview(
         count=count,

@@ -248,11 +248,16 @@ def _survivors(session: Session, workspace_id: int, ids: set[int]) -> dict[int, 
     for _ in range(10):
         if not pending:
             break
-        rows = session.execute(
-            select(Customer.id, Customer.merged_into_id).where(
-                Customer.workspace_id == workspace_id, Customer.id.in_(pending), Customer.merged_into_id.is_not(None)
-            )
-        ).all()
+        wanted = sorted(pending)
+        rows: list[Any] = []
+        for start in range(0, len(wanted), _BATCH * 10):  # SQLite caps the bound values of a statement
+            rows += session.execute(
+                select(Customer.id, Customer.merged_into_id).where(
+                    Customer.workspace_id == workspace_id,
+                    Customer.id.in_(wanted[start : start + _BATCH * 10]),
+                    Customer.merged_into_id.is_not(None),
+                )
+            ).all()
         pending = set()
         for customer_id, merged_into in rows:
             if merged_into is not None:

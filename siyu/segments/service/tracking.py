@@ -42,7 +42,11 @@ class RefreshResult:
 
 
 def _lock(session: Session, segment_id: int) -> Segment | None:
-    return session.scalar(select(Segment).where(Segment.id == segment_id).with_for_update())
+    """Lock a segment row and read it afresh (the session may hold an older copy, loaded before
+    another transaction changed the segment while this one waited for the lock)."""
+    return session.scalar(
+        select(Segment).where(Segment.id == segment_id).with_for_update().execution_options(populate_existing=True)
+    )
 
 
 def refresh_segment(session: Session, *, segment_id: int, clock: Clock) -> RefreshResult | None:
@@ -131,9 +135,10 @@ def refresh_customer(session: Session, *, workspace_id: int, customer_id: int, c
         .order_by(Segment.id)
     ).all()
     changes: list[tuple[int, str]] = []
+    query.guard(session)
     for segment_id in ids:
         segment = _lock(session, segment_id)
-        if segment is None or not segment.is_tracked or segment.refreshed_at is None:
+        if segment is None or not segment.is_tracked or segment.archived_at is not None or segment.refreshed_at is None:
             continue  # not computed yet: the first full refresh records everyone at once
         node = stored_tree(session, workspace_id=segment.workspace_id, definition=segment.definition)
         matches = query.customer_matches(

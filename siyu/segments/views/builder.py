@@ -45,7 +45,7 @@ def parse_definition_text(text: str) -> Any:
         raise DefinitionError("$", f"the definition is larger than {MAX_DEFINITION_BYTES // 1024} KiB")
     try:
         return json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested deeper than the parser's stack
         raise DefinitionError("$", "the definition is not valid JSON") from None
 
 
@@ -64,7 +64,7 @@ async def json_body(request: Request) -> JsonBody:
         return JsonBody(error=f"the body is larger than {MAX_DEFINITION_BYTES // 1024} KiB")
     try:
         return JsonBody(value=json.loads(raw))
-    except ValueError:
+    except (ValueError, RecursionError):
         return JsonBody(error="the body is not valid JSON")
 
 
