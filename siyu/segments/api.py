@@ -247,7 +247,7 @@ def history(
 ) -> MembershipEventPage:
     """Who entered and left a tracked segment, newest first."""
     crud.get_segment(ctx.session, ctx.actor, segment_id)
-    page = tracking.membership_events(ctx.session, segment_id, cursor=cursor, limit=limit)
+    page = tracking.membership_events(ctx.session, ctx.actor, segment_id, cursor=cursor, limit=limit)
     return MembershipEventPage(
         items=[
             MembershipEventRead(

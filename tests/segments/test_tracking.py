@@ -261,3 +261,28 @@ def test_the_refresh_job_goes_on_past_a_broken_segment(committed: Database, cloc
         }
         assert sizes == {good_id: 1}
         assert session.get(Segment, good_id).member_count == 1  # type: ignore[union-attr]
+
+
+def test_a_store_manager_sees_the_history_of_their_store_only(db: Session, clock: FrozenClock) -> None:
+    from siyu.models import Role
+    from siyu.segments.service.tracking import membership_events
+    from tests.factories import actor_for, make_staff, make_store
+
+    workspace = make_workspace(db, clock=clock)
+    system = Actor.system(workspace.id)
+    store = make_store(db, workspace=workspace)
+    ours = make_staff(db, workspace=workspace, clock=clock, store=store)
+    theirs = make_staff(db, workspace=workspace, clock=clock)
+    mine = make_customer(db, actor=system, clock=clock, city="上海", owner_staff_id=ours.id).customer
+    other = make_customer(db, actor=system, clock=clock, city="上海", owner_staff_id=theirs.id).customer
+    segment = create_segment(
+        db,
+        actor=system,
+        data=SegmentInput(name="上海", definition={"kind": "field", "field": "city", "op": "eq", "value": "上海"}),
+        clock=clock,
+    )
+    update_segment(db, actor=system, segment_id=segment.id, changes=SegmentChanges(is_tracked=True), clock=clock)
+    refresh_segment(db, segment_id=segment.id, clock=clock)
+    manager = actor_for(workspace, role=Role.STORE_MANAGER, store_id=store.id)
+    assert [e.customer_id for e in membership_events(db, manager, segment.id).items] == [mine.id]
+    assert sorted(e.customer_id for e in membership_events(db, system, segment.id).items) == sorted([mine.id, other.id])

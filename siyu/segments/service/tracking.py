@@ -15,10 +15,13 @@ from typing import TypeVar
 from sqlalchemy import delete, func, insert, select
 from sqlalchemy.orm import Session
 
+from siyu.auth.permissions import Actor
+from siyu.customers.repository import visibility_clause
 from siyu.kit.clock import Clock
 from siyu.kit.pagination import MAX_PAGE_SIZE, Page, decode_id_cursor, encode_cursor
 from siyu.kit.sql import insert_or_ignore
 from siyu.models import (
+    Customer,
     MembershipChange,
     Segment,
     SegmentKind,
@@ -171,8 +174,6 @@ def stop_tracking(session: Session, segment: Segment) -> None:
 
 
 def static_size(session: Session, segment: Segment) -> int:
-    from siyu.models import Customer
-
     return int(
         session.scalar(
             select(func.count())
@@ -215,11 +216,15 @@ def size_trend(session: Session, segment_id: int, *, days: int = 30) -> Sequence
 
 
 def membership_events(
-    session: Session, segment_id: int, *, cursor: str | None = None, limit: int = 50
+    session: Session, actor: Actor, segment_id: int, *, cursor: str | None = None, limit: int = 50
 ) -> Page[SegmentMembershipEvent]:
-    """Who entered and left a tracked segment, newest first."""
+    """Who entered and left a tracked segment, newest first — of the customers the actor may see."""
     limit = max(1, min(limit, MAX_PAGE_SIZE))
     statement = select(SegmentMembershipEvent).where(SegmentMembershipEvent.segment_id == segment_id)
+    if not actor.sees_whole_pool:
+        statement = statement.join(Customer, Customer.id == SegmentMembershipEvent.customer_id).where(
+            visibility_clause(actor)
+        )
     if cursor:
         statement = statement.where(SegmentMembershipEvent.id < decode_id_cursor(cursor))
     rows = list(session.scalars(statement.order_by(SegmentMembershipEvent.id.desc()).limit(limit + 1)))

@@ -164,7 +164,7 @@ def _members(ctx: Ctx, segment: Segment, cursor: str | None) -> dict[str, Any]:
 
 def _history(ctx: Ctx, segment: Segment, cursor: str | None) -> dict[str, Any]:
     """Who entered and left (newest first); names only of customers the actor may see."""
-    page = tracking.membership_events(ctx.session, segment.id, cursor=cursor, limit=PAGE_SIZE)
+    page = tracking.membership_events(ctx.session, ctx.actor, segment.id, cursor=cursor, limit=PAGE_SIZE)
     ids = {e.customer_id for e in page.items}
     visible = (
         {c.id: c.name for c in ctx.session.scalars(pool_query(ctx.actor).where(Customer.id.in_(ids)))} if ids else {}
