@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, File, Form, Query, Response, UploadFile
 from fastapi.responses import StreamingResponse
 
+from siyu.audit.service import record
 from siyu.auth.permissions import Scope
 from siyu.customers.export import csv_lines
 from siyu.customers.importing.uploads import save_upload
@@ -167,8 +168,6 @@ def list_members(
 @router.get("/segments/{segment_id}/export")
 def export_members(segment_id: IdPath, ctx: Reader, format: Literal["csv", "xlsx"] = "csv") -> Response:
     """Members as CSV (UTF-8 with BOM) or XLSX; phones masked unless the token may see them."""
-    from siyu.audit.service import record
-
     segment = crud.get_segment(ctx.session, ctx.actor, segment_id)
     rows = list(
         members.export_member_rows(

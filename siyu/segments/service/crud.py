@@ -15,6 +15,7 @@ from siyu.kit.clock import Clock
 from siyu.kit.errors import InvalidInput
 from siyu.models import Segment, SegmentKind, SegmentVersion
 from siyu.segments.errors import NotDynamic, SegmentNameTaken, SegmentNotFound
+from siyu.segments.service.tracking import stop_tracking
 from siyu.segments.validation import refuse_pii_conditions, validate_definition
 
 MAX_NAME = 100
@@ -151,8 +152,6 @@ def update_segment(
         if changes.is_tracked and segment.archived_at is not None:
             raise InvalidInput("an archived segment cannot be tracked", details={"field": "is_tracked"})
         if not changes.is_tracked and segment.is_tracked:
-            from siyu.segments.service.tracking import stop_tracking
-
             stop_tracking(session, segment)
         segment.is_tracked = changes.is_tracked
     segment.updated_at = clock.now()
@@ -178,8 +177,6 @@ def archive_segment(session: Session, *, actor: Actor, segment_id: int, clock: C
     segment = get_segment(session, actor, segment_id, for_update=True)
     if segment.archived_at is None:
         if segment.is_tracked:
-            from siyu.segments.service.tracking import stop_tracking
-
             stop_tracking(session, segment)
             segment.is_tracked = False
         segment.archived_at = clock.now()

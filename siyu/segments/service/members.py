@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from openpyxl import Workbook
-from sqlalchemy import ColumnElement, Select, select, true
+from sqlalchemy import ColumnElement, Select, func, select, true
 from sqlalchemy.orm import Session
 
 from siyu.auth.permissions import Actor, Scope
@@ -42,16 +42,19 @@ def member_ids(
     return query.members_select(session, workspace_id=segment.workspace_id, definition=node, now=now, extra=extra)
 
 
+def visibility_filter(actor: Actor) -> ColumnElement[bool] | None:
+    """The part of the pool the actor may see as an extra filter, or None for the whole pool."""
+    clause = visibility_clause(actor)
+    return None if clause is true() else clause
+
+
 def visible_member_ids(session: Session, actor: Actor, segment: Segment, now: datetime) -> Select[Any]:
     """Members the actor may see (staff: their own customers; store managers: their store's)."""
-    clause = visibility_clause(actor)
-    return member_ids(session, segment, now=now, extra=None if clause is true() else clause)
+    return member_ids(session, segment, now=now, extra=visibility_filter(actor))
 
 
 def count_members(session: Session, *, actor: Actor, segment_id: int, clock: Clock) -> int:
     """The segment's size as the actor sees it."""
-    from sqlalchemy import func
-
     segment = get_segment(session, actor, segment_id)
     ids = visible_member_ids(session, actor, segment, clock.now())
     query.guard(session)

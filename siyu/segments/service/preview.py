@@ -6,14 +6,14 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select, true
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from siyu.auth.permissions import Actor, Scope
-from siyu.customers.repository import visibility_clause
 from siyu.kit.clock import Clock
 from siyu.models import Customer
 from siyu.segments import query
+from siyu.segments.service.members import visibility_filter
 from siyu.segments.validation import refuse_pii_conditions, validate_definition
 
 SAMPLE_SIZE = 10
@@ -45,8 +45,7 @@ def preview_definition(
     node = validate_definition(session, workspace_id=actor.workspace_id, raw=definition, segment_id=segment_id)
     refuse_pii_conditions(node, actor)
     now = clock.now()
-    clause = visibility_clause(actor)
-    extra = None if clause is true() else clause
+    extra = visibility_filter(actor)
     members = query.members_select(session, workspace_id=actor.workspace_id, definition=node, now=now, extra=extra)
     query.guard(session)
     # The root's count is the segment's size: one pass over the pool gives it and every node's.

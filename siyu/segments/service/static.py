@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from siyu.audit.service import record
@@ -18,11 +17,11 @@ from siyu.customers.repository import customer_ids_for_identities
 from siyu.customers.service.definitions import identity_types
 from siyu.kit.clock import Clock
 from siyu.kit.errors import InvalidInput
-from siyu.models import Customer, Segment, SegmentKind, SegmentMember
+from siyu.models import Customer, Segment, SegmentKind
 from siyu.segments import query
 from siyu.segments.service.crud import clean_description, clean_name, ensure_name_free, get_segment
 from siyu.segments.service.members import member_ids
-from siyu.segments.service.tracking import record_size
+from siyu.segments.service.tracking import insert_members, record_size
 
 MAX_UPLOAD_ROWS = 1_000_000
 MAX_REPORTED_PROBLEMS = 100
@@ -85,18 +84,6 @@ def _new_static(
     return segment
 
 
-def _add_members(session: Session, segment: Segment, customer_ids: Sequence[int], clock: Clock) -> None:
-    now = clock.now()
-    for start in range(0, len(customer_ids), _BATCH):
-        session.execute(
-            insert(SegmentMember),
-            [
-                {"workspace_id": segment.workspace_id, "segment_id": segment.id, "customer_id": c, "added_at": now}
-                for c in customer_ids[start : start + _BATCH]
-            ],
-        )
-
-
 def snapshot_segment(
     session: Session, *, actor: Actor, segment_id: int, name: str, clock: Clock, description: str | None = None
 ) -> Segment:
@@ -117,7 +104,7 @@ def snapshot_segment(
         clock=clock,
         definition=source.definition,
     )
-    _add_members(session, segment, ids, clock)
+    insert_members(session, segment, ids, clock.now())
     record_size(session, segment, len(ids), clock.now())
     record(
         session,
@@ -221,7 +208,7 @@ def create_static_from_upload(
     segment = _new_static(
         session, actor, name=name, description=description, source=f"upload:{Path(filename).name}", clock=clock
     )
-    _add_members(session, segment, sorted(members), clock)
+    insert_members(session, segment, sorted(members), clock.now())
     record_size(session, segment, len(members), clock.now())
     record(
         session,

@@ -97,14 +97,7 @@ def _apply(
             delete(SegmentMember).where(SegmentMember.segment_id == segment.id, SegmentMember.customer_id.in_(chunk)),
             execution_options={"synchronize_session": False},
         )
-    for chunk in _chunks(entered):
-        session.execute(
-            insert(SegmentMember),
-            [
-                {"workspace_id": segment.workspace_id, "segment_id": segment.id, "customer_id": c, "added_at": now}
-                for c in chunk
-            ],
-        )
+    insert_members(session, segment, entered, now)
     changes = [(c, MembershipChange.ENTERED) for c in entered] + [(c, MembershipChange.LEFT) for c in left]
     for change_chunk in _chunks(changes):
         session.execute(
@@ -119,6 +112,18 @@ def _apply(
                     "trigger": trigger,
                 }
                 for customer_id, change in change_chunk
+            ],
+        )
+
+
+def insert_members(session: Session, segment: Segment, customer_ids: Sequence[int], now: datetime) -> None:
+    """Add member rows (a thousand per statement); the caller knows none of them is there yet."""
+    for chunk in _chunks(customer_ids):
+        session.execute(
+            insert(SegmentMember),
+            [
+                {"workspace_id": segment.workspace_id, "segment_id": segment.id, "customer_id": c, "added_at": now}
+                for c in chunk
             ],
         )
 
