@@ -156,6 +156,9 @@ def create_app(
     from siyu.addtasks.api import router as addtasks_api
     from siyu.audit.api import router as audit_api
     from siyu.auth.api import router as auth_api
+    from siyu.campaigns.broadcasts.api import router as broadcasts_api
+    from siyu.campaigns.calendars.api import router as calendars_api
+    from siyu.campaigns.journeys.api import router as journeys_api
     from siyu.channels.api import router as channels_api
     from siyu.customers.api import router as customers_api
     from siyu.customers.api_definitions import router as definitions_api
@@ -164,6 +167,8 @@ def create_app(
     from siyu.jobs.api import router as jobs_api
     from siyu.livecodes.api import router as livecodes_api
     from siyu.livecodes.public import router as livecodes_public
+    from siyu.messaging.api import router as messaging_api
+    from siyu.messaging.callbacks_api import router as messaging_callbacks
     from siyu.org.api import router as org_api
     from siyu.segments.api import router as segments_api
     from siyu.shortlinks.api import router as shortlinks_api
@@ -186,6 +191,11 @@ def create_app(
         experiments_api,
         addtasks_api,
         segments_api,
+        messaging_api,
+        broadcasts_api,
+        journeys_api,
+        calendars_api,
+        messaging_callbacks,
         livecodes_public,
         shortlinks_public,
         console,

@@ -46,6 +46,21 @@ class Settings(BaseSettings):
     segment_refresh_minutes: int = Field(
         default=60, description="How often the scheduler recomputes tracked segments (who entered, who left)."
     )
+    credentials_key: str | None = Field(
+        default=None,
+        description="Fernet key that encrypts channel credentials at rest. Unset: derived from the secret key.",
+    )
+    credentials_old_keys: str | None = Field(
+        default=None, description="Earlier credential keys, comma-separated, still accepted for decryption."
+    )
+    public_url: str = Field(
+        default="http://127.0.0.1:8000",
+        description="The console's public address; short links and unsubscribe links in messages start with it.",
+    )
+    send_batch_size: int = Field(default=500, description="Deliveries a sender claims at a time.")
+    send_max_attempts: int = Field(
+        default=5, description="Attempts before a delivery failing with timeouts or 5xx is marked failed."
+    )
     _generated_secret: str | None = PrivateAttr(default=None)
 
     @field_validator("timezone")

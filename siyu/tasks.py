@@ -1,4 +1,5 @@
 """Imports every module that declares background jobs, so workers know all actors."""
 
+import siyu.campaigns.broadcasts.tasks
 import siyu.customers.tasks
 import siyu.segments.tasks  # noqa: F401

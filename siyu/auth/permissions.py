@@ -36,6 +36,14 @@ class Scope(StrEnum):
     """See segments, preview them and list or export their members (within the role's part of the pool)."""
     SEGMENTS_WRITE = "segments:write"
     """Create, change, refresh and archive segments, and upload static member lists."""
+    TOUCH_READ = "touch:read"
+    """See channel accounts (never their secrets), content, broadcasts, SOPs, calendars and results."""
+    TOUCH_WRITE = "touch:write"
+    """Create and change content, broadcasts, SOPs and calendars, and send broadcasts."""
+    TOUCH_CHANNELS = "touch:channels"
+    """Create channel accounts, set their credentials and the delivery policy."""
+    TOUCH_APPROVE = "touch:approve"
+    """Approve broadcasts whose audience is over the approval threshold."""
 
 
 ALL_SCOPES = frozenset(Scope)
@@ -57,9 +65,13 @@ ROLE_SCOPES: dict[Role, frozenset[Scope]] = {
             Scope.ACQUISITION_WRITE,
             Scope.SEGMENTS_READ,
             Scope.SEGMENTS_WRITE,
+            Scope.TOUCH_READ,
+            Scope.TOUCH_WRITE,
         }
     ),
-    Role.ANALYST: frozenset({Scope.CUSTOMERS_READ, Scope.JOBS_READ, Scope.ACQUISITION_READ, Scope.SEGMENTS_READ}),
+    Role.ANALYST: frozenset(
+        {Scope.CUSTOMERS_READ, Scope.JOBS_READ, Scope.ACQUISITION_READ, Scope.SEGMENTS_READ, Scope.TOUCH_READ}
+    ),
     Role.STORE_MANAGER: frozenset(
         {Scope.CUSTOMERS_READ, Scope.CUSTOMERS_WRITE, Scope.CUSTOMERS_PII, Scope.TAGS_WRITE, Scope.SEGMENTS_READ}
     ),

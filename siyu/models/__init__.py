@@ -3,6 +3,8 @@
 from siyu.models.add_task import AddTask, AddTaskList, AddTaskStatus
 from siyu.models.audit import AuditEntry
 from siyu.models.base import Base, WorkspaceScoped
+from siyu.models.calendar import GroupCalendar, GroupCalendarEntry, GroupPost, MomentPost, Persona, Script, Slot
+from siyu.models.campaign import Broadcast, BroadcastStatus, QuietHoursMode, StaffTask, StaffTaskStatus
 from siyu.models.channel import Channel, ChannelCostEntry, ChannelType, CostModel
 from siyu.models.consent import Consent, ConsentChannel, ConsentStatus
 from siyu.models.customer import (
@@ -26,6 +28,7 @@ from siyu.models.experiment import (
 )
 from siyu.models.group import CommunityGroup
 from siyu.models.job import Job, JobStatus, ScheduledRun
+from siyu.models.journey import EnrolmentStatus, Journey, JourneyEnrolment, JourneyStatus, JourneyStepRun
 from siyu.models.live_code import (
     LiveCode,
     LiveCodeKind,
@@ -35,6 +38,21 @@ from siyu.models.live_code import (
     LiveCodeTag,
     RotationMode,
     RouteShift,
+)
+from siyu.models.messaging import (
+    AdapterKind,
+    ChannelAccount,
+    ContentItem,
+    ContentKind,
+    Delivery,
+    DeliveryCallback,
+    DeliveryStatus,
+    Priority,
+    SandboxMessage,
+    SuppressionReason,
+    TouchPolicy,
+    TouchState,
+    Unsubscribe,
 )
 from siyu.models.order import Order, OrderItem, OrderStatus
 from siyu.models.org import Region, Staff, Store
@@ -54,6 +72,7 @@ from siyu.models.user import ApiToken, Membership, Role, User
 from siyu.models.workspace import Workspace
 
 __all__ = [
+    "AdapterKind",
     "AddTask",
     "AddTaskList",
     "AddTaskStatus",
@@ -62,29 +81,45 @@ __all__ = [
     "AttributeType",
     "AuditEntry",
     "Base",
+    "Broadcast",
+    "BroadcastStatus",
     "Channel",
+    "ChannelAccount",
     "ChannelCostEntry",
     "ChannelType",
     "CommunityGroup",
     "Consent",
     "ConsentChannel",
     "ConsentStatus",
+    "ContentItem",
+    "ContentKind",
     "CostModel",
     "Customer",
     "CustomerEvent",
     "CustomerMerge",
     "CustomerTag",
+    "Delivery",
+    "DeliveryCallback",
+    "DeliveryStatus",
+    "EnrolmentStatus",
     "Experiment",
     "ExperimentExposure",
     "ExperimentMetric",
     "ExperimentStatus",
     "ExperimentVariant",
     "Gender",
+    "GroupCalendar",
+    "GroupCalendarEntry",
+    "GroupPost",
     "Identity",
     "IdentityType",
     "IdentityTypeDefinition",
     "Job",
     "JobStatus",
+    "Journey",
+    "JourneyEnrolment",
+    "JourneyStatus",
+    "JourneyStepRun",
     "LifecycleStage",
     "LiveCode",
     "LiveCodeKind",
@@ -94,16 +129,22 @@ __all__ = [
     "LiveCodeTag",
     "Membership",
     "MembershipChange",
+    "MomentPost",
     "Order",
     "OrderItem",
     "OrderStatus",
+    "Persona",
+    "Priority",
+    "QuietHoursMode",
     "Region",
     "Relationship",
     "RemovedBy",
     "Role",
     "RotationMode",
     "RouteShift",
+    "SandboxMessage",
     "ScheduledRun",
+    "Script",
     "Segment",
     "SegmentKind",
     "SegmentMember",
@@ -112,11 +153,18 @@ __all__ = [
     "SegmentVersion",
     "ShortLink",
     "ShortLinkClick",
+    "Slot",
     "Staff",
+    "StaffTask",
+    "StaffTaskStatus",
     "Store",
+    "SuppressionReason",
     "Tag",
     "TagGroup",
     "TagSource",
+    "TouchPolicy",
+    "TouchState",
+    "Unsubscribe",
     "User",
     "Workspace",
     "WorkspaceScoped",

@@ -1,0 +1,1 @@
+"""SOPs and journeys: triggers enrol customers, steps run on a schedule, goals exit them."""

@@ -1,0 +1,7 @@
+"""Provider status callbacks: /integrations/messaging/{account_id}/status (signed)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+router = APIRouter()

@@ -1,0 +1,55 @@
+"""Channel credentials encrypted at rest (Fernet: AES-128-CBC + HMAC-SHA256).
+
+The key comes from `SIYU_CREDENTIALS_KEY` (a Fernet key) or, when unset, is derived from the
+installation's secret key, so a copied database alone does not reveal a provider password.
+Rotating: set the new key in `SIYU_CREDENTIALS_KEY` and keep the old one first in
+`SIYU_CREDENTIALS_OLD_KEYS` (comma-separated) until `siyu channels rekey` has re-encrypted.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from typing import Any
+
+from cryptography.fernet import Fernet, InvalidToken, MultiFernet
+
+from siyu.config import Settings, get_settings
+from siyu.kit.errors import InvalidInput
+
+
+def _fernet(settings: Settings) -> MultiFernet:
+    keys: list[bytes] = []
+    if settings.credentials_key:
+        keys.append(settings.credentials_key.encode())
+    else:
+        digest = hashlib.sha256(b"siyu-credentials:" + settings.session_secret().encode()).digest()
+        keys.append(base64.urlsafe_b64encode(digest))
+    keys += [k.strip().encode() for k in (settings.credentials_old_keys or "").split(",") if k.strip()]
+    return MultiFernet([Fernet(k) for k in keys])
+
+
+def encrypt_credentials(values: dict[str, Any], settings: Settings | None = None) -> str:
+    """Seal a dict of secrets into one token for `ChannelAccount.credentials_encrypted`."""
+    return _fernet(settings or get_settings()).encrypt(json.dumps(values, sort_keys=True).encode()).decode()
+
+
+def decrypt_credentials(token: str | None, settings: Settings | None = None) -> dict[str, Any]:
+    """Open a sealed token; a token sealed with an unknown key is a clear error, not a crash."""
+    if not token:
+        return {}
+    try:
+        data = _fernet(settings or get_settings()).decrypt(token.encode())
+    except InvalidToken as exc:
+        raise InvalidInput(
+            "channel credentials cannot be decrypted with the configured key (SIYU_CREDENTIALS_KEY changed?)",
+            details={"field": "credentials"},
+        ) from exc
+    value = json.loads(data)
+    return value if isinstance(value, dict) else {}
+
+
+def rotate(token: str, settings: Settings | None = None) -> str:
+    """Re-encrypt a token under the current (first) key."""
+    return _fernet(settings or get_settings()).rotate(token.encode()).decode()

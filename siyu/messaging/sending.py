@@ -1,0 +1,335 @@
+"""Sending: claim due deliveries, render them, hand them to adapters, record what happened.
+
+Exactly once: a delivery row exists once per (source, step, customer) and moves
+queued → sending → sent/failed/suppressed under row locks (`FOR UPDATE SKIP LOCKED` on
+PostgreSQL, so parallel senders take disjoint rows; SQLite has one writer). Adapters that write
+in the database (the sandbox) send inside the claiming transaction, so claim, send and result
+commit together. External providers are called between two transactions; a sender killed in that
+gap leaves rows in `sending`, which `requeue_stale` sends again after the lease with the same
+idempotency key (`Outgoing.idempotency_key`) for providers that deduplicate on it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import or_, select, update
+from sqlalchemy.orm import Session
+
+from siyu.auth.permissions import Actor
+from siyu.config import get_settings
+from siyu.db import Database
+from siyu.kit.clock import Clock
+from siyu.kit.errors import DomainError
+from siyu.messaging import admission, content
+from siyu.messaging.adapters import adapter_for
+from siyu.messaging.adapters.base import Adapter, Outcome, OutcomeKind, Outgoing, SendContext
+from siyu.messaging.crypto import decrypt_credentials
+from siyu.models import (
+    ChannelAccount,
+    ContentItem,
+    Customer,
+    Delivery,
+    DeliveryStatus,
+    ShortLink,
+    Staff,
+    SuppressionReason,
+    Workspace,
+)
+from siyu.shortlinks.recipients import links_for_recipients
+from siyu.shortlinks.service import create_link
+
+logger = logging.getLogger(__name__)
+STALE_LEASE = timedelta(minutes=10)
+"""A delivery left in `sending` this long belongs to a sender that died."""
+
+
+@dataclass
+class SendStats:
+    claimed: int = 0
+    sent: int = 0
+    retried: int = 0
+    failed: int = 0
+    rejected: int = 0
+
+    def add(self, other: SendStats) -> None:
+        for name in ("claimed", "sent", "retried", "failed", "rejected"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+
+
+def backoff(attempts: int) -> timedelta:
+    """Wait before retry number `attempts`: 30 s, 2 min, 8 min, 32 min, then hourly."""
+    return timedelta(seconds=min(30 * 4 ** max(attempts - 1, 0), 3600))
+
+
+@dataclass
+class _Pending:
+    """External sends claimed in one transaction and sent after it commits."""
+
+    workspace_id: int
+    account_id: int
+    adapter: Adapter
+    credentials: dict[str, Any]
+    items: list[Outgoing]
+
+
+def send_due(
+    database: Database, clock: Clock, *, limit: int | None = None, workspace_id: int | None = None
+) -> SendStats:
+    """Claim up to `limit` due deliveries (highest priority first) and send them."""
+    limit = limit or get_settings().send_batch_size
+    stats = SendStats()
+    pending: list[_Pending] = []
+    with database.transaction() as session:
+        claimed = _claim(session, clock, limit, workspace_id)
+        stats.claimed = len(claimed)
+        groups: dict[tuple[int, int | None], list[Delivery]] = defaultdict(list)
+        for delivery in claimed:
+            groups[(delivery.workspace_id, delivery.channel_account_id)].append(delivery)
+        for (ws, account_id), deliveries in groups.items():
+            pending += _send_group(session, clock, ws, account_id, deliveries, stats)
+    for job in pending:
+        _send_external(database, clock, job, stats)
+    return stats
+
+
+def _claim(session: Session, clock: Clock, limit: int, workspace_id: int | None) -> list[Delivery]:
+    query = select(Delivery).where(Delivery.status == DeliveryStatus.QUEUED, Delivery.not_before <= clock.now())
+    if workspace_id is not None:
+        query = query.where(Delivery.workspace_id == workspace_id)
+    query = (
+        query.order_by(Delivery.priority, Delivery.not_before, Delivery.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    return list(session.scalars(query.execution_options(siyu_unscoped=True)))
+
+
+def _send_group(
+    session: Session,
+    clock: Clock,
+    workspace_id: int,
+    account_id: int | None,
+    deliveries: list[Delivery],
+    stats: SendStats,
+) -> list[_Pending]:
+    account = session.get(ChannelAccount, account_id) if account_id is not None else None
+    if account is None or not account.is_active:
+        for delivery in deliveries:
+            _fail(session, clock, delivery, "channel_inactive", "the channel account is deleted or switched off", stats)
+        return []
+    try:
+        adapter = adapter_for(account)
+        credentials = decrypt_credentials(account.credentials_encrypted)
+    except DomainError as exc:
+        for delivery in deliveries:
+            _fail(session, clock, delivery, "bad_credentials", exc.message, stats)
+        return []
+    items = _render(session, clock, workspace_id, account, deliveries, stats)
+    now = clock.now()
+    for delivery in deliveries:
+        if delivery.status == DeliveryStatus.QUEUED:
+            delivery.attempts += 1
+    by_id = {d.id: d for d in deliveries}
+    if adapter.capabilities.in_transaction:
+        context = SendContext(session=session, clock=clock, account=account, credentials=credentials)
+        for chunk in _chunks(items, adapter.capabilities.max_batch):
+            for outcome in adapter.send(context, chunk):
+                _apply(session, clock, by_id[outcome.delivery_id], outcome, stats)
+        return []
+    for item in items:
+        delivery = by_id[item.delivery_id]
+        delivery.status, delivery.claimed_at = DeliveryStatus.SENDING, now
+    return [_Pending(workspace_id, account.id, adapter, credentials, items)] if items else []
+
+
+def _send_external(database: Database, clock: Clock, job: _Pending, stats: SendStats) -> None:
+    with database.transaction(read_only=True) as session:
+        account = session.get(ChannelAccount, job.account_id)
+        assert account is not None
+        session.expunge(account)
+    for chunk in _chunks(job.items, job.adapter.capabilities.max_batch):
+        context = SendContext(session=None, clock=clock, account=account, credentials=job.credentials)  # type: ignore[arg-type]
+        try:
+            outcomes = job.adapter.send(context, chunk)
+        except Exception as exc:  # an adapter bug must not strand the batch in `sending`
+            logger.exception("adapter raised", extra={"channel_account_id": job.account_id})
+            outcomes = [
+                Outcome(i.delivery_id, OutcomeKind.RETRY, error=str(exc)[:500], reason="adapter_error") for i in chunk
+            ]
+        with database.transaction() as session:
+            rows = {
+                d.id: d
+                for d in session.scalars(
+                    select(Delivery)
+                    .where(
+                        Delivery.id.in_([o.delivery_id for o in outcomes]), Delivery.status == DeliveryStatus.SENDING
+                    )
+                    .with_for_update()
+                    .execution_options(siyu_unscoped=True)
+                )
+            }
+            for outcome in outcomes:
+                if outcome.delivery_id in rows:
+                    _apply(session, clock, rows[outcome.delivery_id], outcome, stats)
+
+
+def _chunks(items: Sequence[Outgoing], size: int) -> list[Sequence[Outgoing]]:
+    return [items[i : i + size] for i in range(0, len(items), max(size, 1))]
+
+
+def _apply(session: Session, clock: Clock, delivery: Delivery, outcome: Outcome, stats: SendStats) -> None:
+    now = clock.now()
+    if outcome.kind == OutcomeKind.SENT:
+        delivery.status, delivery.sent_at = DeliveryStatus.SENT, now
+        delivery.provider_message_id = outcome.provider_message_id
+        delivery.reason = delivery.error = None
+        stats.sent += 1
+    elif outcome.kind == OutcomeKind.RETRY and delivery.attempts < get_settings().send_max_attempts:
+        delivery.status = DeliveryStatus.QUEUED
+        delivery.not_before = now + backoff(delivery.attempts)
+        delivery.reason, delivery.error = outcome.reason or "retry", (outcome.error or "")[:500] or None
+        stats.retried += 1
+    elif outcome.kind == OutcomeKind.REJECTED:
+        delivery.status = DeliveryStatus.SUPPRESSED
+        delivery.reason = outcome.reason or SuppressionReason.PROVIDER_REJECTED
+        delivery.error = (outcome.error or "")[:500] or None
+        _give_back(session, clock, delivery)
+        stats.rejected += 1
+    else:
+        _fail(session, clock, delivery, outcome.reason or "failed", outcome.error or "", stats)
+
+
+def _fail(session: Session, clock: Clock, delivery: Delivery, reason: str, error: str, stats: SendStats) -> None:
+    delivery.status, delivery.reason, delivery.error = DeliveryStatus.FAILED, reason[:30], error[:500] or None
+    _give_back(session, clock, delivery)
+    stats.failed += 1
+
+
+def _give_back(session: Session, clock: Clock, delivery: Delivery) -> None:
+    if delivery.channel:
+        config = admission.load_config(session, delivery.workspace_id)
+        admission.give_back(
+            session, delivery.workspace_id, config, delivery.customer_id, delivery.channel, delivery.not_before, clock
+        )
+
+
+def _render(
+    session: Session,
+    clock: Clock,
+    workspace_id: int,
+    account: ChannelAccount,
+    deliveries: list[Delivery],
+    stats: SendStats,
+) -> list[Outgoing]:
+    """Render each delivery's content for its customer; a variable that does not resolve fails
+    that delivery (reason `unresolved_variable`) and leaves the rest of the batch alone."""
+    customers = {
+        c.id: c
+        for c in session.scalars(
+            select(Customer)
+            .where(Customer.id.in_([d.customer_id for d in deliveries]))
+            .execution_options(siyu_unscoped=True)
+        )
+    }
+    contents = {
+        c.id: c
+        for c in session.scalars(
+            select(ContentItem)
+            .where(ContentItem.id.in_({d.content_id for d in deliveries if d.content_id}))
+            .execution_options(siyu_unscoped=True)
+        )
+    }
+    workspace = session.get(Workspace, workspace_id)
+    staff_ids = {d.staff_id for d in deliveries if d.staff_id}
+    staff_names: dict[int, str] = {}
+    staff_userids: dict[int, str | None] = {}
+    for staff_id, name, userid in session.execute(
+        select(Staff.id, Staff.name, Staff.wecom_user_id).where(Staff.id.in_(staff_ids))
+    ):
+        staff_names[staff_id], staff_userids[staff_id] = name, userid
+    by_content: dict[int, list[Delivery]] = defaultdict(list)
+    for delivery in deliveries:
+        if delivery.content_id in contents and delivery.customer_id in customers:
+            by_content[delivery.content_id].append(delivery)
+        else:
+            _fail(session, clock, delivery, "content_missing", "the content or the customer no longer exists", stats)
+    items: list[Outgoing] = []
+    for content_id, group in by_content.items():
+        item = contents[content_id]
+        names = content.check_content(item)
+        group_customers = [customers[d.customer_id] for d in group]
+        variables = content.load_variables(session, workspace_id, group_customers, names)
+        links = _recipient_links(session, clock, workspace_id, item, group) if item.link_url else {}
+        base_url = get_settings().public_url.rstrip("/")
+        for delivery in group:
+            values: dict[str, Any] = dict(variables[delivery.customer_id])
+            values.update((delivery.message or {}).get("vars", {}))
+            if workspace is not None:
+                values.setdefault("brand", workspace.name)
+            if delivery.staff_id in staff_names:
+                values.setdefault("staff_name", staff_names[delivery.staff_id])
+            link = links.get(delivery.customer_id)
+            if link is not None:
+                values["link"] = f"{base_url}/s/{link.slug}"
+                delivery.short_link_id = link.id
+            try:
+                message = content.render(item, values)
+            except content.RenderError as exc:
+                _fail(session, clock, delivery, "unresolved_variable", str(exc), stats)
+                continue
+            delivery.message = message
+            items.append(
+                Outgoing(
+                    delivery_id=delivery.id,
+                    customer_id=delivery.customer_id,
+                    address=delivery.address,
+                    message=message,
+                    staff_userid=staff_userids.get(delivery.staff_id) if delivery.staff_id else None,
+                )
+            )
+    return items
+
+
+def _recipient_links(
+    session: Session, clock: Clock, workspace_id: int, item: ContentItem, deliveries: list[Delivery]
+) -> dict[int, ShortLink]:
+    """Per-recipient short links under one campaign link per (source, content)."""
+    actor = Actor.system(workspace_id, label="touch")
+    first = deliveries[0]
+    campaign = f"{first.source}:{first.source_id}:{item.id}"
+    parent = session.scalar(
+        select(ShortLink).where(
+            ShortLink.workspace_id == workspace_id,
+            ShortLink.campaign == campaign,
+            ShortLink.parent_id.is_(None),
+            ShortLink.deleted_at.is_(None),
+        )
+    )
+    if parent is None:
+        assert item.link_url is not None
+        parent = create_link(
+            session, actor=actor, target_url=item.link_url, clock=clock, name=item.name[:100], campaign=campaign
+        )
+    return links_for_recipients(
+        session, actor=actor, link_id=parent.id, customer_ids=[d.customer_id for d in deliveries], clock=clock
+    )
+
+
+def requeue_stale(session: Session, clock: Clock, lease: timedelta = STALE_LEASE) -> int:
+    """Send again what a dead sender left in `sending` (same idempotency key); returns how many."""
+    result = session.execute(
+        update(Delivery)
+        .where(
+            Delivery.status == DeliveryStatus.SENDING,
+            or_(Delivery.claimed_at.is_(None), Delivery.claimed_at < clock.now() - lease),
+        )
+        .values(status=DeliveryStatus.QUEUED, not_before=clock.now())
+        .execution_options(synchronize_session=False, siyu_unscoped=True)
+    )
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
