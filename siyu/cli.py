@@ -16,6 +16,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedCo
 from sqlalchemy.orm import Session
 
 from siyu.auth.permissions import Actor
+from siyu.campaigns.cli import touch_app
 from siyu.config import get_settings
 from siyu.db import Database, get_database
 from siyu.experiments.cli import app as ab_app
@@ -37,6 +38,7 @@ app.add_typer(workspace_app, name="workspace")
 app.add_typer(import_app, name="import")
 app.add_typer(export_app, name="export")
 app.add_typer(segment_app, name="segment")
+app.add_typer(touch_app, name="touch")
 
 
 app.add_typer(ab_app, name="ab")
@@ -346,7 +348,7 @@ def export_customers(
 
 @app.command()
 def bench(
-    name: Annotated[str, typer.Argument(help="import, lookup, scan or segments")],
+    name: Annotated[str, typer.Argument(help="import, lookup, scan, segments or dispatch")],
     size: Annotated[str, typer.Option(help="tiny, small or full")] = "small",
     database: Annotated[str | None, typer.Option("--database", help="Database URL (default: a temp SQLite)")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,

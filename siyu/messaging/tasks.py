@@ -1,0 +1,1 @@
+"""Background jobs of this area (filled in by its owner)."""
