@@ -262,7 +262,12 @@ def _render(
     items: list[Outgoing] = []
     for content_id, group in by_content.items():
         item = contents[content_id]
-        names = content.check_content(item)
+        try:
+            names = content.check_content(item)
+        except DomainError as exc:  # the content was edited into something invalid after planning
+            for delivery in group:
+                _fail(session, clock, delivery, "invalid_template", exc.message, stats)
+            continue
         group_customers = [customers[d.customer_id] for d in group]
         variables = content.load_variables(session, workspace_id, group_customers, names)
         links = _recipient_links(session, clock, workspace_id, item, group) if item.link_url else {}

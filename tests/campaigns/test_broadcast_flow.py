@@ -7,8 +7,10 @@ from collections import Counter
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from siyu.campaigns.broadcasts.planner import run_planning
 from siyu.campaigns.broadcasts.service import submit_broadcast
 from siyu.campaigns.broadcasts.tasks import dispatch
+from siyu.customers.service.privacy import erase_customer
 from siyu.db import Database
 from siyu.kit.clock import FrozenClock
 from siyu.models import Broadcast, BroadcastStatus, Delivery, SandboxMessage
@@ -53,3 +55,41 @@ def test_a_broadcast_reaches_each_eligible_customer_once(db: Session, database: 
     assert first.sent.sent == len(outbox) and second.sent.sent == 0
     db.expire_all()
     assert db.get(Broadcast, broadcast.id).status == BroadcastStatus.DONE  # type: ignore[union-attr]
+
+
+def test_erasing_a_customer_removes_their_messages_and_stops_queued_ones(
+    db: Session, database: Database, clock: FrozenClock
+) -> None:
+    # given two customers; one message was sent, and a second broadcast is queued for later
+    workspace = make_workspace(db, clock=clock)
+    actor = actor_for(workspace)
+    first, second = (make_customer(db, actor=actor, clock=clock, name=n).customer for n in ("王芳", "李雷"))
+    segment = make_segment(db, workspace=workspace, clock=clock, members=[first.id, second.id])
+    account = make_account(db, workspace=workspace, clock=clock)
+    item = make_content(db, workspace=workspace, clock=clock)
+    sent = make_broadcast(
+        db, workspace=workspace, clock=clock, segment_id=segment.id, accounts=[account], contents=[item]
+    )
+    later = make_broadcast(
+        db,
+        workspace=workspace,
+        clock=clock,
+        segment_id=segment.id,
+        accounts=[account],
+        contents=[make_content(db, workspace=workspace, clock=clock, body="明天见")],
+    )
+    submit_broadcast(db, actor=actor, broadcast_id=sent.id, clock=clock)
+    db.commit()
+    dispatch(database, clock)
+    later.scheduled_at = clock.now()
+    submit_broadcast(db, actor=actor, broadcast_id=later.id, clock=clock)
+    db.commit()
+    run_planning(database, workspace.id, later.id, clock)
+    # when the first customer is erased
+    erase_customer(db, actor=actor, customer_id=first.id, clock=clock)
+    db.flush()
+    db.expire_all()
+    # then their sandbox message is gone, their rows keep no text or address, and nothing more is sent to them
+    assert [m.customer_id for m in db.scalars(select(SandboxMessage))] == [second.id]
+    rows = db.scalars(select(Delivery).where(Delivery.customer_id == first.id).order_by(Delivery.id)).all()
+    assert [(r.status, r.reason, r.message) for r in rows] == [("sent", None, None), ("suppressed", "erased", None)]

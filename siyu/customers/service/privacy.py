@@ -16,7 +16,17 @@ from siyu.customers.service.merge import merges_of
 from siyu.customers.service.tags import tags_of
 from siyu.customers.service.timeline import consents_of, relationships_of
 from siyu.kit.clock import Clock
-from siyu.models import AuditEntry, Consent, Customer, CustomerEvent, CustomerMerge, Identity
+from siyu.models import (
+    AuditEntry,
+    Consent,
+    Customer,
+    CustomerEvent,
+    CustomerMerge,
+    Delivery,
+    DeliveryStatus,
+    Identity,
+    SandboxMessage,
+)
 
 
 def _json(value: Any) -> Any:
@@ -109,6 +119,19 @@ def erase_customer(session: Session, *, actor: Actor, customer_id: int, clock: C
         execution_options={"synchronize_session": False},
     )
     session.execute(delete(Consent).where(Consent.customer_id.in_(profile_ids)))
+    # Messages carry names and addresses: keep the delivery rows (campaign counts) without them,
+    # and never send what is still queued.
+    session.execute(
+        update(Delivery)
+        .where(Delivery.customer_id.in_(profile_ids), Delivery.status == DeliveryStatus.QUEUED)
+        .values(status=DeliveryStatus.SUPPRESSED, reason="erased"),
+        execution_options={"synchronize_session": False},
+    )
+    session.execute(
+        update(Delivery).where(Delivery.customer_id.in_(profile_ids)).values(message=None, address=None),
+        execution_options={"synchronize_session": False},
+    )
+    session.execute(delete(SandboxMessage).where(SandboxMessage.customer_id.in_(profile_ids)))
     merges = session.scalars(
         select(CustomerMerge).where(
             CustomerMerge.workspace_id == actor.workspace_id,
