@@ -169,6 +169,7 @@ def create_app(
     from siyu.livecodes.public import router as livecodes_public
     from siyu.messaging.api import router as messaging_api
     from siyu.messaging.callbacks_api import router as messaging_callbacks
+    from siyu.messaging.public import router as messaging_public
     from siyu.org.api import router as org_api
     from siyu.segments.api import router as segments_api
     from siyu.shortlinks.api import router as shortlinks_api
@@ -198,6 +199,7 @@ def create_app(
         messaging_callbacks,
         livecodes_public,
         shortlinks_public,
+        messaging_public,
         console,
     ):
         app.include_router(router)

@@ -24,7 +24,7 @@ TEMPLATE_FIELDS = ("subject", "body", "title", "description")
 
 VariableLoader = Callable[[Session, int, Sequence[Customer]], dict[int, Any]]
 _loaders: dict[str, VariableLoader] = {}
-CONTEXT_VARIABLES = {"link", "coupon_code", "staff_name", "brand"}
+CONTEXT_VARIABLES = {"link", "coupon_code", "staff_name", "brand", "unsubscribe_url"}
 """Filled by the send itself (the per-recipient short link, the coupon a step issued, the sender)."""
 
 

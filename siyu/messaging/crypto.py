@@ -15,11 +15,13 @@ from typing import Any
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
-from siyu.config import Settings, get_settings
+from siyu.config import Settings
+from siyu.db import get_database
 from siyu.kit.errors import InvalidInput
 
 
 def _fernet(settings: Settings) -> MultiFernet:
+    # The process's settings are those of its database (tests and `create_app(settings)` set it).
     keys: list[bytes] = []
     if settings.credentials_key:
         keys.append(settings.credentials_key.encode())
@@ -32,7 +34,7 @@ def _fernet(settings: Settings) -> MultiFernet:
 
 def encrypt_credentials(values: dict[str, Any], settings: Settings | None = None) -> str:
     """Seal a dict of secrets into one token for `ChannelAccount.credentials_encrypted`."""
-    return _fernet(settings or get_settings()).encrypt(json.dumps(values, sort_keys=True).encode()).decode()
+    return _fernet(settings or get_database().settings).encrypt(json.dumps(values, sort_keys=True).encode()).decode()
 
 
 def decrypt_credentials(token: str | None, settings: Settings | None = None) -> dict[str, Any]:
@@ -40,7 +42,7 @@ def decrypt_credentials(token: str | None, settings: Settings | None = None) -> 
     if not token:
         return {}
     try:
-        data = _fernet(settings or get_settings()).decrypt(token.encode())
+        data = _fernet(settings or get_database().settings).decrypt(token.encode())
     except InvalidToken as exc:
         raise InvalidInput(
             "channel credentials cannot be decrypted with the configured key (SIYU_CREDENTIALS_KEY changed?)",
@@ -52,4 +54,4 @@ def decrypt_credentials(token: str | None, settings: Settings | None = None) -> 
 
 def rotate(token: str, settings: Settings | None = None) -> str:
     """Re-encrypt a token under the current (first) key."""
-    return _fernet(settings or get_settings()).rotate(token.encode()).decode()
+    return _fernet(settings or get_database().settings).rotate(token.encode()).decode()

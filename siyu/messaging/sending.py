@@ -22,14 +22,14 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
 from siyu.auth.permissions import Actor
-from siyu.config import get_settings
-from siyu.db import Database
+from siyu.db import Database, get_database
 from siyu.kit.clock import Clock
 from siyu.kit.errors import DomainError
 from siyu.messaging import admission, content
 from siyu.messaging.adapters import adapter_for
 from siyu.messaging.adapters.base import Adapter, Outcome, OutcomeKind, Outgoing, SendContext
 from siyu.messaging.crypto import decrypt_credentials
+from siyu.messaging.unsubscribe import unsubscribe_token
 from siyu.models import (
     ChannelAccount,
     ContentItem,
@@ -82,7 +82,7 @@ def send_due(
     database: Database, clock: Clock, *, limit: int | None = None, workspace_id: int | None = None
 ) -> SendStats:
     """Claim up to `limit` due deliveries (highest priority first) and send them."""
-    limit = limit or get_settings().send_batch_size
+    limit = limit or database.settings.send_batch_size
     stats = SendStats()
     pending: list[_Pending] = []
     with database.transaction() as session:
@@ -190,7 +190,7 @@ def _apply(session: Session, clock: Clock, delivery: Delivery, outcome: Outcome,
         delivery.provider_message_id = outcome.provider_message_id
         delivery.reason = delivery.error = None
         stats.sent += 1
-    elif outcome.kind == OutcomeKind.RETRY and delivery.attempts < get_settings().send_max_attempts:
+    elif outcome.kind == OutcomeKind.RETRY and delivery.attempts < get_database().settings.send_max_attempts:
         delivery.status = DeliveryStatus.QUEUED
         delivery.not_before = now + backoff(delivery.attempts)
         delivery.reason, delivery.error = outcome.reason or "retry", (outcome.error or "")[:500] or None
@@ -271,7 +271,9 @@ def _render(
         group_customers = [customers[d.customer_id] for d in group]
         variables = content.load_variables(session, workspace_id, group_customers, names)
         links = _recipient_links(session, clock, workspace_id, item, group) if item.link_url else {}
-        base_url = get_settings().public_url.rstrip("/")
+        settings = get_database().settings
+        base_url = settings.public_url.rstrip("/")
+        secret = settings.session_secret()
         for delivery in group:
             values: dict[str, Any] = dict(variables[delivery.customer_id])
             values.update((delivery.message or {}).get("vars", {}))
@@ -279,6 +281,8 @@ def _render(
                 values.setdefault("brand", workspace.name)
             if delivery.staff_id in staff_names:
                 values.setdefault("staff_name", staff_names[delivery.staff_id])
+            unsubscribe_url = f"{base_url}/u/{unsubscribe_token(delivery.id, secret)}"
+            values["unsubscribe_url"] = unsubscribe_url
             link = links.get(delivery.customer_id)
             if link is not None:
                 values["link"] = f"{base_url}/s/{link.slug}"
@@ -288,6 +292,7 @@ def _render(
             except content.RenderError as exc:
                 _fail(session, clock, delivery, "unresolved_variable", str(exc), stats)
                 continue
+            message["unsubscribe_url"] = unsubscribe_url
             delivery.message = message
             items.append(
                 Outgoing(
