@@ -137,9 +137,14 @@ def release(config: PolicyConfig, counts: dict[str, Any], channel: str, not_befo
     scopes = [(p, f"platform:{channel}") for p in config.platform_caps.get(channel, {})]
     scopes += [(p, s) for s in (ALL, channel) for p in config.caps.get(s, {})]
     for period, scope in scopes:
-        bucket = counts.get(keys[period])
+        key = keys[period]
+        bucket = counts.get(key)
         if bucket and bucket.get(scope, 0) > 0:
             bucket[scope] -= 1
+            if bucket[scope] == 0:  # keep states small: a slot given back leaves no trace
+                del bucket[scope]
+            if not bucket:
+                del counts[key]
 
 
 def prune(counts: dict[str, Any], recent: dict[str, Any], now: datetime, config: PolicyConfig) -> None:
