@@ -2,7 +2,7 @@
 
 Revision ID: 0004
 Revises: 0003
-Create Date: 2026-11-23 21:37:07.019852
+Create Date: 2026-11-23 21:52:07.973804
 """
 
 from __future__ import annotations
@@ -459,6 +459,7 @@ def upgrade() -> None:
         sa.Column("short_link_id", sa.BigInteger(), nullable=True),
         sa.Column("attempts", sa.Integer(), nullable=False),
         sa.Column("not_before", siyu.models.base.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("slot_at", siyu.models.base.UTCDateTime(timezone=True), nullable=True),
         sa.Column("claimed_at", siyu.models.base.UTCDateTime(timezone=True), nullable=True),
         sa.Column("provider_message_id", sa.String(length=100), nullable=True),
         sa.Column("planned_at", siyu.models.base.UTCDateTime(timezone=True), nullable=False),

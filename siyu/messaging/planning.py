@@ -118,6 +118,7 @@ def plan_batch(
             "status": status,
             "reason": None,
             "not_before": spec.send_at,
+            "slot_at": None,
             "planned_at": now,
             "attempts": 0,
         }
@@ -164,7 +165,8 @@ def plan_batch(
             "not_before": decision.not_before,
         }
         if decision.admitted:
-            rows.append(row(cid, DeliveryStatus.QUEUED, chosen[cid], **target))
+            charged = decision.not_before if spec.priority != Priority.TRANSACTIONAL else None
+            rows.append(row(cid, DeliveryStatus.QUEUED, chosen[cid], slot_at=charged, **target))
         else:
             rows.append(row(cid, DeliveryStatus.SUPPRESSED, chosen[cid], reason=decision.reason, **target))
     counts = PlanCounts()

@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
@@ -56,9 +56,12 @@ class SendStats:
     retried: int = 0
     failed: int = 0
     rejected: int = 0
+    releases: list[Delivery] = field(default_factory=list, repr=False)
+    """Deliveries whose cap slots go back at the end of the transaction, in customer order (the
+    lock order every writer of touch states uses, so senders and planners never deadlock)."""
 
     def add(self, other: SendStats) -> None:
-        for name in ("claimed", "sent", "retried", "failed", "rejected"):
+        for name in ("claimed", "sent", "retried", "failed", "rejected"):  # releases are per transaction
             setattr(self, name, getattr(self, name) + getattr(other, name))
 
 
@@ -93,6 +96,7 @@ def send_due(
             groups[(delivery.workspace_id, delivery.channel_account_id)].append(delivery)
         for (ws, account_id), deliveries in groups.items():
             pending += _send_group(session, clock, ws, account_id, deliveries, stats)
+        _release_slots(session, clock, stats)
     for job in pending:
         _send_external(database, clock, job, stats)
     return stats
@@ -177,6 +181,7 @@ def _send_external(database: Database, clock: Clock, job: _Pending, stats: SendS
             for outcome in outcomes:
                 if outcome.delivery_id in rows:
                     _apply(session, clock, rows[outcome.delivery_id], outcome, stats)
+            _release_slots(session, clock, stats)
 
 
 def _chunks(items: Sequence[Outgoing], size: int) -> list[Sequence[Outgoing]]:
@@ -199,7 +204,7 @@ def _apply(session: Session, clock: Clock, delivery: Delivery, outcome: Outcome,
         delivery.status = DeliveryStatus.SUPPRESSED
         delivery.reason = outcome.reason or SuppressionReason.PROVIDER_REJECTED
         delivery.error = (outcome.error or "")[:500] or None
-        _give_back(session, clock, delivery)
+        _give_back(session, clock, delivery, stats)
         stats.rejected += 1
     else:
         _fail(session, clock, delivery, outcome.reason or "failed", outcome.error or "", stats)
@@ -207,16 +212,32 @@ def _apply(session: Session, clock: Clock, delivery: Delivery, outcome: Outcome,
 
 def _fail(session: Session, clock: Clock, delivery: Delivery, reason: str, error: str, stats: SendStats) -> None:
     delivery.status, delivery.reason, delivery.error = DeliveryStatus.FAILED, reason[:30], error[:500] or None
-    _give_back(session, clock, delivery)
+    _give_back(session, clock, delivery, stats)
     stats.failed += 1
 
 
-def _give_back(session: Session, clock: Clock, delivery: Delivery) -> None:
-    if delivery.channel:
-        config = admission.load_config(session, delivery.workspace_id)
+def _give_back(session: Session, clock: Clock, delivery: Delivery, stats: SendStats) -> None:
+    if delivery.channel and delivery.slot_at is not None:
+        stats.releases.append(delivery)
+
+
+def _release_slots(session: Session, clock: Clock, stats: SendStats) -> None:
+    configs: dict[int, admission.policy.PolicyConfig] = {}
+    for delivery in sorted(stats.releases, key=lambda d: d.customer_id):
+        if delivery.workspace_id not in configs:
+            configs[delivery.workspace_id] = admission.load_config(session, delivery.workspace_id)
+        assert delivery.channel is not None and delivery.slot_at is not None
         admission.give_back(
-            session, delivery.workspace_id, config, delivery.customer_id, delivery.channel, delivery.not_before, clock
+            session,
+            delivery.workspace_id,
+            configs[delivery.workspace_id],
+            delivery.customer_id,
+            delivery.channel,
+            delivery.slot_at,
+            clock,
         )
+        delivery.slot_at = None  # given back once
+    stats.releases.clear()
 
 
 def _render(

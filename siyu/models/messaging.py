@@ -171,6 +171,9 @@ class Delivery(WorkspaceScoped, Base):
     attempts: Mapped[int] = mapped_column(default=0)
     not_before: Mapped[datetime]
     """Earliest send time: the broadcast's time, or the end of quiet hours when held."""
+    slot_at: Mapped[datetime | None]
+    """The send time whose cap slots this delivery took (None: it took none — suppressed, holdout or
+    transactional); giving slots back uses it, not `not_before`, which retries move."""
     claimed_at: Mapped[datetime | None]
     provider_message_id: Mapped[str | None] = mapped_column(String(100))
     planned_at: Mapped[datetime]

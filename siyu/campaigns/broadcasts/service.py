@@ -280,14 +280,15 @@ def cancel_queued(session: Session, broadcast: Broadcast, clock: Clock) -> int:
     config = admission.load_config(session, broadcast.workspace_id)
     for delivery in rows:
         delivery.status, delivery.reason = DeliveryStatus.SUPPRESSED, "cancelled"
-        if delivery.channel:
+        if delivery.channel and delivery.slot_at is not None:
             admission.give_back(
                 session,
                 broadcast.workspace_id,
                 config,
                 delivery.customer_id,
                 delivery.channel,
-                delivery.not_before,
+                delivery.slot_at,
                 clock,
             )
+            delivery.slot_at = None
     return len(rows)
