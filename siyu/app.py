@@ -170,6 +170,7 @@ def create_app(
     from siyu.messaging.api import router as messaging_api
     from siyu.messaging.callbacks_api import router as messaging_callbacks
     from siyu.messaging.public import router as messaging_public
+    from siyu.messaging.transactional_api import router as transactional_api
     from siyu.org.api import router as org_api
     from siyu.segments.api import router as segments_api
     from siyu.shortlinks.api import router as shortlinks_api
