@@ -198,6 +198,7 @@ def create_app(
         journeys_api,
         calendars_api,
         messaging_callbacks,
+        transactional_api,
         livecodes_public,
         shortlinks_public,
         messaging_public,
