@@ -3,7 +3,7 @@
 The key comes from `SIYU_CREDENTIALS_KEY` (a Fernet key) or, when unset, is derived from the
 installation's secret key, so a copied database alone does not reveal a provider password.
 Rotating: set the new key in `SIYU_CREDENTIALS_KEY` and keep the old one first in
-`SIYU_CREDENTIALS_OLD_KEYS` (comma-separated) until `siyu channels rekey` has re-encrypted.
+`SIYU_CREDENTIALS_OLD_KEYS` (comma-separated) until `siyu touch rekey` has re-encrypted.
 """
 
 from __future__ import annotations
@@ -14,10 +14,13 @@ import json
 from typing import Any
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from siyu.config import Settings
 from siyu.db import get_database
 from siyu.kit.errors import InvalidInput
+from siyu.models import ChannelAccount
 
 
 def _fernet(settings: Settings) -> MultiFernet:
@@ -55,3 +58,23 @@ def decrypt_credentials(token: str | None, settings: Settings | None = None) -> 
 def rotate(token: str, settings: Settings | None = None) -> str:
     """Re-encrypt a token under the current (first) key."""
     return _fernet(settings or get_database().settings).rotate(token.encode()).decode()
+
+
+def rekey_all(session: Session) -> int:
+    """Re-encrypt every channel account's credentials under the current key (after a rotation:
+    new key in `SIYU_CREDENTIALS_KEY`, old one in `SIYU_CREDENTIALS_OLD_KEYS`); returns how many."""
+    count = 0
+    rows = session.scalars(
+        select(ChannelAccount).where(ChannelAccount.credentials_encrypted.is_not(None)).with_for_update()
+    ).all()
+    for account in rows:
+        assert account.credentials_encrypted is not None
+        try:
+            account.credentials_encrypted = rotate(account.credentials_encrypted)
+        except InvalidToken as exc:
+            raise InvalidInput(
+                f"credentials of channel account {account.id} cannot be decrypted with any configured key",
+                details={"field": "credentials", "channel_account_id": account.id},
+            ) from exc
+        count += 1
+    return count
