@@ -98,7 +98,11 @@ def _check_references(session: Session, actor: Actor, data: BroadcastIn) -> None
         except InvalidInput as exc:
             raise InvalidInput(
                 f"content {item.name!r}: {exc.message}",
-                details={"field": f"variants.{index}.content_id", **exc.details},
+                details={
+                    **exc.details,
+                    "template_field": exc.details.get("field"),
+                    "field": f"variants.{index}.content_id",
+                },
             ) from exc
         for account in accounts.values():
             kinds = adapter_for(account).capabilities.content_kinds
