@@ -1,0 +1,421 @@
+"""WeCom (企业微信) customer and group mass messages through wechatpy's enterprise client.
+
+A mass message is a *task* for a staff member: `externalcontact/add_msg_template` creates it and
+the staff member confirms it in the WeCom app; only then do customers receive it. So a send here
+means "task created" (Delivery `sent`), and `siyu.messaging.tasks` polls
+`externalcontact/get_groupmsg_send_result` to learn per customer whether it arrived.
+
+Group posts (for group calendars)::
+
+    send_group_post(account, credentials, staff_userid, message, clock, *, chat_ids=None) -> GroupPost
+
+`account` is a `wecom_group` (or `wecom_customer`) ChannelAccount, `credentials` its decrypted
+credentials ({"corp_id", "secret"}), `message` a rendered message as `content.render` builds it
+({"kind", "text", "link"?, "title"?, "description"?, "media_url"?, "miniprogram"?}) and `chat_ids`
+the group chat ids to post in (None: every group the staff member owns). It never raises for a
+provider error: `GroupPost.kind` is an `OutcomeKind` (SENT, RETRY or FAILED), `GroupPost.msgid`
+the WeCom msgid on success, `reason`/`error` the short code and text otherwise.
+
+Settings: `api_base_url` (default https://qyapi.weixin.qq.com/cgi-bin/, tests point it at a fake
+server), `timeout_s` (default 10). Credentials: `corp_id`, `secret` (the customer-contact secret or
+a self-built app's secret with customer-contact rights).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import requests
+from wechatpy.enterprise import WeChatClient
+from wechatpy.exceptions import WeChatClientException
+from wechatpy.session import SessionStorage
+
+from siyu.kit.clock import Clock
+from siyu.kit.errors import InvalidInput
+from siyu.messaging.adapters.base import Capabilities, Needs, Outcome, OutcomeKind, Outgoing, SendContext
+from siyu.models import ChannelAccount, ConsentChannel, ContentKind
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_BASE_URL = "https://qyapi.weixin.qq.com/cgi-bin/"
+MAX_RECIPIENTS = 10_000
+"""`add_msg_template` takes at most 10,000 external user ids per call."""
+RETRY_CODES = frozenset({-1, 45009, 45033})
+"""System busy, API frequency limit, concurrency limit: try again later."""
+TOKEN_CODES = frozenset({40001, 40014, 42001})
+"""Bad or expired access token: wechatpy fetches a new one and repeats the call once."""
+RESULT_STATUS = {0: "pending", 1: "delivered", 2: "not_friend", 3: "platform_capped"}
+"""`get_groupmsg_send_result` status: 0 not yet sent by the staff member, 1 sent, 2 not a friend
+(any more), 3 the customer already received another mass message (the platform's cap)."""
+_MAX_TOKEN_FETCHES = 2
+_MEDIA_LIMIT = 2 * 1024 * 1024
+
+
+class _TokenStore(SessionStorage):
+    """Access tokens shared by every client of the process (keyed by base URL, corp and a hash of
+    the secret): they are valid for two hours and WeCom limits how often they may be fetched.
+    Unlike wechatpy's MemoryStorage, entries expire."""
+
+    def __init__(self) -> None:
+        self._data: dict[str, tuple[Any, float]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, key: str, default: Any = None) -> Any:
+        with self._lock:
+            value, expires = self._data.get(key, (default, float("inf")))
+            if time.monotonic() >= expires:
+                del self._data[key]
+                return default
+            return value
+
+    def set(self, key: str, value: Any, ttl: float | None = None) -> None:
+        if value is not None:
+            with self._lock:
+                self._data[key] = (value, time.monotonic() + ttl if ttl else float("inf"))
+
+    def delete(self, key: str) -> None:
+        with self._lock:
+            self._data.pop(key, None)
+
+
+_TOKENS = _TokenStore()
+
+
+class _Client(WeChatClient):
+    """wechatpy's client with an overridable base URL (also for `gettoken`, which wechatpy
+    hard-codes), a timeout on the token fetch and a bound on token refreshes per client."""
+
+    def __init__(self, corp_id: str, secret: str, base_url: str, timeout: float) -> None:
+        super().__init__(corp_id, secret, session=_TOKENS, timeout=timeout)
+        self.API_BASE_URL = base_url if base_url.endswith("/") else base_url + "/"
+        self._fetches = 0
+
+    @property
+    def access_token_key(self) -> str:
+        digest = hashlib.sha256(f"{self.API_BASE_URL}|{self.corp_id}|{self.secret}".encode()).hexdigest()[:24]
+        return f"wecom_{digest}_access_token"
+
+    @property
+    def access_token(self) -> str:
+        token = self.session.get(self.access_token_key)
+        return str(token) if token else str(self.fetch_access_token()["access_token"])
+
+    def fetch_access_token(self) -> dict[str, Any]:
+        self._fetches += 1
+        if self._fetches > _MAX_TOKEN_FETCHES:
+            # wechatpy retries a call after every refresh; a server that keeps rejecting fresh
+            # tokens would recurse for ever.
+            raise WeChatClientException(42001, "access token rejected after refresh", client=self)
+        response = self._http.get(
+            self.API_BASE_URL + "gettoken",
+            params={"corpid": self.corp_id, "corpsecret": self.secret},
+            timeout=self.timeout,
+        )
+        try:
+            response.raise_for_status()
+        except requests.RequestException as exc:
+            raise WeChatClientException(None, None, client=self, request=exc.request, response=exc.response) from exc
+        result: dict[str, Any] = response.json()
+        if int(result.get("errcode") or 0) != 0:
+            raise WeChatClientException(int(result["errcode"]), result.get("errmsg"), client=self, response=response)
+        expires_in = int(result.get("expires_in") or 7200)
+        # Refresh a little early so a token never expires between the check and the call.
+        self.session.set(self.access_token_key, result["access_token"], max(expires_in - 300, 60))
+        self.expires_at = int(time.time()) + expires_in
+        return result
+
+
+def _client(settings: Mapping[str, Any], credentials: Mapping[str, Any]) -> _Client:
+    return _Client(
+        str(credentials.get("corp_id") or ""),
+        str(credentials.get("secret") or ""),
+        str(settings.get("api_base_url") or DEFAULT_BASE_URL),
+        float(settings.get("timeout_s") or 10),
+    )
+
+
+@dataclass(frozen=True)
+class _Failure:
+    kind: OutcomeKind
+    reason: str
+    error: str
+
+
+def _classify(exc: Exception) -> _Failure:
+    """Map a transport or API error to RETRY (try later) or FAILED (this will not work)."""
+    if isinstance(exc, requests.Timeout):
+        return _Failure(OutcomeKind.RETRY, "timeout", str(exc)[:500])
+    if isinstance(exc, requests.ConnectionError):
+        return _Failure(OutcomeKind.RETRY, "connection_error", str(exc)[:500])
+    if isinstance(exc, WeChatClientException):
+        if exc.errcode is None:
+            status = exc.response.status_code if exc.response is not None else 0
+            kind = OutcomeKind.RETRY if status >= 500 or status in (0, 408, 429) else OutcomeKind.FAILED
+            return _Failure(kind, f"http_{status}", f"HTTP {status}")
+        code = int(exc.errcode)
+        kind = OutcomeKind.RETRY if code in RETRY_CODES else OutcomeKind.FAILED
+        return _Failure(kind, f"wecom_{code}"[:30], f"{code}: {exc.errmsg}"[:500])
+    if isinstance(exc, urllib.error.HTTPError):  # fetching an image to upload
+        kind = OutcomeKind.RETRY if exc.code >= 500 or exc.code in (408, 429) else OutcomeKind.FAILED
+        return _Failure(kind, f"media_http_{exc.code}", str(exc)[:500])
+    if isinstance(exc, requests.RequestException | ValueError | OSError):
+        return _Failure(OutcomeKind.RETRY, "bad_response", str(exc)[:500])
+    # Anything else is a bug on our side; failing (not retrying) never sends a message twice.
+    logger.exception("unexpected adapter error")
+    return _Failure(OutcomeKind.FAILED, "adapter_error", repr(exc)[:500])
+
+
+def _upload_image(client: _Client, url: str, cache: dict[str, str]) -> str:
+    """A temporary media id for an image URL (mini-program covers must be uploaded media)."""
+    if url not in cache:
+        with urllib.request.urlopen(url, timeout=client.timeout) as response:
+            data = response.read(_MEDIA_LIMIT + 1)
+        if len(data) > _MEDIA_LIMIT:
+            raise ValueError(f"image larger than 2 MB: {url}")
+        name = url.rsplit("/", 1)[-1].split("?")[0] or "cover.jpg"
+        result = client.post("media/upload", params={"type": "image"}, files={"media": (name, data)})
+        cache[url] = str(result["media_id"])
+    return cache[url]
+
+
+def message_body(client: _Client, message: Mapping[str, Any], media: dict[str, str]) -> dict[str, Any]:
+    """The text and attachment of `add_msg_template` for a rendered message."""
+    body: dict[str, Any] = {}
+    if message.get("text"):
+        body["text"] = {"content": str(message["text"])}
+    kind = message.get("kind", ContentKind.TEXT)
+    attachment: dict[str, Any] | None = None
+    if kind == ContentKind.IMAGE and message.get("media_url"):
+        attachment = {"msgtype": "image", "image": {"pic_url": message["media_url"]}}
+    elif kind == ContentKind.LINK and message.get("link"):
+        link = {"title": message.get("title") or message.get("text", "")[:40], "url": message["link"]}
+        if message.get("media_url"):
+            link["picurl"] = message["media_url"]
+        if message.get("description"):
+            link["desc"] = message["description"]
+        attachment = {"msgtype": "link", "link": link}
+    elif kind == ContentKind.MINIPROGRAM and message.get("miniprogram"):
+        program = message["miniprogram"]
+        card: dict[str, Any] = {
+            "title": message.get("title") or "",
+            "appid": program.get("appid", ""),
+            "page": program.get("page", ""),
+        }
+        if message.get("media_url"):
+            card["pic_media_id"] = _upload_image(client, str(message["media_url"]), media)
+        attachment = {"msgtype": "miniprogram", "miniprogram": card}
+    if attachment is not None:
+        body["attachments"] = [attachment]
+    return body
+
+
+def _message_key(message: Mapping[str, Any]) -> tuple[Any, ...]:
+    """Recipients whose rendered messages are identical share one call; personalised text
+    (a name, a per-recipient link) makes one call per recipient."""
+    return tuple(
+        (k, repr(message.get(k))) for k in ("kind", "text", "link", "title", "description", "media_url", "miniprogram")
+    )
+
+
+def _check(settings: Mapping[str, Any], credentials: Mapping[str, Any]) -> _Client:
+    base_url = str(settings.get("api_base_url") or DEFAULT_BASE_URL)
+    if not base_url.startswith(("http://", "https://")):
+        raise InvalidInput("api_base_url must be an http(s) URL", details={"field": "settings.api_base_url"})
+    for name in ("corp_id", "secret"):
+        if not str(credentials.get(name) or "").strip():
+            raise InvalidInput(f"{name} is required", details={"field": f"credentials.{name}"})
+    client = _client(settings, credentials)
+    try:
+        client.fetch_access_token()
+    except WeChatClientException as exc:
+        if exc.errcode in (40013, 40089):  # invalid corp id
+            field, text = "credentials.corp_id", f"WeCom rejected the corp id ({exc.errcode})"
+        elif exc.errcode is not None:
+            field, text = "credentials.secret", f"WeCom rejected the secret ({exc.errcode})"
+        else:
+            field, text = "settings.api_base_url", "WeCom did not answer; check api_base_url"
+        raise InvalidInput(text, details={"field": field}) from exc
+    except requests.RequestException as exc:
+        raise InvalidInput(f"WeCom did not answer: {exc}", details={"field": "settings.api_base_url"}) from exc
+    return client
+
+
+class WecomCustomerAdapter:
+    """Customer mass messages (群发助手): one `add_msg_template` per staff member and message."""
+
+    def __init__(self, settings: Mapping[str, Any]) -> None:
+        self.settings = dict(settings)
+        self.capabilities = Capabilities(
+            max_batch=MAX_RECIPIENTS,
+            content_kinds=frozenset(ContentKind),
+            needs=Needs.WECOM_FRIEND,
+            consent_channel=ConsentChannel.WECOM,
+        )
+
+    def check(self, context: SendContext) -> None:
+        _check(self.settings, context.credentials)
+
+    def send(self, context: SendContext, batch: Sequence[Outgoing]) -> list[Outcome]:
+        client = _client(self.settings, context.credentials)
+        media: dict[str, str] = {}
+        outcomes: list[Outcome] = []
+        groups: dict[tuple[str, tuple[Any, ...]], list[Outgoing]] = defaultdict(list)
+        for item in batch:
+            if not item.staff_userid or not item.address:
+                outcomes.append(
+                    Outcome(item.delivery_id, OutcomeKind.FAILED, reason="no_wecom_sender", error="no staff or user id")
+                )
+                continue
+            groups[(item.staff_userid, _message_key(item.message))].append(item)
+        for (sender, _key), items in groups.items():
+            for start in range(0, len(items), MAX_RECIPIENTS):
+                outcomes += self._send_one(client, sender, items[start : start + MAX_RECIPIENTS], media)
+        return outcomes
+
+    def _send_one(self, client: _Client, sender: str, items: list[Outgoing], media: dict[str, str]) -> list[Outcome]:
+        try:
+            template = {
+                "chat_type": "single",
+                "external_userid": [i.address for i in items],
+                "sender": sender,
+                **message_body(client, items[0].message, media),
+            }
+            result = client.post("externalcontact/add_msg_template", data=template)
+        except Exception as exc:
+            failure = _classify(exc)
+            return [Outcome(i.delivery_id, failure.kind, reason=failure.reason, error=failure.error) for i in items]
+        msgid = str(result.get("msgid") or "")
+        refused = {str(x) for x in result.get("fail_list") or []}
+        return [
+            Outcome(i.delivery_id, OutcomeKind.FAILED, reason="wecom_fail_list", error="WeCom cannot send to this user")
+            if i.address in refused
+            else Outcome(i.delivery_id, OutcomeKind.SENT, provider_message_id=f"{msgid}:{i.address}")
+            for i in items
+        ]
+
+
+@dataclass(frozen=True)
+class GroupPost:
+    """What became of a group post: SENT with the msgid, or RETRY/FAILED with a reason."""
+
+    kind: OutcomeKind
+    msgid: str | None = None
+    reason: str | None = None
+    error: str | None = None
+
+
+def post_to_groups(
+    settings: Mapping[str, Any],
+    credentials: Mapping[str, Any],
+    staff_userid: str,
+    message: Mapping[str, Any],
+    *,
+    chat_ids: Sequence[str] | None = None,
+) -> GroupPost:
+    """One `add_msg_template` with chat_type "group" from one staff member."""
+    client = _client(settings, credentials)
+    try:
+        template: dict[str, Any] = {"chat_type": "group", "sender": staff_userid, **message_body(client, message, {})}
+        if chat_ids:
+            template["chat_id_list"] = list(chat_ids)
+        result = client.post("externalcontact/add_msg_template", data=template)
+    except Exception as exc:
+        failure = _classify(exc)
+        return GroupPost(failure.kind, reason=failure.reason, error=failure.error)
+    return GroupPost(OutcomeKind.SENT, msgid=str(result.get("msgid") or ""))
+
+
+def send_group_post(
+    account: ChannelAccount,
+    credentials: Mapping[str, Any],
+    staff_userid: str,
+    message: Mapping[str, Any],
+    clock: Clock,
+    *,
+    chat_ids: Sequence[str] | None = None,
+) -> GroupPost:
+    """Post `message` to the community groups of `staff_userid` (see the module docstring)."""
+    del clock  # the post is a task for the staff member; WeCom stamps the time it goes out
+    return post_to_groups(dict(account.settings or {}), credentials, staff_userid, message, chat_ids=chat_ids)
+
+
+class WecomGroupAdapter:
+    """Customer-group mass messages: `Outgoing.address` is a group chat id (or None for all the
+    sender's groups); items with the same sender and message share one call."""
+
+    def __init__(self, settings: Mapping[str, Any]) -> None:
+        self.settings = dict(settings)
+        self.capabilities = Capabilities(
+            max_batch=2000,
+            content_kinds=frozenset(ContentKind),
+            needs=Needs.NOTHING,
+            consent_channel=None,
+            group_messages=True,
+        )
+
+    def check(self, context: SendContext) -> None:
+        _check(self.settings, context.credentials)
+
+    def send(self, context: SendContext, batch: Sequence[Outgoing]) -> list[Outcome]:
+        groups: dict[tuple[str, tuple[Any, ...]], list[Outgoing]] = defaultdict(list)
+        outcomes: list[Outcome] = []
+        for item in batch:
+            if not item.staff_userid:
+                outcomes.append(
+                    Outcome(item.delivery_id, OutcomeKind.FAILED, reason="no_wecom_sender", error="no staff user id")
+                )
+                continue
+            groups[(item.staff_userid, _message_key(item.message))].append(item)
+        for (sender, _key), items in groups.items():
+            chat_ids = [i.address for i in items if i.address]
+            post = post_to_groups(
+                self.settings, context.credentials, sender, items[0].message, chat_ids=chat_ids or None
+            )
+            for i in items:
+                provider_id = f"{post.msgid}:{i.address or sender}" if post.msgid else None
+                outcomes.append(
+                    Outcome(
+                        i.delivery_id, post.kind, provider_message_id=provider_id, reason=post.reason, error=post.error
+                    )
+                )
+        return outcomes
+
+
+def group_send_result(
+    settings: Mapping[str, Any], credentials: Mapping[str, Any], msgid: str, userid: str
+) -> dict[str, tuple[int, int | None]]:
+    """{external_userid: (status, send_time)} for one staff member's part of a mass message,
+    following `next_cursor` through every page. Raises the client's errors (the caller retries
+    on its next run)."""
+    client = _client(settings, credentials)
+    results: dict[str, tuple[int, int | None]] = {}
+    cursor = ""
+    while True:
+        data: dict[str, Any] = {"msgid": msgid, "userid": userid, "limit": 1000}
+        if cursor:
+            data["cursor"] = cursor
+        page = client.post("externalcontact/get_groupmsg_send_result", data=data)
+        for row in page.get("send_list") or []:
+            external = row.get("external_userid")
+            if external:
+                results[str(external)] = (int(row.get("status") or 0), row.get("send_time"))
+        cursor = str(page.get("next_cursor") or "")
+        if not cursor:
+            return results
+
+
+def build_customer(settings: dict[str, Any]) -> WecomCustomerAdapter:
+    return WecomCustomerAdapter(settings)
+
+
+def build_group(settings: dict[str, Any]) -> WecomGroupAdapter:
+    return WecomGroupAdapter(settings)
