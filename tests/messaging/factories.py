@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from siyu.campaigns.broadcasts.schemas import BroadcastIn
+from siyu.campaigns.broadcasts.schemas import BroadcastIn, VariantIn
 from siyu.campaigns.broadcasts.service import create_broadcast
 from siyu.kit.clock import Clock
 from siyu.messaging.crypto import encrypt_credentials
@@ -98,7 +98,7 @@ def make_broadcast(
         name=values.pop("name", f"群发{next(_seq)}"),
         segment_id=segment_id,
         channel_account_ids=[a.id for a in accounts],
-        variants=[{"key": chr(ord("A") + i), "content_id": c.id, "weight": 50} for i, c in enumerate(contents)],
+        variants=[VariantIn(key=chr(ord("A") + i), content_id=c.id, weight=50) for i, c in enumerate(contents)],
         **values,
     )
     return create_broadcast(db, actor=actor_for(workspace), data=data, clock=clock)
