@@ -164,6 +164,7 @@ def demo(
 ) -> None:
     """Build a realistic demo brand (once) and start the console."""
     from siyu.demo.builder import DEMO_EMAIL, DEMO_PASSWORD, build_demo
+    from siyu.demo.touch import build_touch
 
     database = _migrated()
     with Progress(
@@ -177,7 +178,12 @@ def demo(
         built = build_demo(
             database, customers=customers, clock=system_clock, progress=lambda done: bar.update(task, completed=done)
         )
-    if not built:
+    if built:
+        # After the brand's own transaction: broadcasts are planned and sent through the real
+        # dispatch, which commits batch by batch.
+        with console.status("touch: broadcasts, journeys, calendars"):
+            build_touch(database, clock=system_clock)
+    else:
         console.print("demo brand already present; keeping it")
     console.print(
         f"\n  console:  [bold]http://{host}:{port}[/bold]\n  login:    [bold]{DEMO_EMAIL}[/bold]"
