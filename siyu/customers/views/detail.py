@@ -17,6 +17,7 @@ from siyu.customers.service.definitions import identity_types
 from siyu.kit.errors import DomainError, InvalidInput
 from siyu.kit.ids import MAX_ID, parse_id
 from siyu.kit.phone import display_phone
+from siyu.messaging.service.outbox import deliveries_of_customer
 from siyu.models import ConsentChannel, ConsentStatus, Gender, LifecycleStage
 from siyu.org.service import list_staff
 from siyu.web.deps import ConsoleCtx, Ctx, IdPath
@@ -55,6 +56,7 @@ def detail_context(ctx: Ctx, customer_id: IdPath, *, events_cursor: str | None =
         "events": events.items,
         "events_next": f"/customers/{customer.id}?events_cursor={events.next_cursor}" if events.next_cursor else None,
         "merges": merge.merges_of(ctx.session, actor=ctx.actor, customer_id=customer.id),
+        "deliveries": deliveries_of_customer(ctx.session, ctx.actor, customer.id, limit=20),
         "staff": staff,
         "staff_names": {s.id: s.name for s in staff},
         "stages": [str(s) for s in LifecycleStage],
