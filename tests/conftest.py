@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from hypothesis import settings as hypothesis_settings
 from sqlalchemy import Connection, Engine, make_url, text
 from sqlalchemy.orm import Session
 
@@ -20,6 +21,10 @@ from siyu.kit.clock import FrozenClock
 from siyu.migrate import upgrade
 
 PG_URL = os.environ.get("SIYU_TEST_DATABASE_URL")
+# No per-example deadline: CI machines run two cores under load, and a slow first example (a
+# cold cache, a database round trip) is not a failure. Property tests bound their own sizes.
+hypothesis_settings.register_profile("siyu", deadline=None)
+hypothesis_settings.load_profile("siyu")
 BACKENDS = ["sqlite"] + (["postgresql"] if PG_URL else [])
 NOW = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)
 
