@@ -12,15 +12,82 @@ from collections.abc import Callable, Mapping, Sequence
 from functools import lru_cache
 from typing import Any
 
-from jinja2 import StrictUndefined, TemplateSyntaxError, UndefinedError, meta
-from jinja2.sandbox import SandboxedEnvironment, SecurityError
+from jinja2 import StrictUndefined, TemplateSyntaxError, UndefinedError, meta, nodes
+from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
 from sqlalchemy.orm import Session
 
 from siyu.kit.errors import InvalidInput
 from siyu.models import ContentItem, Customer
 
-_env = SandboxedEnvironment(undefined=StrictUndefined, autoescape=False, trim_blocks=True)
+MAX_OUTPUT = 20_000
+"""Longest rendered field, in characters: a message, not a document."""
+_MAX_OPERAND = 10_000
+_FORBIDDEN = (nodes.For, nodes.Macro, nodes.CallBlock, nodes.Import, nodes.FromImport, nodes.Include, nodes.Extends)
+"""Loops, macros and includes: personalisation needs variables, filters and `if`, and loops are how
+a template burns a sender's CPU."""
+
+
+class _MessageEnvironment(ImmutableSandboxedEnvironment):
+    """The sandbox, immutable (no `list.append` tricks), with `*` and `**` bounded so
+    `{{ 'a' * 10**9 }}` cannot allocate gigabytes."""
+
+    intercepted_binops = frozenset({"*", "**", "%"})
+
+    def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
+        if operator == "%":
+            if isinstance(left, str):  # printf-style widths ("%0999999999d") allocate at will
+                raise SecurityError("use filters instead of % formatting")
+            return left % right
+        for operand in (left, right):
+            if isinstance(operand, int | float) and abs(operand) > _MAX_OPERAND:
+                raise SecurityError(f"numbers above {_MAX_OPERAND} are not allowed with {operator}")
+        if operator == "**":
+            return left**right
+        result = left * right
+        if isinstance(result, str | list | tuple) and len(result) > MAX_OUTPUT:
+            raise SecurityError("the result is too long")
+        return result
+
+
+_env = _MessageEnvironment(undefined=StrictUndefined, autoescape=False, trim_blocks=True)
+_env.globals.clear()  # no range(), lipsum(), dict(), cycler()…
+_SAFE_FILTERS = {
+    "default",
+    "d",
+    "upper",
+    "lower",
+    "title",
+    "capitalize",
+    "trim",
+    "truncate",
+    "replace",
+    "round",
+    "int",
+    "float",
+    "string",
+    "length",
+    "first",
+    "last",
+    "abs",
+    "striptags",
+    "urlencode",
+}
+"""Filters that cannot be asked to allocate (no center, indent, wordwrap, format)."""
+_env.filters = {name: f for name, f in _env.filters.items() if name in _SAFE_FILTERS}
 TEMPLATE_FIELDS = ("subject", "body", "title", "description")
+SAMPLE_VALUES = {
+    "name": "王芳",
+    "city": "上海",
+    "tier": "金卡会员",
+    "points": "1280",
+    "link": "https://example.com/s/sample",
+    "coupon_code": "SAMPLE-2026",
+    "staff_name": "小林",
+    "brand": "品牌",
+    "unsubscribe_url": "https://example.com/u/sample",
+}
+"""What `check_content` renders a template with, so a template that fails for everyone (a
+division by zero, a number added to text) is refused on save, not at send time."""
 
 VariableLoader = Callable[[Session, int, Sequence[Customer]], dict[int, Any]]
 _loaders: dict[str, VariableLoader] = {}
@@ -60,17 +127,28 @@ def known_variables() -> set[str]:
 
 @lru_cache(maxsize=512)
 def _compile(source: str) -> Any:
+    """The compiled template, after the loop/macro check (cached: a send renders thousands)."""
+    variables_in(source)
     return _env.from_string(source)
 
 
 def variables_in(source: str) -> set[str]:
-    """The variables a template refers to; a syntax error is a 422 naming the line."""
+    """The variables a template refers to; a syntax error or a loop is a 422 naming the line."""
     try:
-        return set(meta.find_undeclared_variables(_env.parse(source)))
+        tree = _env.parse(source)
     except TemplateSyntaxError as exc:
         raise InvalidInput(
             f"template syntax error on line {exc.lineno}: {exc.message}", details={"line": exc.lineno}
         ) from exc
+    for node in tree.find_all(_FORBIDDEN):
+        raise InvalidInput(
+            f"line {node.lineno}: loops, macros and includes are not allowed in message templates",
+            details={"line": node.lineno},
+        )
+    try:
+        return set(meta.find_undeclared_variables(tree))
+    except TemplateSyntaxError as exc:  # an unknown filter or test
+        raise InvalidInput(f"template error on line {exc.lineno}: {exc.message}", details={"line": exc.lineno}) from exc
 
 
 def check_content(content: ContentItem | Mapping[str, Any]) -> set[str]:
@@ -91,6 +169,13 @@ def check_content(content: ContentItem | Mapping[str, Any]) -> set[str]:
                 details={"field": field, "variable": unknown[0]},
             )
         used |= found
+    for field in TEMPLATE_FIELDS:
+        source = content.get(field) if isinstance(content, Mapping) else getattr(content, field)
+        if source:
+            try:
+                _render_text(source, SAMPLE_VALUES)
+            except RenderError as exc:
+                raise InvalidInput(f"{field}: {exc} (with sample values)", details={"field": field}) from exc
     link_url = content.get("link_url") if isinstance(content, Mapping) else content.link_url
     if "link" in used and not link_url:
         raise InvalidInput(
@@ -124,6 +209,24 @@ class RenderError(Exception):
     """A variable did not resolve for this recipient, or the sandbox stopped the template."""
 
 
+def _render_text(source: str, variables: Mapping[str, Any]) -> str:
+    """Render one template; every way it can fail is a `RenderError` (never an exception that
+    would abort a whole send batch)."""
+    try:
+        text = str(_compile(source).render(**variables))
+    except InvalidInput as exc:
+        raise RenderError(exc.message) from exc
+    except UndefinedError as exc:
+        raise RenderError(str(exc.message)) from exc
+    except SecurityError as exc:
+        raise RenderError(f"not allowed in a template: {exc}") from exc
+    except Exception as exc:  # ZeroDivisionError, TypeError, OverflowError… from operator templates
+        raise RenderError(f"{type(exc).__name__}: {exc}"[:300]) from exc
+    if len(text) > MAX_OUTPUT:
+        raise RenderError(f"renders to {len(text)} characters; at most {MAX_OUTPUT}")
+    return text
+
+
 def render(content: ContentItem, variables: Mapping[str, Any]) -> dict[str, Any]:
     """The message for one recipient: templates rendered, attachment fields copied."""
     message: dict[str, Any] = {"kind": str(content.kind)}
@@ -132,11 +235,9 @@ def render(content: ContentItem, variables: Mapping[str, Any]) -> dict[str, Any]
         if not source:
             continue
         try:
-            message[field if field != "body" else "text"] = _compile(source).render(**variables)
-        except UndefinedError as exc:
-            raise RenderError(f"{field}: {exc.message}") from exc
-        except SecurityError as exc:
-            raise RenderError(f"{field}: not allowed in a template: {exc}") from exc
+            message[field if field != "body" else "text"] = _render_text(source, variables)
+        except RenderError as exc:
+            raise RenderError(f"{field}: {exc}") from exc
     if content.link_url:
         message["link"] = variables.get("link", content.link_url)
     if content.media_url:
