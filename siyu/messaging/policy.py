@@ -149,17 +149,13 @@ def release(config: PolicyConfig, counts: dict[str, Any], channel: str, not_befo
 
 def prune(counts: dict[str, Any], recent: dict[str, Any], now: datetime, config: PolicyConfig) -> None:
     """Drop counters of periods that ended and content older than the dedup window (keeps rows small)."""
-    keys = period_keys(now.astimezone(config.tz))
-    current = {keys["day"][1:], keys["week"][1:], keys["month"][1:]}
+    current = {key[0]: key for key in period_keys(now.astimezone(config.tz)).values()}
     for key in list(counts):
-        # Only past periods go: a key for a future day (a held send) stays.
-        if key[1:] not in current and key[1:] < _key_floor(key[0], keys):
+        # Keys of one kind sort by date ("d2026-11-23", "w2026-48", "m2026-11"); only past periods
+        # of the same kind go — a key for a future day (a held send) stays.
+        if key[:1] in current and key < current[key[:1]]:
             del counts[key]
     horizon = now - timedelta(days=max(config.dedup_days, 0))
     for content_hash, at in list(recent.items()):
         if datetime.fromisoformat(at) <= horizon:
             del recent[content_hash]
-
-
-def _key_floor(kind: str, keys: dict[str, str]) -> str:
-    return {"d": keys["day"], "w": keys["week"], "m": keys["month"]}.get(kind, "")[1:]

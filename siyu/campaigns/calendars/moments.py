@@ -14,6 +14,7 @@ Likes and comments are typed in by the operator; WeCom reporting will fill them 
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -43,6 +44,8 @@ from siyu.kit.sql import insert_or_ignore
 from siyu.messaging import content
 from siyu.models import ContentItem, MomentPost, Persona, Slot, Staff, StaffTask, TouchPolicy, Workspace
 from siyu.workspaces.scope import bind_workspace
+
+logger = logging.getLogger(__name__)
 
 DEFAULT_MARKETING_SHARE = 20
 PLANNED, PUBLISHED, FAILED = "planned", "published", "failed"
@@ -267,7 +270,9 @@ def publish_post(session: Session, post_id: int, clock: Clock) -> str | None:
         if item is None or item.archived_at is not None:
             raise content.RenderError("the content was archived")
         message = content.render(item, shared_variables(item, brand=brand, staff_name=staff.name if staff else None))
-    except content.RenderError:
+    except content.RenderError as exc:
+        # The post has no error column: the reason goes to the log, and the sweep goes on with the others.
+        logger.warning("moment post %s cannot be published: %s", post.id, exc)
         post.status = FAILED
         session.flush()
         return FAILED

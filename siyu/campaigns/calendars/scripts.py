@@ -48,7 +48,8 @@ def _title(value: str) -> str:
 
 
 def check_body(body: str) -> set[str]:
-    """The variables a script uses; bad syntax or an unknown variable is a 422 naming `body`."""
+    """The variables a script uses; bad syntax, an unknown variable or a template that cannot render
+    (with sample values) is a 422 naming `body`."""
     if not body.strip():
         raise InvalidInput("the script is empty", details={"field": "body"})
     try:
@@ -61,6 +62,10 @@ def check_body(body: str) -> set[str]:
             f"unknown variable {unknown[0]!r} (known: {', '.join(sorted(content.known_variables()))})",
             details={"field": "body", "variable": unknown[0]},
         )
+    try:  # a template that fails for any recipient (`{{ 1/0 }}`) is refused now, not at preview
+        render_text(body, {**content.SAMPLE_VALUES, **PREVIEW_CONTEXT})
+    except content.RenderError as exc:
+        raise InvalidInput(f"the script cannot be rendered: {exc}", details={"field": "body"}) from exc
     return found
 
 
@@ -178,7 +183,8 @@ def delete_script(session: Session, *, actor: Actor, script_id: int, clock: Cloc
 
 
 def render_text(body: str, variables: dict[str, Any]) -> str:
-    """A script body rendered with `variables` (raises `content.RenderError` for one that is missing)."""
+    """A script body rendered with `variables`; any template failure (a missing variable, `{{ 1/0 }}`…)
+    raises `content.RenderError`."""
     message = content.render(ContentItem(kind=ContentKind.TEXT, body=body), variables)
     return str(message.get("text", ""))
 

@@ -4,7 +4,8 @@
 and it is safe to run in several processes at once and to kill at any point:
 
 - Enrolment happens per journey in batches, each in one transaction that locks the journey row,
-  inserts enrolments (insert-or-ignore on the entry key) and moves the watermark.
+  inserts enrolments (insert-or-ignore on the entry key) and moves the watermark over rows old
+  enough that no lower id can still commit (see `triggers`).
 - Each due enrolment advances in its own transaction: the enrolment row is locked (SKIP LOCKED
   on PostgreSQL, so two workers share the queue), and for every step the `JourneyStepRun` row is
   inserted first — its unique (enrolment, step) key is the guard — then the action runs, then the
@@ -69,6 +70,7 @@ def run_journeys(database: Database, clock: Clock, *, batch_size: int = BATCH_SI
 def enrol_journey(database: Database, workspace_id: int, journey_id: int, clock: Clock, *, batch_size: int) -> int:
     """Enrol from one journey's trigger until its source is drained (or the batch budget is spent)."""
     enrolled = 0
+    after: int | None = None  # this sweep's read position; the stored watermark trails behind it
     for _ in range(MAX_ENROL_BATCHES):
         with database.transaction() as session:
             bind_workspace(session, workspace_id)
@@ -77,7 +79,7 @@ def enrol_journey(database: Database, workspace_id: int, journey_id: int, clock:
                 return enrolled
             if journey.trigger["type"] in DAILY_TRIGGERS:
                 return enrolled + enrol_daily(session, journey, clock)
-            read, added = enrol_from_source(session, journey, clock, batch_size=batch_size)
+            read, added, after = enrol_from_source(session, journey, clock, batch_size=batch_size, after=after)
             enrolled += added
         if read < batch_size:
             return enrolled

@@ -21,8 +21,10 @@ from siyu.auth.permissions import Actor, Scope
 from siyu.kit.clock import Clock
 from siyu.kit.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from siyu.kit.pagination import MAX_PAGE_SIZE, Page, decode_id_cursor, encode_cursor
+from siyu.messaging import admission
 from siyu.models import (
     Delivery,
+    DeliveryStatus,
     EnrolmentStatus,
     Journey,
     JourneyEnrolment,
@@ -185,7 +187,8 @@ def pause_journey(session: Session, *, actor: Actor, journey_id: int, clock: Clo
 
 
 def archive_journey(session: Session, *, actor: Actor, journey_id: int, clock: Clock) -> Journey:
-    """End the journey for good: its active enrolments exit with reason "archived"."""
+    """End the journey for good: its active enrolments exit with reason "archived" and its queued
+    deliveries are suppressed ("cancelled"), their cap slots given back."""
     journey = _transition(
         session,
         actor,
@@ -200,8 +203,36 @@ def archive_journey(session: Session, *, actor: Actor, journey_id: int, clock: C
         .values(status=EnrolmentStatus.EXITED, exit_reason="archived", finished_at=clock.now(), next_run_at=None),
         execution_options={"synchronize_session": False},
     )
+    _cancel_queued(session, journey, clock)
     session.flush()
     return journey
+
+
+def _cancel_queued(session: Session, journey: Journey, clock: Clock) -> None:
+    """Suppress the journey's deliveries not sent yet (e.g. held by quiet hours) and give their cap
+    slots back: an archived journey sends nothing more.
+
+    Customer id order, like every touch-state lock, so this never deadlocks with a planner."""
+    queued = session.scalars(
+        select(Delivery)
+        .where(
+            Delivery.workspace_id == journey.workspace_id,
+            Delivery.source == "journey",
+            Delivery.source_id == journey.id,
+            Delivery.status == DeliveryStatus.QUEUED,
+        )
+        .order_by(Delivery.customer_id, Delivery.id)
+        .with_for_update()
+    ).all()
+    if not queued:
+        return
+    config = admission.load_config(session, journey.workspace_id)
+    for delivery in queued:
+        if delivery.slot_at is not None and delivery.channel is not None:
+            admission.give_back(
+                session, journey.workspace_id, config, delivery.customer_id, delivery.channel, delivery.slot_at, clock
+            )
+        delivery.status, delivery.reason, delivery.slot_at = DeliveryStatus.SUPPRESSED, "cancelled", None
 
 
 # --- enrolments and results -----------------------------------------------------------------------

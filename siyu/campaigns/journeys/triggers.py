@@ -1,8 +1,12 @@
 """Enrolment: turning trigger rows into journey entries, exactly once.
 
-Event-like triggers read their source table in id order after the journey's `watermark` and move
-the watermark forward in the same transaction as the enrolments they insert; the journey row is
-locked for that transaction, so two ticks never enrol from the same rows. Daily triggers
+Event-like triggers read their source table in id order above the journey's `watermark`, skipping
+rows that already have (or no longer may have) an enrolment, in the same transaction as the
+enrolments they insert; the journey row is locked for that transaction, so two ticks never enrol
+from the same rows. Ids are not commit order: on PostgreSQL a transaction holding a lower id can
+commit after a higher one was read. So the watermark is only an optimisation that trails the
+rows' recorded times: it moves past a row only once it was recorded more than `WATERMARK_LAG` ago
+(by then every row with a lower id has committed), and everything above it is read again each tick. Daily triggers
 (birthday, inactive) keep the brand-local date they last ran as the watermark (yyyymmdd) and use
 date-based entry keys. Inserts are insert-or-ignore on (journey, customer, entry key): a batch
 replayed after a crash enrols nobody twice.
@@ -16,7 +20,7 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, exists, extract, func, or_, select
+from sqlalchemy import String, and_, cast, exists, extract, func, literal, or_, select
 from sqlalchemy.orm import Session, aliased
 
 from siyu.kit.clock import Clock, as_utc
@@ -40,6 +44,14 @@ INACTIVE_LOOKBACK_DAYS = 7
 """Inactive customers are enrolled when their last event crossed the threshold within this many
 days: a week of scheduler downtime loses nobody, and long-dormant customers are not swept in
 again every day."""
+
+
+SETTLE = timedelta(hours=24)
+"""Longest a source row's transaction may stay open (recorded time to commit), clock skew included."""
+WATERMARK_LAG = 2 * SETTLE
+"""The watermark passes a row recorded before now − lag: its id was allocated within SETTLE of its
+recorded time, and any transaction still open now began after now − SETTLE, so every id it holds
+is higher."""
 
 
 @dataclass
@@ -111,6 +123,45 @@ def source_query(journey: Journey) -> Any:
             .order_by(Order.id)
         )
     return None
+
+
+def recorded_column(journey: Journey) -> Any:
+    """When a source row was written (not a business time): what the watermark lag is measured on."""
+    kind = journey.trigger["type"]
+    if kind in ("relationship_added", "group_joined"):
+        return CustomerEvent.recorded_at
+    if kind == "tag_added":
+        return CustomerTag.assigned_at
+    if kind == "segment_entered":
+        return SegmentMembershipEvent.occurred_at
+    return Order.created_at
+
+
+KEY_PREFIX = {
+    "relationship_added": "event:",
+    "group_joined": "event:",
+    "tag_added": "tag:",
+    "segment_entered": "segment:",
+    "first_order": "order:",
+    "product_ordered": "order:",
+}
+
+
+def _not_enrolled(journey: Journey, id_column: Any, customer_column: Any) -> Any:
+    """Rows still to decide: no enrolment from this row, and none that settles it.
+
+    Without re-entry any enrolment of the customer settles it. With re-entry a row is settled by an
+    entry that was still running when the row was recorded (or started later): re-entry is only
+    after the previous entry ended, and the row is not deferred until it does."""
+    entry_key = literal(KEY_PREFIX[journey.trigger["type"]]).concat(cast(id_column, String))
+    mine = and_(JourneyEnrolment.journey_id == journey.id, JourneyEnrolment.customer_id == customer_column)
+    if not journey.reentry:
+        return ~exists().where(mine)
+    recorded = recorded_column(journey)
+    return and_(
+        ~exists().where(mine, JourneyEnrolment.entry_key == entry_key),
+        ~exists().where(mine, or_(JourneyEnrolment.finished_at.is_(None), JourneyEnrolment.finished_at > recorded)),
+    )
 
 
 def high_water(session: Session, journey: Journey) -> int:
@@ -199,19 +250,34 @@ def enrol(session: Session, journey: Journey, candidates: Sequence[Candidate], c
     return inserted
 
 
-def enrol_from_source(session: Session, journey: Journey, clock: Clock, *, batch_size: int) -> tuple[int, int]:
-    """One batch of an event-like trigger; returns (rows read, enrolled). Moves the watermark."""
+def enrol_from_source(
+    session: Session, journey: Journey, clock: Clock, *, batch_size: int, after: int | None = None
+) -> tuple[int, int, int]:
+    """One batch of an event-like trigger: rows above `after` (default: the watermark) not yet
+    enrolled; returns (rows read, enrolled, last id read — the next batch's `after`).
+
+    Re-reading is harmless (the entry key is unique and settled rows are filtered out), so the
+    watermark may trail far behind; it moves only over rows recorded before now − WATERMARK_LAG,
+    and only up to what this batch covered (or to the end when the source is drained)."""
     statement = source_query(journey)
     if statement is None:
-        return 0, 0
+        return 0, 0, 0
     id_column = statement.selected_columns[0]
-    rows = session.execute(statement.where(id_column > journey.watermark).limit(batch_size)).all()
-    if not rows:
-        return 0, 0
+    customer_column = statement.selected_columns[1]
+    start = max(journey.watermark, after or 0)
+    rows = session.execute(
+        statement.where(id_column > start, _not_enrolled(journey, id_column, customer_column)).limit(batch_size)
+    ).all()
     candidates = [c for row in rows if (c := _candidate(journey, row)) is not None]
     enrolled = enrol(session, journey, candidates, clock)
-    journey.watermark = int(rows[-1][0])
-    return len(rows), enrolled
+    last = int(rows[-1][0]) if rows else start
+    settled = statement.where(id_column > journey.watermark, recorded_column(journey) < clock.now() - WATERMARK_LAG)
+    if len(rows) == batch_size:
+        settled = settled.where(id_column <= last)  # rows above this batch were not read yet
+    safe = session.scalar(settled.with_only_columns(func.max(id_column)).order_by(None))
+    if safe is not None and int(safe) > journey.watermark:
+        journey.watermark = int(safe)
+    return len(rows), enrolled, last
 
 
 def local_day_key(day: date) -> int:

@@ -11,7 +11,7 @@ from siyu.customers.service.tags import assign_tag
 from siyu.customers.service.timeline import add_relationship
 from siyu.db import Database
 from siyu.kit.clock import FrozenClock
-from siyu.models import Customer, SegmentMembershipEvent, Workspace
+from siyu.models import Customer, CustomerEvent, SegmentMembershipEvent, Workspace
 from tests.campaigns.journeys.factories import enrolments_of, make_journey
 from tests.factories import actor_for, make_customer, make_staff, make_tag, make_workspace
 from tests.segments.factories import make_event, make_sale, make_segment
@@ -195,3 +195,82 @@ def test_reentry_rules(db: Session, database: Database, clock: FrozenClock) -> N
     # then only the re-entry journey enrolled them again
     assert [s for _c, _k, s in _entries(db, once)] == ["completed"]
     assert [s for _c, _k, s in _entries(db, again)] == ["completed", "active"]
+
+
+def _event_with_id(db: Session, customer: Customer, event_id: int, recorded_at: datetime) -> None:
+    """A group-joined event with a chosen id: how a transaction that took its id early and
+    committed late looks to the next tick."""
+    db.add(
+        CustomerEvent(
+            id=event_id,
+            workspace_id=customer.workspace_id,
+            customer_id=customer.id,
+            type="group.joined",
+            occurred_at=recorded_at,
+            properties={},
+            source="test",
+            idempotency_key=f"late-{event_id}",
+            recorded_at=recorded_at,
+        )
+    )
+    db.commit()
+
+
+def test_a_lower_id_committed_after_a_higher_one_was_read_still_enrols_once(
+    db: Session, database: Database, clock: FrozenClock
+) -> None:
+    # given an active group-joined journey and three customers
+    workspace = make_workspace(db, clock=clock)
+    journey = make_journey(db, workspace=workspace, clock=clock, trigger={"type": "group_joined"}, steps=WAIT)
+    early, late, later = (_customer(db, workspace, clock, n) for n in ("王芳", "李雷", "韩梅"))
+    base = journey.watermark + 1_000_000  # far above the sequence, so no ordinary insert collides
+    started = clock.now()
+    # when a tick reads id base+20 while a transaction holding id base+10 (begun earlier) is still open
+    clock.advance(timedelta(minutes=30))
+    _event_with_id(db, early, base + 20, clock.now())
+    clock.advance(timedelta(minutes=30))
+    assert run_journeys(database, clock)["enrolled"] == 1
+    # and that transaction commits afterwards, with a time recorded before the tick
+    _event_with_id(db, late, base + 10, started + timedelta(minutes=10))
+    clock.advance(timedelta(minutes=30))
+    result = run_journeys(database, clock)
+    # then the next tick enrols it
+    assert result["enrolled"] == 1
+    assert sorted(_entries(db, journey)) == sorted(
+        [(early.id, f"event:{base + 20}", "active"), (late.id, f"event:{base + 10}", "active")]
+    )
+    # and re-running, now and after the rows settle, never enrols anyone twice
+    assert run_journeys(database, clock)["enrolled"] == 0
+    clock.advance(timedelta(hours=49))
+    _event_with_id(db, later, base + 30, clock.now())
+    assert run_journeys(database, clock)["enrolled"] == 1
+    assert run_journeys(database, clock)["enrolled"] == 0
+    assert len(_entries(db, journey)) == 3
+    # and the watermark moved past the settled rows only, never past the fresh one
+    db.expire_all()
+    assert journey.watermark == base + 20
+
+
+def test_the_watermark_waits_for_rows_recorded_within_the_lag(
+    db: Session, database: Database, clock: FrozenClock
+) -> None:
+    # given an active journey and an event recorded just now
+    workspace = make_workspace(db, clock=clock)
+    journey = make_journey(db, workspace=workspace, clock=clock, trigger={"type": "group_joined"}, steps=WAIT)
+    start = journey.watermark
+    customer = _customer(db, workspace, clock, "王芳")
+    _event_with_id(db, customer, start + 2_000_000, clock.now())
+    # when ticks run now and 47 hours later
+    run_journeys(database, clock)
+    clock.advance(timedelta(hours=47))
+    run_journeys(database, clock)
+    # then the watermark has not moved (a lower id could still commit)
+    db.expire_all()
+    assert journey.watermark == start
+    # when the row is older than the lag (48 h)
+    clock.advance(timedelta(hours=2))
+    run_journeys(database, clock)
+    # then the watermark passes it, and the customer was enrolled exactly once
+    db.expire_all()
+    assert journey.watermark == start + 2_000_000
+    assert [(c, k) for c, k, _s in _entries(db, journey)] == [(customer.id, f"event:{start + 2_000_000}")]
