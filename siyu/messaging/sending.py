@@ -15,7 +15,7 @@ import logging
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import or_, select, update
@@ -25,17 +25,22 @@ from siyu.auth.permissions import Actor
 from siyu.db import Database, get_database
 from siyu.kit.clock import Clock
 from siyu.kit.errors import DomainError
-from siyu.messaging import admission, content
+from siyu.messaging import admission, content, policy
 from siyu.messaging.adapters import adapter_for
 from siyu.messaging.adapters.base import Adapter, Outcome, OutcomeKind, Outgoing, SendContext
 from siyu.messaging.crypto import decrypt_credentials
 from siyu.messaging.unsubscribe import unsubscribe_token
 from siyu.models import (
+    Broadcast,
+    BroadcastStatus,
     ChannelAccount,
     ContentItem,
     Customer,
     Delivery,
     DeliveryStatus,
+    Journey,
+    JourneyStatus,
+    Priority,
     ShortLink,
     Staff,
     SuppressionReason,
@@ -46,6 +51,9 @@ from siyu.shortlinks.service import create_link
 
 logger = logging.getLogger(__name__)
 STALE_LEASE = timedelta(minutes=10)
+EXTERNAL_CHUNK = 50
+"""Items per heartbeat for providers called once per recipient (≤ 50 × their timeout ≪ the lease)."""
+BULK_BATCH = 1000
 """A delivery left in `sending` this long belongs to a sender that died."""
 
 
@@ -57,6 +65,7 @@ class SendStats:
     failed: int = 0
     rejected: int = 0
     releases: list[Delivery] = field(default_factory=list, repr=False)
+    configs: dict[int, policy.PolicyConfig] = field(default_factory=dict, repr=False)
     """Deliveries whose cap slots go back at the end of the transaction, in customer order (the
     lock order every writer of touch states uses, so senders and planners never deadlock)."""
 
@@ -79,6 +88,8 @@ class _Pending:
     adapter: Adapter
     credentials: dict[str, Any]
     items: list[Outgoing]
+    token: datetime
+    """The `claimed_at` this sender wrote: a row whose `claimed_at` differs was taken over."""
 
 
 def send_due(
@@ -91,6 +102,7 @@ def send_due(
     with database.transaction() as session:
         claimed = _claim(session, clock, limit, workspace_id)
         stats.claimed = len(claimed)
+        claimed = _drop_stopped(session, clock, claimed, stats)
         groups: dict[tuple[int, int | None], list[Delivery]] = defaultdict(list)
         for delivery in claimed:
             groups[(delivery.workspace_id, delivery.channel_account_id)].append(delivery)
@@ -106,11 +118,10 @@ def _claim(session: Session, clock: Clock, limit: int, workspace_id: int | None)
     query = select(Delivery).where(Delivery.status == DeliveryStatus.QUEUED, Delivery.not_before <= clock.now())
     if workspace_id is not None:
         query = query.where(Delivery.workspace_id == workspace_id)
-    query = (
-        query.order_by(Delivery.priority, Delivery.not_before, Delivery.id)
-        .limit(limit)
-        .with_for_update(skip_locked=True)
-    )
+    # Ordered by the send-queue index's own columns only: adding `id` made both databases read and
+    # sort every queued row sharing one `not_before` (a whole broadcast held to the same morning)
+    # for each claim of `limit` rows. Ties come in index order (SQLite: by id).
+    query = query.order_by(Delivery.priority, Delivery.not_before).limit(limit).with_for_update(skip_locked=True)
     return list(session.scalars(query.execution_options(siyu_unscoped=True)))
 
 
@@ -149,7 +160,43 @@ def _send_group(
     for item in items:
         delivery = by_id[item.delivery_id]
         delivery.status, delivery.claimed_at = DeliveryStatus.SENDING, now
-    return [_Pending(workspace_id, account.id, adapter, credentials, items)] if items else []
+    return [_Pending(workspace_id, account.id, adapter, credentials, items, now)] if items else []
+
+
+def _drop_stopped(session: Session, clock: Clock, claimed: list[Delivery], stats: SendStats) -> list[Delivery]:
+    """Suppress claimed deliveries of cancelled broadcasts and archived journeys (they may have
+    been queued for a later time, or come back from a retry, after the stop)."""
+    broadcast_ids = {d.source_id for d in claimed if d.source == "broadcast"}
+    journey_ids = {d.source_id for d in claimed if d.source == "journey"}
+    stopped: set[tuple[str, int]] = set()
+    if broadcast_ids:
+        stopped |= {
+            ("broadcast", i)
+            for i in session.scalars(
+                select(Broadcast.id)
+                .where(Broadcast.id.in_(broadcast_ids), Broadcast.status == BroadcastStatus.CANCELLED)
+                .execution_options(siyu_unscoped=True)
+            )
+        }
+    if journey_ids:
+        stopped |= {
+            ("journey", i)
+            for i in session.scalars(
+                select(Journey.id)
+                .where(Journey.id.in_(journey_ids), Journey.status == JourneyStatus.ARCHIVED)
+                .execution_options(siyu_unscoped=True)
+            )
+        }
+    if not stopped:
+        return claimed
+    kept = []
+    for delivery in claimed:
+        if (delivery.source, delivery.source_id) in stopped:
+            delivery.status, delivery.reason = DeliveryStatus.SUPPRESSED, "cancelled"
+            _give_back(session, clock, delivery, stats)
+        else:
+            kept.append(delivery)
+    return kept
 
 
 def _send_external(database: Database, clock: Clock, job: _Pending, stats: SendStats) -> None:
@@ -157,14 +204,25 @@ def _send_external(database: Database, clock: Clock, job: _Pending, stats: SendS
         account = session.get(ChannelAccount, job.account_id)
         assert account is not None
         session.expunge(account)
-    for chunk in _chunks(job.items, job.adapter.capabilities.max_batch):
+    size = job.adapter.capabilities.max_batch
+    # Per-recipient providers get small chunks so each heartbeat comes well within the lease;
+    # bulk APIs (WeCom: 10,000 ids in one call) keep their batch whole.
+    size = size if size >= BULK_BATCH else min(size, EXTERNAL_CHUNK)
+    for chunk in _chunks(job.items, size):
+        mine, token = _heartbeat(database, clock, job, chunk)
+        chunk = [item for item in chunk if item.delivery_id in mine]
+        if not chunk:
+            continue
         context = SendContext(session=None, clock=clock, account=account, credentials=job.credentials)  # type: ignore[arg-type]
         try:
             outcomes = job.adapter.send(context, chunk)
-        except Exception as exc:  # an adapter bug must not strand the batch in `sending`
+        except Exception as exc:
+            # An adapter bug: we cannot know which items already went out, so none is retried
+            # (a retry could send them twice); they fail with the reason and the log has the why.
             logger.exception("adapter raised", extra={"channel_account_id": job.account_id})
             outcomes = [
-                Outcome(i.delivery_id, OutcomeKind.RETRY, error=str(exc)[:500], reason="adapter_error") for i in chunk
+                Outcome(i.delivery_id, OutcomeKind.FAILED, error=type(exc).__name__, reason="adapter_error")
+                for i in chunk
             ]
         with database.transaction() as session:
             rows = {
@@ -172,7 +230,9 @@ def _send_external(database: Database, clock: Clock, job: _Pending, stats: SendS
                 for d in session.scalars(
                     select(Delivery)
                     .where(
-                        Delivery.id.in_([o.delivery_id for o in outcomes]), Delivery.status == DeliveryStatus.SENDING
+                        Delivery.id.in_([o.delivery_id for o in outcomes]),
+                        Delivery.status == DeliveryStatus.SENDING,
+                        Delivery.claimed_at == token,
                     )
                     .with_for_update()
                     .execution_options(siyu_unscoped=True)
@@ -182,6 +242,26 @@ def _send_external(database: Database, clock: Clock, job: _Pending, stats: SendS
                 if outcome.delivery_id in rows:
                     _apply(session, clock, rows[outcome.delivery_id], outcome, stats)
             _release_slots(session, clock, stats)
+
+
+def _heartbeat(database: Database, clock: Clock, job: _Pending, chunk: Sequence[Outgoing]) -> tuple[set[int], datetime]:
+    """Renew the claim on a chunk just before sending it; returns the ids still ours (a sweep may
+    have re-queued rows whose lease ran out while earlier chunks were slow) and the new token."""
+    token = clock.now()
+    with database.transaction() as session:
+        result = session.execute(
+            update(Delivery)
+            .where(
+                Delivery.id.in_([i.delivery_id for i in chunk]),
+                Delivery.status == DeliveryStatus.SENDING,
+                Delivery.claimed_at == job.token,
+            )
+            .values(claimed_at=token)
+            .returning(Delivery.id)
+            .execution_options(synchronize_session=False, siyu_unscoped=True)
+        )
+        mine = set(result.scalars())
+    return mine, token
 
 
 def _chunks(items: Sequence[Outgoing], size: int) -> list[Sequence[Outgoing]]:
@@ -197,17 +277,28 @@ def _apply(session: Session, clock: Clock, delivery: Delivery, outcome: Outcome,
         stats.sent += 1
     elif outcome.kind == OutcomeKind.RETRY and delivery.attempts < get_database().settings.send_max_attempts:
         delivery.status = DeliveryStatus.QUEUED
-        delivery.not_before = now + backoff(delivery.attempts)
-        delivery.reason, delivery.error = outcome.reason or "retry", (outcome.error or "")[:500] or None
+        delivery.not_before = _outside_quiet_hours(session, delivery, now + backoff(delivery.attempts), stats)
+        delivery.reason, delivery.error = (outcome.reason or "retry")[:30], (outcome.error or "")[:500] or None
         stats.retried += 1
     elif outcome.kind == OutcomeKind.REJECTED:
         delivery.status = DeliveryStatus.SUPPRESSED
-        delivery.reason = outcome.reason or SuppressionReason.PROVIDER_REJECTED
+        delivery.reason = (outcome.reason or SuppressionReason.PROVIDER_REJECTED)[:30]
         delivery.error = (outcome.error or "")[:500] or None
         _give_back(session, clock, delivery, stats)
         stats.rejected += 1
     else:
         _fail(session, clock, delivery, outcome.reason or "failed", outcome.error or "", stats)
+
+
+def _outside_quiet_hours(session: Session, delivery: Delivery, at: datetime, stats: SendStats) -> datetime:
+    """A retry time moved past quiet hours (transactional messages ignore them)."""
+    if delivery.priority == Priority.TRANSACTIONAL:
+        return at
+    if delivery.workspace_id not in stats.configs:
+        stats.configs[delivery.workspace_id] = admission.load_config(session, delivery.workspace_id)
+    config = stats.configs[delivery.workspace_id]
+    local = policy.quiet_hours_end(at.astimezone(config.tz), config.quiet_start, config.quiet_end)
+    return local.astimezone(at.tzinfo)
 
 
 def _fail(session: Session, clock: Clock, delivery: Delivery, reason: str, error: str, stats: SendStats) -> None:
@@ -274,14 +365,15 @@ def _render(
         select(Staff.id, Staff.name, Staff.wecom_user_id).where(Staff.id.in_(staff_ids))
     ):
         staff_names[staff_id], staff_userids[staff_id] = name, userid
-    by_content: dict[int, list[Delivery]] = defaultdict(list)
+    # Grouped by source too: each source's links hang under its own campaign link.
+    by_content: dict[tuple[str, int, int], list[Delivery]] = defaultdict(list)
     for delivery in deliveries:
         if delivery.content_id in contents and delivery.customer_id in customers:
-            by_content[delivery.content_id].append(delivery)
+            by_content[(delivery.source, delivery.source_id, delivery.content_id)].append(delivery)
         else:
             _fail(session, clock, delivery, "content_missing", "the content or the customer no longer exists", stats)
     items: list[Outgoing] = []
-    for content_id, group in by_content.items():
+    for (_source, _source_id, content_id), group in by_content.items():
         item = contents[content_id]
         try:
             names = content.check_content(item)
@@ -354,13 +446,31 @@ def _recipient_links(
 
 def requeue_stale(session: Session, clock: Clock, lease: timedelta = STALE_LEASE) -> int:
     """Send again what a dead sender left in `sending` (same idempotency key); returns how many."""
-    result = session.execute(
-        update(Delivery)
-        .where(
-            Delivery.status == DeliveryStatus.SENDING,
-            or_(Delivery.claimed_at.is_(None), Delivery.claimed_at < clock.now() - lease),
-        )
-        .values(status=DeliveryStatus.QUEUED, not_before=clock.now())
-        .execution_options(synchronize_session=False, siyu_unscoped=True)
-    )
-    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+    now = clock.now()
+    stale = or_(Delivery.claimed_at.is_(None), Delivery.claimed_at < now - lease)
+    workspaces = session.scalars(
+        select(Delivery.workspace_id)
+        .where(Delivery.status == DeliveryStatus.SENDING, stale)
+        .distinct()
+        .execution_options(siyu_unscoped=True)
+    ).all()
+    count = 0
+    for workspace_id in workspaces:
+        # Not at night: a requeued marketing send waits for the end of quiet hours like any other.
+        config = admission.load_config(session, workspace_id)
+        morning = policy.quiet_hours_end(now.astimezone(config.tz), config.quiet_start, config.quiet_end)
+        for transactional, at in ((True, now), (False, morning.astimezone(now.tzinfo))):
+            priority = Delivery.priority == Priority.TRANSACTIONAL
+            result = session.execute(
+                update(Delivery)
+                .where(
+                    Delivery.workspace_id == workspace_id,
+                    Delivery.status == DeliveryStatus.SENDING,
+                    stale,
+                    priority if transactional else ~priority,
+                )
+                .values(status=DeliveryStatus.QUEUED, not_before=at)
+                .execution_options(synchronize_session=False, siyu_unscoped=True)
+            )
+            count += int(result.rowcount or 0)  # type: ignore[attr-defined]
+    return count
