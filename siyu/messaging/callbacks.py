@@ -84,6 +84,7 @@ def record_status(session: Session, *, account: ChannelAccount, reports: Sequenc
     A report for an unknown message id is ignored; a report seen before changes nothing."""
     now = clock.now()
     recorded = 0
+    releases: list[Delivery] = []
     for report in reports:
         key = (report.callback_key or f"{report.provider_message_id}:{report.status}")[:200]
         seen = session.scalar(
@@ -125,14 +126,18 @@ def record_status(session: Session, *, account: ChannelAccount, reports: Sequenc
                 )
         except IntegrityError:
             continue
-        apply_report(session, delivery, report, clock)
+        apply_report(session, delivery, report, clock, releases)
         recorded += 1
+    give_back_slots(session, releases, clock)
     session.flush()
     return recorded
 
 
-def apply_report(session: Session, delivery: Delivery, report: StatusReport, clock: Clock) -> None:
-    """Move a delivery forward (sent → delivered → read) or to failed; never backwards."""
+def apply_report(
+    session: Session, delivery: Delivery, report: StatusReport, clock: Clock, releases: list[Delivery]
+) -> None:
+    """Move a delivery forward (sent → delivered → read) or to failed; never backwards. A failed
+    delivery joins `releases`, whose cap slots the caller gives back at the end."""
     at = as_utc(report.at) if report.at else clock.now()
     if report.status in ("delivered", "read"):
         if delivery.delivered_at is None:
@@ -144,13 +149,26 @@ def apply_report(session: Session, delivery: Delivery, report: StatusReport, clo
     elif report.status == "failed" and delivery.status in (DeliveryStatus.SENT, DeliveryStatus.SENDING):
         delivery.status, delivery.reason = DeliveryStatus.FAILED, "undelivered"
         delivery.error = (report.error or "")[:500] or None
-        give_back_slots(session, delivery, clock)
+        releases.append(delivery)
 
 
-def give_back_slots(session: Session, delivery: Delivery, clock: Clock) -> None:
-    """Return the cap slots of a delivery that never reached the customer."""
-    if delivery.channel:
-        config = admission.load_config(session, delivery.workspace_id)
+def give_back_slots(session: Session, deliveries: Sequence[Delivery], clock: Clock) -> None:
+    """Return the cap slots of deliveries that never reached their customers: the slots they
+    took (`slot_at`; none for transactional sends), once, in customer order (the lock order of
+    every touch-state writer)."""
+    configs: dict[int, admission.policy.PolicyConfig] = {}
+    for delivery in sorted(deliveries, key=lambda d: d.customer_id):
+        if not delivery.channel or delivery.slot_at is None:
+            continue
+        if delivery.workspace_id not in configs:
+            configs[delivery.workspace_id] = admission.load_config(session, delivery.workspace_id)
         admission.give_back(
-            session, delivery.workspace_id, config, delivery.customer_id, delivery.channel, delivery.not_before, clock
+            session,
+            delivery.workspace_id,
+            configs[delivery.workspace_id],
+            delivery.customer_id,
+            delivery.channel,
+            delivery.slot_at,
+            clock,
         )
+        delivery.slot_at = None

@@ -100,10 +100,11 @@ def _apply_results(
                     Delivery.provider_message_id.in_(ids[start : start + _SLICE]),
                     Delivery.status == DeliveryStatus.SENT,
                 )
-                .order_by(Delivery.id)
+                .order_by(Delivery.customer_id)  # the touch-state lock order
                 .with_for_update()
                 .execution_options(siyu_unscoped=True)
             ).all()
+            unreached: list[Delivery] = []
             for delivery in deliveries:
                 status, send_time = final[str(delivery.provider_message_id)]
                 if status == 1:
@@ -113,14 +114,15 @@ def _apply_results(
                 elif status == 2:
                     delivery.status, delivery.reason = DeliveryStatus.FAILED, "not_friend"
                     delivery.error = "the customer is no longer the staff member's friend"
-                    give_back_slots(session, delivery, clock)
+                    unreached.append(delivery)
                     totals["not_friend"] += 1
                 else:
                     delivery.status = DeliveryStatus.SUPPRESSED
                     delivery.reason = SuppressionReason.PLATFORM_CAPPED
                     delivery.error = "WeCom: the customer already received another mass message"
-                    give_back_slots(session, delivery, clock)
+                    unreached.append(delivery)
                     totals["platform_capped"] += 1
+            give_back_slots(session, unreached, clock)
 
 
 @job_actor(POLL_WECOM_KIND)

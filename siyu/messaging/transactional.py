@@ -44,6 +44,11 @@ def send_transactional(
     )
     if item is None or item.archived_at is not None:
         raise InvalidInput("unknown or archived content", details={"field": "content_id"})
+    if item.is_marketing:
+        # Transactional sends skip caps, quiet hours and unsubscribes: marketing must not ride them.
+        raise InvalidInput(
+            "marketing content cannot be sent as a transactional message", details={"field": "content_id"}
+        )
     templates.check_content(item)
     unknown = sorted(set(variables) - templates.known_variables())
     if unknown:
