@@ -80,8 +80,22 @@ def route(
                     )
                 )
             }
+    # Erased profiles (PIPL) stay in tags and static lists for aggregates; they are never sent to,
+    # whatever channel could still "reach" them.
+    erased: set[int] = set()
+    for chunk in _slices(ids):
+        erased |= set(
+            session.scalars(
+                select(Customer.id).where(
+                    Customer.workspace_id == workspace_id, Customer.id.in_(chunk), Customer.erased_at.is_not(None)
+                )
+            )
+        )
     result: dict[int, Route | SuppressionReason] = {}
     for cid in ids:
+        if cid in erased:
+            result[cid] = SuppressionReason.ERASED
+            continue
         outcome: Route | SuppressionReason = SuppressionReason.NO_CHANNEL
         for account in accounts:
             candidate = _reach(account, needs[account.id], cid, contacts, friends)

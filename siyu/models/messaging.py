@@ -122,6 +122,8 @@ class SuppressionReason(StrEnum):
     DUPLICATE = "duplicate"
     """The same content reached the customer within the dedup window."""
     GOAL_MET = "goal_met"
+    ERASED = "erased"
+    """The customer's data was erased on request (PIPL)."""
     PROVIDER_REJECTED = "provider_rejected"
     """The provider refused this recipient, e.g. WeCom "received another mass message"."""
 

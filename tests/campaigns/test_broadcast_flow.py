@@ -13,7 +13,7 @@ from siyu.campaigns.broadcasts.tasks import dispatch
 from siyu.customers.service.privacy import erase_customer
 from siyu.db import Database
 from siyu.kit.clock import FrozenClock
-from siyu.models import Broadcast, BroadcastStatus, Delivery, SandboxMessage
+from siyu.models import Broadcast, BroadcastStatus, Delivery, SandboxMessage, TouchState
 from tests.factories import actor_for, make_customer, make_workspace
 from tests.messaging.factories import make_account, make_broadcast, make_content, make_policy
 from tests.segments.factories import make_consent, make_segment
@@ -64,6 +64,7 @@ def test_erasing_a_customer_removes_their_messages_and_stops_queued_ones(
     workspace = make_workspace(db, clock=clock)
     actor = actor_for(workspace)
     first, second = (make_customer(db, actor=actor, clock=clock, name=n).customer for n in ("王芳", "李雷"))
+    make_policy(db, workspace=workspace, clock=clock)  # no caps: this test is about erasure
     segment = make_segment(db, workspace=workspace, clock=clock, members=[first.id, second.id])
     account = make_account(db, workspace=workspace, clock=clock)
     item = make_content(db, workspace=workspace, clock=clock)
@@ -93,3 +94,22 @@ def test_erasing_a_customer_removes_their_messages_and_stops_queued_ones(
     assert [m.customer_id for m in db.scalars(select(SandboxMessage))] == [second.id]
     rows = db.scalars(select(Delivery).where(Delivery.customer_id == first.id).order_by(Delivery.id)).all()
     assert [(r.status, r.reason, r.message) for r in rows] == [("sent", None, None), ("suppressed", "erased", None)]
+    assert db.get(TouchState, first.id) is None
+    # and a later broadcast to both suppresses the erased profile
+    third = make_broadcast(
+        db,
+        workspace=workspace,
+        clock=clock,
+        segment_id=segment.id,
+        accounts=[account],
+        contents=[make_content(db, workspace=workspace, clock=clock, body="周末见")],
+    )
+    submit_broadcast(db, actor=actor, broadcast_id=third.id, clock=clock)
+    db.commit()
+    dispatch(database, clock)
+    db.expire_all()
+    rows = db.scalars(select(Delivery).where(Delivery.source_id == third.id).order_by(Delivery.customer_id)).all()
+    assert {r.customer_id: (r.status, r.reason) for r in rows} == {
+        first.id: ("suppressed", "erased"),
+        second.id: ("sent", None),
+    }

@@ -26,6 +26,7 @@ from siyu.models import (
     DeliveryStatus,
     Identity,
     SandboxMessage,
+    TouchState,
 )
 
 
@@ -124,7 +125,7 @@ def erase_customer(session: Session, *, actor: Actor, customer_id: int, clock: C
     session.execute(
         update(Delivery)
         .where(Delivery.customer_id.in_(profile_ids), Delivery.status == DeliveryStatus.QUEUED)
-        .values(status=DeliveryStatus.SUPPRESSED, reason="erased"),
+        .values(status=DeliveryStatus.SUPPRESSED, reason="erased", slot_at=None),
         execution_options={"synchronize_session": False},
     )
     session.execute(
@@ -132,6 +133,8 @@ def erase_customer(session: Session, *, actor: Actor, customer_id: int, clock: C
         execution_options={"synchronize_session": False},
     )
     session.execute(delete(SandboxMessage).where(SandboxMessage.customer_id.in_(profile_ids)))
+    # Their frequency counters go too: an erased profile is never planned again (see messaging.reach).
+    session.execute(delete(TouchState).where(TouchState.customer_id.in_(profile_ids)))
     merges = session.scalars(
         select(CustomerMerge).where(
             CustomerMerge.workspace_id == actor.workspace_id,
