@@ -22,6 +22,15 @@ DEFAULT_PLATFORM_CAPS: dict[str, dict[str, int]] = {"wecom_customer": {"month": 
 rule has changed before, so it is a setting."""
 
 
+SMS = "sms"
+"""The scope of caps over every SMS provider together (Aliyun and Tencent count as one channel)."""
+
+
+def scopes_of(channel: str) -> tuple[str, ...]:
+    """The cap scopes a send on `channel` (an adapter kind) counts against."""
+    return (ALL, channel, SMS) if channel.startswith("sms_") else (ALL, channel)
+
+
 def period_keys(local: datetime) -> dict[str, str]:
     """The brand-calendar period keys a send at local time `local` falls in."""
     iso = local.isocalendar()
@@ -117,7 +126,7 @@ def decide(config: PolicyConfig, counts: dict[str, Any], recent: dict[str, Any],
     checks: list[tuple[str, str, int, SuppressionReason]] = []
     for period, limit in config.platform_caps.get(request.channel, {}).items():
         checks.append((keys[period], f"platform:{request.channel}", limit, SuppressionReason.PLATFORM_CAPPED))
-    for scope in (ALL, request.channel):
+    for scope in scopes_of(request.channel):
         for period, limit in config.caps.get(scope, {}).items():
             checks.append((keys[period], scope, limit, SuppressionReason.CAPPED))
     for key, scope, limit, reason in checks:
@@ -135,7 +144,7 @@ def release(config: PolicyConfig, counts: dict[str, Any], channel: str, not_befo
     """Give back the cap slots a delivery took (it failed or the provider refused it)."""
     keys = period_keys(not_before.astimezone(config.tz))
     scopes = [(p, f"platform:{channel}") for p in config.platform_caps.get(channel, {})]
-    scopes += [(p, s) for s in (ALL, channel) for p in config.caps.get(s, {})]
+    scopes += [(p, s) for s in scopes_of(channel) for p in config.caps.get(s, {})]
     for period, scope in scopes:
         key = keys[period]
         bucket = counts.get(key)

@@ -108,8 +108,11 @@ def _check_hhmm(value: str) -> str:
     return value
 
 
-CapScope = Literal["all", "sandbox", "wecom_customer", "wecom_group", "sms_aliyun", "sms_tencent", "email", "webhook"]
-"""Scopes of a cap: "all" (every channel together) or an adapter kind (`AdapterKind`'s values)."""
+CapScope = Literal[
+    "all", "sms", "sandbox", "wecom_customer", "wecom_group", "sms_aliyun", "sms_tencent", "email", "webhook"
+]
+"""Scopes of a cap: "all" (every channel together), "sms" (both SMS providers together) or an
+adapter kind (`AdapterKind`'s values)."""
 CapPeriod = Literal["day", "week", "month"]
 # Strict ints: "2" or 2.5 in a cap is a mistake worth naming, not something to coerce.
 CapLimit = Annotated[int, Field(strict=True, ge=1, le=10_000)]

@@ -17,6 +17,7 @@ from siyu.campaigns.broadcasts.tasks import dispatch
 from siyu.db import Database
 from siyu.kit.clock import FrozenClock
 from siyu.kit.errors import InvalidInput, PermissionDenied
+from siyu.messaging import admission, policy
 from siyu.messaging.planning import PlanSpec, Variant, plan_batch
 from siyu.models import Broadcast, Delivery, Priority, Role, SandboxMessage, TouchState, Workspace
 from tests.factories import actor_for, make_customer, make_workspace
@@ -314,3 +315,17 @@ def test_a_variable_that_does_not_resolve_fails_only_that_delivery(
     assert (rows[nameless.id].status, rows[nameless.id].reason) == ("failed", "unresolved_variable")
     assert rows[nameless.id].error == "body: 'name' is undefined"
     assert {s.customer_id: s.counts for s in db.scalars(select(TouchState))}[nameless.id] == {}  # slot given back
+
+
+def test_an_sms_cap_counts_both_providers_together(db: Session, clock: FrozenClock) -> None:
+    workspace, _ids = _pool(db, clock, 0)
+    make_policy(db, workspace=workspace, clock=clock, caps={"sms": {"week": 1}})
+    config = admission.load_config(db, workspace.id)
+    counts: dict[str, Any] = {}
+    requests = [
+        policy.Request(channel=kind, priority=int(Priority.MARKETING), send_at=clock.now(), content_hash=None)
+        for kind in ("sms_aliyun", "sms_tencent", "email")
+    ]
+    decisions = [policy.decide(config, counts, {}, r) for r in requests]
+    assert [(d.admitted, d.reason) for d in decisions] == [(True, None), (False, "capped"), (True, None)]
+    assert counts == {"w2026-48": {"sms": 1}}

@@ -431,7 +431,7 @@ def test_bad_policy_values_name_their_path(values: dict[str, Any], loc: tuple[st
 
 def test_cap_scopes_are_all_and_every_adapter_kind() -> None:
     # given the scopes a cap may name, then they are "all" and exactly the adapter kinds
-    assert set(get_args(CapScope)) == {"all"} | {str(k) for k in AdapterKind}
+    assert set(get_args(CapScope)) == {"all", "sms"} | {str(k) for k in AdapterKind}
 
 
 # --- outbox and deliveries --------------------------------------------------------------------------------
