@@ -19,7 +19,7 @@ from siyu.kit.clock import FrozenClock
 from siyu.kit.errors import InvalidInput, PermissionDenied
 from siyu.messaging import admission, policy
 from siyu.messaging.planning import PlanSpec, Variant, plan_batch
-from siyu.models import Broadcast, Delivery, Priority, Role, SandboxMessage, TouchState, Workspace
+from siyu.models import Broadcast, Delivery, Priority, Role, SandboxMessage, SegmentMember, TouchState, Workspace
 from tests.factories import actor_for, make_customer, make_workspace
 from tests.messaging.factories import make_account, make_broadcast, make_content, make_policy
 from tests.segments.factories import make_segment
@@ -329,3 +329,33 @@ def test_an_sms_cap_counts_both_providers_together(db: Session, clock: FrozenClo
     decisions = [policy.decide(config, counts, {}, r) for r in requests]
     assert [(d.admitted, d.reason) for d in decisions] == [(True, None), (False, "capped"), (True, None)]
     assert counts == {"w2026-48": {"sms": 1}}
+
+
+def test_a_scheduled_broadcast_whose_segment_grew_past_the_threshold_waits_for_approval(
+    db: Session, database: Database, clock: FrozenClock
+) -> None:
+    # given a broadcast of 2 submitted under a threshold of 2, whose static list then grows to 3
+    workspace, ids = _pool(db, clock, 3)
+    make_policy(db, workspace=workspace, clock=clock, approval_threshold=2)
+    segment = make_segment(db, workspace=workspace, clock=clock, members=ids[:2])
+    broadcast = make_broadcast(
+        db,
+        workspace=workspace,
+        clock=clock,
+        segment_id=segment.id,
+        accounts=[make_account(db, workspace=workspace, clock=clock)],
+        contents=[make_content(db, workspace=workspace, clock=clock)],
+        scheduled_at=datetime(2026, 11, 24, 12, 0, tzinfo=UTC),
+    )
+    operator = actor_for(workspace, role=Role.OPERATOR)
+    assert submit_broadcast(db, actor=operator, broadcast_id=broadcast.id, clock=clock).status == "scheduled"
+    db.add(SegmentMember(workspace_id=workspace.id, segment_id=segment.id, customer_id=ids[2], added_at=clock.now()))
+    db.commit()
+    # when its time comes
+    clock.set(datetime(2026, 11, 24, 12, 0, tzinfo=UTC))
+    dispatch(database, clock)
+    # then nothing is planned and it waits for an admin
+    db.expire_all()
+    waiting = db.get(Broadcast, broadcast.id)
+    assert waiting is not None and (waiting.status, waiting.audience_size) == ("pending_approval", 3)
+    assert _rows(db, broadcast) == []

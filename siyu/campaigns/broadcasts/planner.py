@@ -14,6 +14,7 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from siyu.campaigns.broadcasts.service import audience_size
 from siyu.db import Database
 from siyu.kit.clock import Clock
 from siyu.messaging import admission
@@ -74,6 +75,12 @@ def start_planning(database: Database, workspace_id: int, broadcast_id: int, clo
             return None
         if broadcast.status == BroadcastStatus.SCHEDULED:
             if broadcast.scheduled_at is not None and broadcast.scheduled_at > clock.now():
+                return None
+            # The segment may have grown since it was submitted (a scheduled send, an edited
+            # definition, a new upload): over the threshold without an approval, it waits for one.
+            size = audience_size(session, broadcast, clock)
+            if size > admission.approval_threshold(session, workspace_id) and broadcast.approved_at is None:
+                broadcast.status, broadcast.audience_size = BroadcastStatus.PENDING_APPROVAL, size
                 return None
             broadcast.status, broadcast.started_at = BroadcastStatus.PLANNING, clock.now()
         if broadcast.status != BroadcastStatus.PLANNING or broadcast.started_at is None:
