@@ -31,6 +31,7 @@ from siyu.messaging.adapters.base import Adapter, Outcome, OutcomeKind, Outgoing
 from siyu.messaging.crypto import decrypt_credentials
 from siyu.messaging.unsubscribe import unsubscribe_token
 from siyu.models import (
+    AdapterKind,
     Broadcast,
     BroadcastStatus,
     ChannelAccount,
@@ -383,7 +384,9 @@ def _render(
             continue
         group_customers = [customers[d.customer_id] for d in group]
         variables = content.load_variables(session, workspace_id, group_customers, names)
-        links = _recipient_links(session, clock, workspace_id, item, group) if item.link_url else {}
+        # A WeCom mass message is one text per staff member: everyone gets the campaign link.
+        shared = AdapterKind(account.kind) == AdapterKind.WECOM_CUSTOMER
+        links = _recipient_links(session, clock, workspace_id, item, group, shared=shared) if item.link_url else {}
         settings = get_database().settings
         base_url = settings.public_url.rstrip("/")
         secret = settings.session_secret()
@@ -420,9 +423,16 @@ def _render(
 
 
 def _recipient_links(
-    session: Session, clock: Clock, workspace_id: int, item: ContentItem, deliveries: list[Delivery]
+    session: Session,
+    clock: Clock,
+    workspace_id: int,
+    item: ContentItem,
+    deliveries: list[Delivery],
+    *,
+    shared: bool = False,
 ) -> dict[int, ShortLink]:
-    """Per-recipient short links under one campaign link per (source, content)."""
+    """Per-recipient short links under one campaign link per (source, content); with `shared`,
+    the campaign link itself for everyone."""
     actor = Actor.system(workspace_id, label="touch")
     first = deliveries[0]
     campaign = f"{first.source}:{first.source_id}:{item.id}"
@@ -439,6 +449,8 @@ def _recipient_links(
         parent = create_link(
             session, actor=actor, target_url=item.link_url, clock=clock, name=item.name[:100], campaign=campaign
         )
+    if shared:
+        return {d.customer_id: parent for d in deliveries}
     return links_for_recipients(
         session, actor=actor, link_id=parent.id, customer_ids=[d.customer_id for d in deliveries], clock=clock
     )

@@ -20,6 +20,7 @@ from siyu.kit.errors import Conflict, InvalidInput, NotFound
 from siyu.messaging import admission, content
 from siyu.messaging.adapters import adapter_for
 from siyu.models import (
+    AdapterKind,
     Broadcast,
     BroadcastStatus,
     ChannelAccount,
@@ -94,7 +95,7 @@ def _check_references(session: Session, actor: Actor, data: BroadcastIn) -> None
         if item is None or item.archived_at is not None:
             raise InvalidInput("unknown or archived content", details={"field": f"variants.{index}.content_id"})
         try:
-            content.check_content(item)
+            used = content.check_content(item)
         except InvalidInput as exc:
             raise InvalidInput(
                 f"content {item.name!r}: {exc.message}",
@@ -111,6 +112,31 @@ def _check_references(session: Session, actor: Actor, data: BroadcastIn) -> None
                     f"{account.name} cannot send {item.kind} content",
                     details={"field": f"variants.{index}.content_id"},
                 )
+        unresolvable = _unresolvable(used, list(accounts.values()))
+        if unresolvable:
+            variable, why = unresolvable
+            raise InvalidInput(
+                f"content {item.name!r}: {{{{ {variable} }}}} {why}",
+                details={"field": f"variants.{index}.content_id", "variable": variable},
+            )
+
+
+PER_CUSTOMER = {"name", "city", "tier", "points", "unsubscribe_url"}
+"""Variables whose value differs per customer (a WeCom mass message is one text per staff member)."""
+
+
+def _unresolvable(used: set[str], accounts: list[ChannelAccount]) -> tuple[str, str] | None:
+    """A variable this broadcast could not fill for some recipient, with the reason — so it is
+    refused now rather than failing every delivery at send time."""
+    if "coupon_code" in used:
+        return "coupon_code", "is filled by SOP steps and transactional sends that issue a coupon, not by broadcasts"
+    kinds = {AdapterKind(a.kind) for a in accounts}
+    if "staff_name" in used and not kinds <= {AdapterKind.WECOM_CUSTOMER}:
+        return "staff_name", "needs a WeCom sender; other channels have no staff member"
+    if AdapterKind.WECOM_CUSTOMER in kinds:
+        for variable in sorted(used & PER_CUSTOMER):
+            return variable, "differs per customer, but a WeCom mass message is one text per staff member"
+    return None
 
 
 def _values(data: BroadcastIn) -> dict[str, Any]:
