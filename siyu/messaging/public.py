@@ -75,8 +75,17 @@ def do_unsubscribe(request: Request, token: str) -> Response:
     clock: Clock = request.app.state.clock
     try:
         with database.transaction() as session:
-            unsubscribe(session, delivery_id=delivery_id, clock=clock)
+            channel = unsubscribe(session, delivery_id=delivery_id, clock=clock)
     except NotFound:
         return _invalid(request)
     locale, _ = _texts(request)
+    if channel is None:  # say so rather than pretend
+        return _page(
+            request,
+            locale,
+            title=_("无法在线退订"),
+            message=_("此消息的渠道不支持在线退订，请直接联系品牌。"),
+            form=False,
+            status_code=409,
+        )
     return _page(request, locale, title=_("已退订"), message=_("您已退订，不会再通过此渠道收到营销消息。"), form=False)

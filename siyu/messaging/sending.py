@@ -26,7 +26,7 @@ from siyu.db import Database, get_database
 from siyu.kit.clock import Clock
 from siyu.kit.errors import DomainError
 from siyu.messaging import admission, content, policy
-from siyu.messaging.adapters import adapter_for
+from siyu.messaging.adapters import adapter_for, consent_channel_of
 from siyu.messaging.adapters.base import Adapter, Outcome, OutcomeKind, Outgoing, SendContext
 from siyu.messaging.crypto import decrypt_credentials
 from siyu.messaging.unsubscribe import unsubscribe_token
@@ -390,6 +390,7 @@ def _render(
         settings = get_database().settings
         base_url = settings.public_url.rstrip("/")
         secret = settings.session_secret()
+        can_unsubscribe = consent_channel_of(AdapterKind(account.kind), dict(account.settings or {})) is not None
         for delivery in group:
             values: dict[str, Any] = dict(variables[delivery.customer_id])
             values.update((delivery.message or {}).get("vars", {}))
@@ -397,8 +398,10 @@ def _render(
                 values.setdefault("brand", workspace.name)
             if delivery.staff_id in staff_names:
                 values.setdefault("staff_name", staff_names[delivery.staff_id])
-            unsubscribe_url = f"{base_url}/u/{unsubscribe_token(delivery.id, secret)}"
-            values["unsubscribe_url"] = unsubscribe_url
+            # Only where there is a consent to withdraw; elsewhere {{ unsubscribe_url }} does not resolve.
+            unsubscribe_url = f"{base_url}/u/{unsubscribe_token(delivery.id, secret)}" if can_unsubscribe else None
+            if unsubscribe_url:
+                values["unsubscribe_url"] = unsubscribe_url
             link = links.get(delivery.customer_id)
             if link is not None:
                 values["link"] = f"{base_url}/s/{link.slug}"
@@ -408,7 +411,8 @@ def _render(
             except content.RenderError as exc:
                 _fail(session, clock, delivery, "unresolved_variable", str(exc), stats)
                 continue
-            message["unsubscribe_url"] = unsubscribe_url
+            if unsubscribe_url:
+                message["unsubscribe_url"] = unsubscribe_url
             delivery.message = message
             items.append(
                 Outgoing(

@@ -76,3 +76,27 @@ def test_tokens_round_trip_and_refuse_other_payloads() -> None:
 
     with pytest.raises(Exception, match="unknown unsubscribe link"):
         read_token(URLSafeSerializer("s", salt="siyu-unsubscribe").dumps("42"), "s")
+
+
+def test_a_channel_without_consent_says_it_cannot_unsubscribe(
+    db: Session, database: Database, clock: FrozenClock, client: TestClient
+) -> None:
+    # given a message on a sandbox that simulates no consent channel
+    workspace = make_workspace(db, clock=clock)
+    actor = actor_for(workspace)
+    customer = make_customer(db, actor=actor, clock=clock, name="王芳").customer
+    segment = make_segment(db, workspace=workspace, clock=clock, members=[customer.id])
+    account = make_account(db, workspace=workspace, clock=clock)
+    item = make_content(db, workspace=workspace, clock=clock, body="{{ name }}，新品到了")
+    broadcast = make_broadcast(
+        db, workspace=workspace, clock=clock, segment_id=segment.id, accounts=[account], contents=[item]
+    )
+    submit_broadcast(db, actor=actor, broadcast_id=broadcast.id, clock=clock)
+    db.commit()
+    dispatch(database, clock)
+    delivery = db.scalars(select(Delivery).where(Delivery.customer_id == customer.id)).one()
+    # then the message carries no unsubscribe link, and a forged-but-signed one is answered truthfully
+    assert delivery.message is not None and "unsubscribe_url" not in delivery.message
+    response = client.post(f"/u/{unsubscribe_token(delivery.id, 'test-secret')}")
+    assert response.status_code == 409 and "无法在线退订" in response.text
+    assert db.scalars(select(Unsubscribe)).all() == []
