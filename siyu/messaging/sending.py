@@ -27,7 +27,7 @@ from siyu.kit.clock import Clock
 from siyu.kit.errors import DomainError
 from siyu.messaging import admission, content, policy
 from siyu.messaging.adapters import adapter_for, consent_channel_of
-from siyu.messaging.adapters.base import Adapter, Outcome, OutcomeKind, Outgoing, SendContext
+from siyu.messaging.adapters.base import Adapter, Outcome, OutcomeKind, Outgoing, SendContext, unexpected_error
 from siyu.messaging.crypto import decrypt_credentials
 from siyu.messaging.unsubscribe import unsubscribe_token
 from siyu.models import (
@@ -220,7 +220,7 @@ def _send_external(database: Database, clock: Clock, job: _Pending, stats: SendS
         except Exception as exc:
             # An adapter bug: we cannot know which items already went out, so none is retried
             # (a retry could send them twice); they fail with the reason and the log has the why.
-            logger.exception("adapter raised", extra={"channel_account_id": job.account_id})
+            unexpected_error(logger, exc)  # logs the stack without secrets in the text
             outcomes = [
                 Outcome(i.delivery_id, OutcomeKind.FAILED, error=type(exc).__name__, reason="adapter_error")
                 for i in chunk

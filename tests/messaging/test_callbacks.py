@@ -235,3 +235,159 @@ def test_record_status_never_moves_backwards(db: Session, clock: FrozenClock) ->
     assert row is not None
     assert recorded == 2
     assert (row.status, row.read_at, row.delivered_at) == ("read", datetime(2026, 11, 23, 2, tzinfo=UTC), row.read_at)
+
+
+@pytest.mark.parametrize(
+    "timestamp",
+    [b"9" * 400, b"1" * 13, b"+1795399200", b"1_795_399_200", b" 1795399200", b"-1", b"", "١٧٩٥٣٩٩٢٠٠".encode()],
+)
+def test_a_hostile_timestamp_is_refused(db: Session, clock: FrozenClock, client: TestClient, timestamp: bytes) -> None:
+    # given a report whose timestamp is no 1–12 digit number (400 digits once overflowed a float)
+    _, account = _webhook(db, clock)
+    body = json.dumps({"reports": [{"id": "evt_1", "status": "delivered"}]}).encode()
+    signature = sign(SECRET, timestamp.decode("latin-1"), body)
+    # when it is posted
+    response = client.post(
+        f"/integrations/messaging/{account.id}/status",
+        content=body,
+        headers={"X-Siyu-Timestamp": timestamp, "X-Siyu-Signature": signature},
+    )
+    # then it is refused as untrusted, not a server error
+    assert (response.status_code, response.json()["error"]["code"]) == (401, "bad_signature")
+    assert _callbacks(db) == 0
+
+
+def test_a_non_ascii_signature_is_refused(db: Session, clock: FrozenClock, client: TestClient) -> None:
+    # given a report with a signature header compare_digest cannot take as text
+    _, account = _webhook(db, clock)
+    body = b'{"id": "evt_1", "status": "delivered"}'
+    headers = _signed(body, int(clock.now().timestamp())) | {"X-Siyu-Signature": "sha256=é".encode("latin-1")}
+    # when it is posted
+    response = client.post(f"/integrations/messaging/{account.id}/status", content=body, headers=headers)
+    # then it is refused
+    assert response.status_code == 401
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"\xc3\x28\xff",
+        b"[" * 100_000,
+        b'{"reports": {"id": "evt_1", "status": "read"}}',
+        b'"evt_1 read"',
+        b'{"reports": [{"id": 1' + b"0" * 5000 + b', "status": "read"}]}',
+    ],
+    ids=["not-utf8", "deep-nesting", "reports-not-a-list", "a-string", "5000-digit-number"],
+)
+def test_a_signed_body_that_cannot_be_read_is_refused(
+    db: Session, clock: FrozenClock, client: TestClient, body: bytes
+) -> None:
+    # given a correctly signed body that is not a report list
+    _, account = _webhook(db, clock)
+    # when it is posted
+    headers = _signed(body, int(clock.now().timestamp()))
+    response = client.post(f"/integrations/messaging/{account.id}/status", content=body, headers=headers)
+    # then it is refused and nothing is written
+    assert (response.status_code, response.json()["error"]["code"]) == (401, "bad_signature")
+    assert _callbacks(db) == 0
+
+
+def test_signed_rows_of_the_wrong_shape_are_skipped(db: Session, clock: FrozenClock, client: TestClient) -> None:
+    # given a sent delivery and a signed report list of rows with wrong types, NULs, lone
+    # surrogates, huge ids, and one good row with a time before year 1 in UTC and a hostile error
+    workspace, account = _webhook(db, clock)
+    (delivery,) = _sent(db, clock, workspace, account, ["evt_1"])
+    body = (
+        b'{"reports": ['
+        b'{"id": ["evt_1"], "status": "delivered"}, {"id": {"a": 1}, "status": "read"}, {"id": true, "status": "read"},'
+        b'{"id": "evt_1", "status": ["read"]}, {"id": "evt_1", "status": {"x": 1}}, {"id": "evt_1", "status": null},'
+        b'{"id": "evt_1\\u0000", "status": "read"}, {"id": "\\ud800", "status": "read"},'
+        b'{"id": 1e999, "status": "read"},'
+        b'{"id": ' + b"7" * 4000 + b', "status": "read"}, 7, null, "row", [],'
+        b'{"id": "evt_1", "status": "failed", "at": "0001-01-01T00:00:00+08:00", "error": "\\u0000\\ud800bounced",'
+        b' "event_id": ["e", 1]}'
+        b"]}"
+    )
+    # when it is posted
+    headers = _signed(body, int(clock.now().timestamp()))
+    response = client.post(f"/integrations/messaging/{account.id}/status", content=body, headers=headers)
+    # then only the good row is recorded: failed, with the time it arrived and the error cleaned
+    assert (response.status_code, response.json()) == (200, {"recorded": 1})
+    db.expire_all()
+    row = db.get(Delivery, delivery.id)
+    assert row is not None and (row.status, row.reason, row.error) == ("failed", "undelivered", "?bounced")
+    callback = db.scalar(select(DeliveryCallback))
+    assert callback is not None
+    assert (callback.callback_key, callback.payload["at"]) == ("['e', 1]", None)
+
+
+def _sms_account(db: Session, clock: FrozenClock, kind: AdapterKind) -> tuple[Workspace, ChannelAccount]:
+    workspace = make_workspace(db, clock=clock)
+    account = make_account(
+        db,
+        workspace=workspace,
+        clock=clock,
+        kind=kind,
+        settings={"sign_name": "星河咖啡", "sdk_app_id": "1400006666"},
+        credentials={"access_key_id": "ak", "access_key_secret": "sk", "secret_id": "id", "secret_key": "key"}
+        | {"callback_token": "cb-token"},
+    )
+    return workspace, account
+
+
+@pytest.mark.parametrize("kind", [AdapterKind.SMS_ALIYUN, AdapterKind.SMS_TENCENT])
+@pytest.mark.parametrize(
+    "body",
+    [b"\xc3\x28\xff", b"[" * 100_000, b'{"biz_id": "1001^0", "sid": "1001^0"}', b"[1" + b"0" * 5000 + b"]"],
+    ids=["not-utf8", "deep-nesting", "an-object", "5000-digit-number"],
+)
+def test_an_sms_report_that_cannot_be_read_is_refused(
+    db: Session, clock: FrozenClock, client: TestClient, kind: AdapterKind, body: bytes
+) -> None:
+    # given an SMS account and a push with the right token whose body is no report array
+    _, account = _sms_account(db, clock, kind)
+    # when it is posted
+    response = client.post(f"/integrations/messaging/{account.id}/status", params={"token": "cb-token"}, content=body)
+    # then it is refused as unreadable, not a server error
+    assert (response.status_code, response.json()["error"]["code"]) == (401, "bad_signature")
+    assert _callbacks(db) == 0
+
+
+@pytest.mark.parametrize(
+    ("kind", "id_field", "time_field", "ok"),
+    [
+        (AdapterKind.SMS_ALIYUN, "biz_id", "report_time", {"success": True}),
+        (AdapterKind.SMS_TENCENT, "sid", "user_receive_time", {"report_status": "SUCCESS"}),
+    ],
+)
+def test_sms_report_rows_of_the_wrong_shape_are_skipped(
+    db: Session,
+    clock: FrozenClock,
+    client: TestClient,
+    kind: AdapterKind,
+    id_field: str,
+    time_field: str,
+    ok: dict[str, object],
+) -> None:
+    # given one sent SMS and a push of hostile rows plus one good row dated before year 1 in UTC
+    workspace, account = _sms_account(db, clock, kind)
+    (delivery,) = _sent(db, clock, workspace, account, ["1001^0"])
+    rows: list[object] = [
+        {id_field: ["1001^0"]},
+        {id_field: {"a": 1}},
+        {id_field: True},
+        {id_field: "1001^0\x00"},
+        {id_field: "x" * 101},
+        {id_field: 1e300},
+        "row",
+        7,
+        None,
+        {id_field: "1001^0", time_field: "0001-01-01 00:00:00", "err_code": {"x": [1]}, **ok},
+    ]
+    # when it is posted with the token
+    response = client.post(f"/integrations/messaging/{account.id}/status", params={"token": "cb-token"}, json=rows)
+    # then only the good row is recorded, at the time it arrived
+    assert response.status_code == 200 and response.json()["recorded"] == 1
+    db.expire_all()
+    row = db.get(Delivery, delivery.id)
+    assert row is not None and (row.status, row.delivered_at) == ("delivered", clock.now())

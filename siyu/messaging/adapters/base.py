@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import logging
+import re
+import traceback
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -116,3 +119,56 @@ class Adapter(Protocol):
 
 class CallbackError(Exception):
     """A status callback that cannot be trusted (bad signature) or read."""
+
+
+def clean_text(value: Any, limit: int = 500) -> str:
+    """`value` from a status callback as text the database takes: without NUL characters
+    (PostgreSQL refuses them) or lone surrogates (JSON's "\\ud800" cannot be encoded), at most
+    `limit` characters."""
+    text = str(value)[:limit]
+    return text.encode("utf-8", "replace").decode("utf-8").replace("\x00", "")
+
+
+def callback_id(value: Any) -> str | None:
+    """A provider message id from a status callback, or None when it cannot be one a send
+    recorded: not a string or integer, empty, longer than the column (100), or holding characters
+    the database refuses."""
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        return None
+    text = str(value)
+    if not text or len(text) > 100 or clean_text(text) != text:
+        return None
+    return text
+
+
+_SECRET_NAME = (
+    # A credential parameter, alone or with a prefix ("access_token", "x-acs-signature",
+    # "callback_token"), but not a longer word that merely contains one ("keyword", "monkey").
+    r"(?<![A-Za-z0-9])(?:[A-Za-z0-9]+[_-])*"
+    r"(?:corpsecret|access_key_secret|accesskeysecret|secret_key|secretkey|secret|access_token"
+    r"|password|token|signature|key)"
+    r"(?![A-Za-z0-9_])"
+)
+_QUERY_SECRET = re.compile(rf"({_SECRET_NAME}=)[^&\s'\"<>]+", re.IGNORECASE)
+_JSON_SECRET = re.compile(
+    rf"""(["']{_SECRET_NAME}["']\s*:\s*)(?:"(?:\\.|[^"\\])*"|'(?:\\.|[^'\\])*'|-?[0-9][0-9.eE+-]*)""",
+    re.IGNORECASE,
+)
+
+
+def redact(text: str) -> str:
+    """`text` with the values of credential parameters replaced by `***`: `corpsecret=…`,
+    `access_token=…` in URLs (requests and wechatpy put them in their error messages) and
+    `"secret": "…"` in JSON or Python reprs. Exception text goes through this before it becomes a
+    delivery error, a channel check error or a log line, which people without the credentials read."""
+    text = _QUERY_SECRET.sub(r"\1***", text)
+    return _JSON_SECRET.sub(r'\1"***"', text)
+
+
+def unexpected_error(logger: logging.Logger, exc: BaseException) -> str:
+    """Log an exception no adapter expected (a bug on our side) with its stack but without its
+    unredacted text, and return the redacted text for the outcome."""
+    text = redact(repr(exc))[:500]
+    stack = "".join(traceback.format_tb(exc.__traceback__))
+    logger.error("unexpected adapter error: %s\n%s", text, stack)
+    return text

@@ -39,6 +39,10 @@ from siyu.messaging.adapters.base import (
     Outgoing,
     SendContext,
     StatusReport,
+    callback_id,
+    clean_text,
+    redact,
+    unexpected_error,
 )
 from siyu.messaging.callbacks import CallbackRequest, check_token
 from siyu.models import ConsentChannel, ContentKind
@@ -97,16 +101,15 @@ def _classify_exception(exc: Exception) -> tuple[OutcomeKind, str, str]:
     if isinstance(exc, ResponseException):
         status = int(getattr(exc, "status_code", 0) or 0)
         code = str(getattr(exc, "code", "") or f"http_{status}")
-        message = str(getattr(exc, "message", "") or code)[:500]
+        message = redact(str(getattr(exc, "message", "") or code))[:500]
         if status >= 500 or status in (408, 429) or code.startswith("Throttling"):
             return OutcomeKind.RETRY, f"http_{status}" if status >= 500 else code[:30], message
         return OutcomeKind.FAILED, code[:30], message
     if isinstance(exc, TeaException):  # UnretryableException: the request never got an answer
-        text = str(getattr(exc, "inner_exception", None) or exc)
+        text = redact(str(getattr(exc, "inner_exception", None) or exc))
         return OutcomeKind.RETRY, "timeout" if "timed out" in text.lower() else "connection_error", text[:500]
     # Anything else is a bug on our side; failing (not retrying) never sends a message twice.
-    logger.exception("unexpected adapter error")
-    return OutcomeKind.FAILED, "adapter_error", repr(exc)[:500]
+    return OutcomeKind.FAILED, "adapter_error", unexpected_error(logger, exc)
 
 
 class AliyunSmsAdapter:
@@ -127,8 +130,13 @@ class AliyunSmsAdapter:
                 raise InvalidInput(f"{name} is required", details={"field": f"credentials.{name}"})
 
     def send(self, context: SendContext, batch: Sequence[Outgoing]) -> list[Outcome]:
-        client = _client(self.settings, context.credentials)
-        timeout_ms = int(float(self.settings.get("timeout_s") or 10) * 1000)
+        """One `SendSms` per recipient, each at most once."""
+        try:
+            client = _client(self.settings, context.credentials)
+            timeout_ms = int(float(self.settings.get("timeout_s") or 10) * 1000)
+        except (TypeError, ValueError) as exc:  # settings the form did not check (timeout_s)
+            error = redact(str(exc))[:500]
+            return [Outcome(i.delivery_id, OutcomeKind.FAILED, reason="bad_settings", error=error) for i in batch]
         runtime = RuntimeOptions(read_timeout=timeout_ms, connect_timeout=timeout_ms)
         outcomes: list[Outcome] = []
         for index, item in enumerate(batch):
@@ -137,33 +145,46 @@ class AliyunSmsAdapter:
                 reason = "no_phone" if not item.address else "no_sms_template"
                 outcomes.append(Outcome(item.delivery_id, OutcomeKind.FAILED, reason=reason, error=reason))
                 continue
-            request = models.SendSmsRequest(
-                phone_numbers=phone_number(item.address),
-                sign_name=str(self.settings.get("sign_name") or ""),
-                template_code=str(template),
-                template_param=json.dumps(template_params(item.message, self.settings), ensure_ascii=False),
-                out_id=item.idempotency_key,
-            )
+            try:
+                request = models.SendSmsRequest(
+                    phone_numbers=phone_number(item.address),
+                    sign_name=str(self.settings.get("sign_name") or ""),
+                    template_code=str(template),
+                    template_param=json.dumps(template_params(item.message, self.settings), ensure_ascii=False),
+                    out_id=item.idempotency_key,
+                )
+            except (AttributeError, TypeError, ValueError) as exc:  # malformed parameters: this recipient only
+                error = redact(str(exc))[:500]
+                outcomes.append(Outcome(item.delivery_id, OutcomeKind.FAILED, reason="bad_message", error=error))
+                continue
             try:
                 body = client.send_sms_with_options(request, runtime).body
             except Exception as exc:
                 kind, reason, error = _classify_exception(exc)
-                # A transport or account error hits every call alike: stop and apply it to the rest.
+                # A transport or account error (per-recipient errors come as a `Code` in a 200
+                # answer) hits every call alike: stop and apply it to the rest, none of them sent.
                 outcomes += [Outcome(i.delivery_id, kind, reason=reason, error=error) for i in batch[index:]]
                 return outcomes
-            code = str(body.code or "")
+            code = str(getattr(body, "code", None) or "")
             if code == "OK":
                 outcomes.append(Outcome(item.delivery_id, OutcomeKind.SENT, provider_message_id=body.biz_id))
                 continue
+            if not code:
+                # An answer without a code: the message may have gone out, so it is not tried again.
+                outcomes.append(
+                    Outcome(item.delivery_id, OutcomeKind.FAILED, reason="bad_response", error="no Code in the answer")
+                )
+                continue
             kind, reason = classify_code(code)
-            outcomes.append(Outcome(item.delivery_id, kind, reason=reason, error=f"{code}: {body.message}"[:500]))
+            error = redact(f"{code}: {body.message}")[:500]
+            outcomes.append(Outcome(item.delivery_id, kind, reason=reason, error=error))
         return outcomes
 
 
 def _report_time(value: Any) -> datetime | None:
     try:
         return datetime.strptime(str(value), "%Y-%m-%d %H:%M:%S").replace(tzinfo=_CHINA).astimezone(UTC)
-    except ValueError:
+    except (ValueError, OverflowError):  # OverflowError: "0001-01-01 00:00:00" is before year 1 in UTC
         return None
 
 
@@ -174,22 +195,24 @@ def parse_status_callback(
     check_token(settings, credentials, request)
     try:
         rows = json.loads(request.body)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:  # ValueError: also bytes that are not UTF-8
         raise CallbackError("the body is not JSON") from exc
     if not isinstance(rows, list):
         raise CallbackError("an SmsReport push is a JSON array")
     reports = []
     for row in rows:
-        if not isinstance(row, dict) or not row.get("biz_id"):
+        # Rows that cannot name one of our messages are skipped, not refused: the rest still count.
+        message_id = callback_id(row.get("biz_id")) if isinstance(row, dict) else None
+        if message_id is None:
             continue
         status = "delivered" if row.get("success") in (True, "true") else "failed"
         reports.append(
             StatusReport(
-                provider_message_id=str(row["biz_id"]),
+                provider_message_id=message_id,
                 status=status,
                 at=_report_time(row.get("report_time")),
-                error=None if status == "delivered" else str(row.get("err_code") or "undelivered"),
-                callback_key=f"{row['biz_id']}:{status}",
+                error=None if status == "delivered" else clean_text(row.get("err_code") or "undelivered"),
+                callback_key=f"{message_id}:{status}",
             )
         )
     return reports

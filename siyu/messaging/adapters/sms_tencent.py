@@ -40,6 +40,10 @@ from siyu.messaging.adapters.base import (
     Outgoing,
     SendContext,
     StatusReport,
+    callback_id,
+    clean_text,
+    redact,
+    unexpected_error,
 )
 from siyu.messaging.callbacks import CallbackRequest, check_token
 from siyu.models import ConsentChannel, ContentKind
@@ -106,7 +110,12 @@ class TencentSmsAdapter:
                 raise InvalidInput(f"{name} is required", details={"field": f"credentials.{name}"})
 
     def send(self, context: SendContext, batch: Sequence[Outgoing]) -> list[Outcome]:
-        client = _client(self.settings, context.credentials)
+        """One `SendSms` per template and parameter list, each number in at most one call."""
+        try:
+            client = _client(self.settings, context.credentials)
+        except (TypeError, ValueError) as exc:  # settings the form did not check (timeout_s)
+            error = redact(str(exc))[:500]
+            return [Outcome(i.delivery_id, OutcomeKind.FAILED, reason="bad_settings", error=error) for i in batch]
         outcomes: list[Outcome] = []
         groups: dict[tuple[str, tuple[str, ...]], list[Outgoing]] = defaultdict(list)
         for item in batch:
@@ -115,7 +124,13 @@ class TencentSmsAdapter:
                 reason = "no_phone" if not item.address else "no_sms_template"
                 outcomes.append(Outcome(item.delivery_id, OutcomeKind.FAILED, reason=reason, error=reason))
                 continue
-            groups[(str(template), tuple(template_params(item.message, self.settings)))].append(item)
+            try:
+                params = tuple(template_params(item.message, self.settings))
+            except (AttributeError, TypeError, ValueError) as exc:  # malformed parameters: this recipient only
+                error = redact(str(exc))[:500]
+                outcomes.append(Outcome(item.delivery_id, OutcomeKind.FAILED, reason="bad_message", error=error))
+                continue
+            groups[(str(template), params)].append(item)
         for (template, params), items in groups.items():
             for start in range(0, len(items), MAX_NUMBERS):
                 outcomes += self._send_one(client, template, list(params), items[start : start + MAX_NUMBERS])
@@ -136,7 +151,7 @@ class TencentSmsAdapter:
             response = client.SendSms(request)
         except TencentCloudSDKException as exc:
             code = str(exc.get_code() or "")
-            text = str(exc.get_message() or code)[:500]
+            text = redact(str(exc.get_message() or code))[:500]
             if code == "ClientNetworkError":
                 reason = "timeout" if "timed out" in text.lower() else "connection_error"
                 return [Outcome(i.delivery_id, OutcomeKind.RETRY, reason=reason, error=text) for i in items]
@@ -145,10 +160,8 @@ class TencentSmsAdapter:
             kind, reason = classify_code(code)
             return [Outcome(i.delivery_id, kind, reason=reason, error=f"{code}: {text}"[:500]) for i in items]
         except Exception as exc:  # a bug on our side: failing (not retrying) never sends a message twice
-            logger.exception("unexpected adapter error")
-            return [
-                Outcome(i.delivery_id, OutcomeKind.FAILED, reason="adapter_error", error=repr(exc)[:500]) for i in items
-            ]
+            error = unexpected_error(logger, exc)
+            return [Outcome(i.delivery_id, OutcomeKind.FAILED, reason="adapter_error", error=error) for i in items]
         by_number = {str(s.PhoneNumber): s for s in response.SendStatusSet or []}
         outcomes = []
         for item in items:
@@ -159,7 +172,7 @@ class TencentSmsAdapter:
                 outcomes.append(Outcome(item.delivery_id, OutcomeKind.SENT, provider_message_id=status.SerialNo))
             else:
                 kind, reason = classify_code(str(status.Code))
-                error = f"{status.Code}: {status.Message}"[:500]
+                error = redact(f"{status.Code}: {status.Message}")[:500]
                 outcomes.append(Outcome(item.delivery_id, kind, reason=reason, error=error))
         return outcomes
 
@@ -167,7 +180,7 @@ class TencentSmsAdapter:
 def _report_time(value: Any) -> datetime | None:
     try:
         return datetime.strptime(str(value), "%Y-%m-%d %H:%M:%S").replace(tzinfo=_CHINA).astimezone(UTC)
-    except ValueError:
+    except (ValueError, OverflowError):  # OverflowError: "0001-01-01 00:00:00" is before year 1 in UTC
         return None
 
 
@@ -178,22 +191,24 @@ def parse_status_callback(
     check_token(settings, credentials, request)
     try:
         rows = json.loads(request.body)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:  # ValueError: also bytes that are not UTF-8
         raise CallbackError("the body is not JSON") from exc
     if not isinstance(rows, list):
         raise CallbackError("a status callback is a JSON array")
     reports = []
     for row in rows:
-        if not isinstance(row, dict) or not row.get("sid"):
+        # Rows that cannot name one of our messages are skipped, not refused: the rest still count.
+        message_id = callback_id(row.get("sid")) if isinstance(row, dict) else None
+        if message_id is None:
             continue
         status = "delivered" if row.get("report_status") == "SUCCESS" else "failed"
         reports.append(
             StatusReport(
-                provider_message_id=str(row["sid"]),
+                provider_message_id=message_id,
                 status=status,
                 at=_report_time(row.get("user_receive_time")),
-                error=None if status == "delivered" else str(row.get("errmsg") or "undelivered"),
-                callback_key=f"{row['sid']}:{status}",
+                error=None if status == "delivered" else clean_text(row.get("errmsg") or "undelivered"),
+                callback_key=f"{message_id}:{status}",
             )
         )
     return reports

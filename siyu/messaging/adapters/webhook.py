@@ -19,7 +19,10 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import http.client
 import json
+import logging
+import re
 import urllib.error
 import urllib.request
 from collections.abc import Mapping, Sequence
@@ -37,6 +40,10 @@ from siyu.messaging.adapters.base import (
     Outgoing,
     SendContext,
     StatusReport,
+    callback_id,
+    clean_text,
+    redact,
+    unexpected_error,
 )
 from siyu.messaging.callbacks import CallbackRequest
 from siyu.models import ContentKind
@@ -44,6 +51,9 @@ from siyu.models import ContentKind
 SIGNATURE_HEADER = "X-Siyu-Signature"
 TIMESTAMP_HEADER = "X-Siyu-Timestamp"
 TOLERANCE_S = 300
+_TIMESTAMP = re.compile(r"[0-9]{1,12}")
+"""Unix seconds; twelve digits reach the year 33658, and a longer number overflows a float."""
+logger = logging.getLogger(__name__)
 CALLBACK_ACK: dict[str, Any] = {}
 _STATUSES = frozenset({"delivered", "read", "failed"})
 
@@ -60,13 +70,12 @@ def verify(secret: str, headers: Mapping[str, str], body: bytes, now: datetime) 
     signature = headers.get(SIGNATURE_HEADER.lower(), "")
     if not secret:
         raise CallbackError("no secret configured")
-    try:
-        age = abs(now.timestamp() - int(timestamp))
-    except ValueError as exc:
-        raise CallbackError("missing or bad timestamp") from exc
-    if age > TOLERANCE_S:
+    if not _TIMESTAMP.fullmatch(timestamp):
+        raise CallbackError("missing or bad timestamp")
+    if abs(now.timestamp() - int(timestamp)) > TOLERANCE_S:
         raise CallbackError("timestamp too far from now")
-    if not hmac.compare_digest(sign(secret, timestamp, body), signature):
+    # As bytes: compare_digest refuses str with non-ASCII characters, which a header may hold.
+    if not hmac.compare_digest(sign(secret, timestamp, body).encode(), signature.encode("utf-8", "replace")):
         raise CallbackError("bad signature")
 
 
@@ -109,7 +118,12 @@ class WebhookAdapter:
             ]
         outcomes: list[Outcome] = []
         for item in batch:
-            body = payload(item)
+            try:
+                body = payload(item)
+            except (TypeError, ValueError) as exc:  # a message that is not JSON: this recipient only
+                error = redact(str(exc))[:500]
+                outcomes.append(Outcome(item.delivery_id, OutcomeKind.FAILED, reason="bad_message", error=error))
+                continue
             timestamp = int(context.clock.now().timestamp())
             request = urllib.request.Request(
                 url,
@@ -136,11 +150,23 @@ class WebhookAdapter:
             kind = OutcomeKind.RETRY if status >= 500 or status in (408, 429) else OutcomeKind.FAILED
             return Outcome(item.delivery_id, kind, reason=f"http_{status}", error=f"HTTP {status}")
         except TimeoutError as exc:
-            return Outcome(item.delivery_id, OutcomeKind.RETRY, reason="timeout", error=str(exc)[:500] or "timed out")
+            error = redact(str(exc))[:500] or "timed out"
+            return Outcome(item.delivery_id, OutcomeKind.RETRY, reason="timeout", error=error)
         except (urllib.error.URLError, OSError) as exc:
             reason = getattr(exc, "reason", exc)
             kind_reason = "timeout" if isinstance(reason, TimeoutError) else "connection_error"
-            return Outcome(item.delivery_id, OutcomeKind.RETRY, reason=kind_reason, error=str(exc)[:500])
+            return Outcome(item.delivery_id, OutcomeKind.RETRY, reason=kind_reason, error=redact(str(exc))[:500])
+        except http.client.HTTPException as exc:
+            # A garbled or cut-off answer: the endpoint may have the message; the next try carries
+            # the same Idempotency-Key.
+            error = redact(f"{type(exc).__name__}: {exc}")[:500]
+            return Outcome(item.delivery_id, OutcomeKind.RETRY, reason="bad_response", error=error)
+        except ValueError as exc:  # a URL urllib cannot use ("http://host:port" with a bad port)
+            error = redact(str(exc))[:500]
+            return Outcome(item.delivery_id, OutcomeKind.FAILED, reason="bad_settings", error=error)
+        except Exception as exc:  # a bug on our side: failing (not retrying) never sends a message twice
+            error = unexpected_error(logger, exc)
+            return Outcome(item.delivery_id, OutcomeKind.FAILED, reason="adapter_error", error=error)
         provider_id = item.idempotency_key
         try:
             parsed = json.loads(answer) if answer else None
@@ -156,7 +182,7 @@ def _parse_time(value: Any) -> datetime | None:
         return None
     try:
         return as_utc(datetime.fromisoformat(str(value)))
-    except ValueError:
+    except (ValueError, OverflowError):  # OverflowError: year 1 with a positive offset
         return None
 
 
@@ -167,23 +193,27 @@ def parse_status_callback(
     verify(str(credentials.get("secret") or ""), request.headers, request.body, request.now)
     try:
         data = json.loads(request.body)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:  # ValueError: also bytes that are not UTF-8
         raise CallbackError("the body is not JSON") from exc
     rows = data.get("reports", [data]) if isinstance(data, dict) else data
     if not isinstance(rows, list):
         raise CallbackError("expected a list of reports")
     reports = []
     for row in rows:
-        if not isinstance(row, dict) or not row.get("id") or row.get("status") not in _STATUSES:
+        # Rows that cannot name one of our messages are skipped, not refused: the rest still count.
+        if not isinstance(row, dict):
             continue
-        key = str(row.get("event_id") or f"{row['id']}:{row['status']}")
+        message_id, status = callback_id(row.get("id")), row.get("status")
+        if message_id is None or not isinstance(status, str) or status not in _STATUSES:
+            continue
+        key = clean_text(row.get("event_id") or f"{message_id}:{status}", 200)
         reports.append(
             StatusReport(
-                provider_message_id=str(row["id"]),
-                status=str(row["status"]),
+                provider_message_id=message_id,
+                status=status,
                 at=_parse_time(row.get("at")),
-                error=str(row["error"])[:500] if row.get("error") else None,
-                callback_key=key[:200],
+                error=clean_text(row["error"]) if row.get("error") else None,
+                callback_key=key,
             )
         )
     return reports

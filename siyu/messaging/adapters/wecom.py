@@ -24,6 +24,7 @@ a self-built app's secret with customer-contact rights).
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import threading
 import time
@@ -41,7 +42,16 @@ from wechatpy.session import SessionStorage
 
 from siyu.kit.clock import Clock
 from siyu.kit.errors import InvalidInput
-from siyu.messaging.adapters.base import Capabilities, Needs, Outcome, OutcomeKind, Outgoing, SendContext
+from siyu.messaging.adapters.base import (
+    Capabilities,
+    Needs,
+    Outcome,
+    OutcomeKind,
+    Outgoing,
+    SendContext,
+    redact,
+    unexpected_error,
+)
 from siyu.models import ChannelAccount, ConsentChannel, ContentKind
 
 logger = logging.getLogger(__name__)
@@ -150,12 +160,18 @@ class _Failure:
     error: str
 
 
+def _text(exc: BaseException) -> str:
+    # requests puts the whole URL in its messages, and wechatpy's URLs carry `access_token=` (and
+    # `corpsecret=` when fetching one).
+    return redact(str(exc))[:500]
+
+
 def _classify(exc: Exception) -> _Failure:
     """Map a transport or API error to RETRY (try later) or FAILED (this will not work)."""
     if isinstance(exc, requests.Timeout):
-        return _Failure(OutcomeKind.RETRY, "timeout", str(exc)[:500])
+        return _Failure(OutcomeKind.RETRY, "timeout", _text(exc))
     if isinstance(exc, requests.ConnectionError):
-        return _Failure(OutcomeKind.RETRY, "connection_error", str(exc)[:500])
+        return _Failure(OutcomeKind.RETRY, "connection_error", _text(exc))
     if isinstance(exc, WeChatClientException):
         if exc.errcode is None:
             status = exc.response.status_code if exc.response is not None else 0
@@ -163,15 +179,14 @@ def _classify(exc: Exception) -> _Failure:
             return _Failure(kind, f"http_{status}", f"HTTP {status}")
         code = int(exc.errcode)
         kind = OutcomeKind.RETRY if code in RETRY_CODES else OutcomeKind.FAILED
-        return _Failure(kind, f"wecom_{code}"[:30], f"{code}: {exc.errmsg}"[:500])
+        return _Failure(kind, f"wecom_{code}"[:30], redact(f"{code}: {exc.errmsg}")[:500])
     if isinstance(exc, urllib.error.HTTPError):  # fetching an image to upload
         kind = OutcomeKind.RETRY if exc.code >= 500 or exc.code in (408, 429) else OutcomeKind.FAILED
-        return _Failure(kind, f"media_http_{exc.code}", str(exc)[:500])
+        return _Failure(kind, f"media_http_{exc.code}", _text(exc))
     if isinstance(exc, requests.RequestException | ValueError | OSError):
-        return _Failure(OutcomeKind.RETRY, "bad_response", str(exc)[:500])
+        return _Failure(OutcomeKind.RETRY, "bad_response", _text(exc))
     # Anything else is a bug on our side; failing (not retrying) never sends a message twice.
-    logger.exception("unexpected adapter error")
-    return _Failure(OutcomeKind.FAILED, "adapter_error", repr(exc)[:500])
+    return _Failure(OutcomeKind.FAILED, "adapter_error", unexpected_error(logger, exc))
 
 
 def _upload_image(client: _Client, url: str, cache: dict[str, str]) -> str:
@@ -218,12 +233,16 @@ def message_body(client: _Client, message: Mapping[str, Any], media: dict[str, s
     return body
 
 
-def _message_key(message: Mapping[str, Any]) -> tuple[Any, ...]:
-    """Recipients whose rendered messages are identical share one call; personalised text
-    (a name, a per-recipient link) makes one call per recipient."""
-    return tuple(
-        (k, repr(message.get(k))) for k in ("kind", "text", "link", "title", "description", "media_url", "miniprogram")
-    )
+_MESSAGE_FIELDS = ("kind", "text", "link", "title", "description", "media_url", "miniprogram")
+"""What `message_body` reads. The rest of a rendered message (`unsubscribe_url`, `subject`,
+`params`) is per recipient or unused here, and must not split a mass message."""
+
+
+def _message_key(message: Mapping[str, Any]) -> str:
+    """Recipients of one staff member whose messages have the same `_MESSAGE_FIELDS` share one call
+    (one task for the staff member to confirm); personalised text makes one call per recipient."""
+    fields = {k: message.get(k) for k in _MESSAGE_FIELDS}
+    return json.dumps(fields, sort_keys=True, ensure_ascii=False, default=str)
 
 
 def _check(settings: Mapping[str, Any], credentials: Mapping[str, Any]) -> _Client:
@@ -233,7 +252,10 @@ def _check(settings: Mapping[str, Any], credentials: Mapping[str, Any]) -> _Clie
     for name in ("corp_id", "secret"):
         if not str(credentials.get(name) or "").strip():
             raise InvalidInput(f"{name} is required", details={"field": f"credentials.{name}"})
-    client = _client(settings, credentials)
+    try:
+        client = _client(settings, credentials)
+    except (TypeError, ValueError) as exc:
+        raise InvalidInput("timeout_s must be a number", details={"field": "settings.timeout_s"}) from exc
     try:
         client.fetch_access_token()
     except WeChatClientException as exc:
@@ -243,9 +265,11 @@ def _check(settings: Mapping[str, Any], credentials: Mapping[str, Any]) -> _Clie
             field, text = "credentials.secret", f"WeCom rejected the secret ({exc.errcode})"
         else:
             field, text = "settings.api_base_url", "WeCom did not answer; check api_base_url"
-        raise InvalidInput(text, details={"field": field}) from exc
-    except requests.RequestException as exc:
-        raise InvalidInput(f"WeCom did not answer: {exc}", details={"field": "settings.api_base_url"}) from exc
+        # Not chained: an HTTP error's text names the URL, secret included.
+        raise InvalidInput(text, details={"field": field}) from None
+    except (requests.RequestException, ValueError) as exc:
+        # Not chained: the cause's text and request carry the secret in the URL.
+        raise InvalidInput(f"WeCom did not answer: {_text(exc)}", details={"field": "settings.api_base_url"}) from None
     return client
 
 
@@ -265,10 +289,14 @@ class WecomCustomerAdapter:
         _check(self.settings, context.credentials)
 
     def send(self, context: SendContext, batch: Sequence[Outgoing]) -> list[Outcome]:
-        client = _client(self.settings, context.credentials)
+        try:
+            client = _client(self.settings, context.credentials)
+        except (TypeError, ValueError) as exc:  # settings the form did not check (timeout_s)
+            error = _text(exc)
+            return [Outcome(i.delivery_id, OutcomeKind.FAILED, reason="bad_settings", error=error) for i in batch]
         media: dict[str, str] = {}
         outcomes: list[Outcome] = []
-        groups: dict[tuple[str, tuple[Any, ...]], list[Outgoing]] = defaultdict(list)
+        groups: dict[tuple[str, str], list[Outgoing]] = defaultdict(list)
         for item in batch:
             if not item.staff_userid or not item.address:
                 outcomes.append(
@@ -293,8 +321,14 @@ class WecomCustomerAdapter:
         except Exception as exc:
             failure = _classify(exc)
             return [Outcome(i.delivery_id, failure.kind, reason=failure.reason, error=failure.error) for i in items]
+        if not isinstance(result, dict):
+            # The task may exist, but without a msgid its results cannot be polled; failing (not
+            # retrying) never creates a second task.
+            error = "WeCom answered without a msgid"
+            return [Outcome(i.delivery_id, OutcomeKind.FAILED, reason="bad_response", error=error) for i in items]
         msgid = str(result.get("msgid") or "")
-        refused = {str(x) for x in result.get("fail_list") or []}
+        fail_list = result.get("fail_list")
+        refused = {str(x) for x in fail_list} if isinstance(fail_list, list) else set()
         return [
             Outcome(i.delivery_id, OutcomeKind.FAILED, reason="wecom_fail_list", error="WeCom cannot send to this user")
             if i.address in refused
@@ -322,8 +356,8 @@ def post_to_groups(
     chat_ids: Sequence[str] | None = None,
 ) -> GroupPost:
     """One `add_msg_template` with chat_type "group" from one staff member."""
-    client = _client(settings, credentials)
     try:
+        client = _client(settings, credentials)
         template: dict[str, Any] = {"chat_type": "group", "sender": staff_userid, **message_body(client, message, {})}
         if chat_ids:
             template["chat_id_list"] = list(chat_ids)
@@ -331,7 +365,8 @@ def post_to_groups(
     except Exception as exc:
         failure = _classify(exc)
         return GroupPost(failure.kind, reason=failure.reason, error=failure.error)
-    return GroupPost(OutcomeKind.SENT, msgid=str(result.get("msgid") or ""))
+    msgid = str(result.get("msgid") or "") if isinstance(result, dict) else ""
+    return GroupPost(OutcomeKind.SENT, msgid=msgid)
 
 
 def send_group_post(
@@ -366,7 +401,7 @@ class WecomGroupAdapter:
         _check(self.settings, context.credentials)
 
     def send(self, context: SendContext, batch: Sequence[Outgoing]) -> list[Outcome]:
-        groups: dict[tuple[str, tuple[Any, ...]], list[Outgoing]] = defaultdict(list)
+        groups: dict[tuple[str, str], list[Outgoing]] = defaultdict(list)
         outcomes: list[Outcome] = []
         for item in batch:
             if not item.staff_userid:

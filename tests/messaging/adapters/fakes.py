@@ -37,6 +37,8 @@ class Reply:
     delay_s: float = 0.0
     """Sleep before answering (a provider timeout when longer than the client's)."""
     headers: dict[str, str] = field(default_factory=dict)
+    drop: bool = False
+    """Close the connection without answering (a provider that drops it)."""
 
 
 Handler = Callable[[Request], Reply]
@@ -75,6 +77,9 @@ def fake_server() -> Iterator[FakeServer]:
             server_state.requests.append(request)
             handler = server_state.routes.get(f"{self.command} {parts.path}")
             reply = handler(request) if handler else Reply(404, {"error": "no route"})
+            if reply.drop:
+                self.close_connection = True
+                return
             if reply.delay_s:
                 time.sleep(reply.delay_s)
             if isinstance(reply.body, bytes):

@@ -210,3 +210,50 @@ def test_send_due_retries_a_deferring_server_with_backoff_then_fails(
         *(Attempt("queued", "smtp_451", n + 1, wait) for n, wait in enumerate(BACKOFF)),
         Attempt("failed", "smtp_451", 5, None),
     ]
+
+
+def test_a_message_that_cannot_be_built_fails_alone_and_nothing_is_sent_twice(
+    db: Session, clock: FrozenClock, smtp: tuple[Mailbox, int]
+) -> None:
+    # given a subject rendered with line breaks, an address smuggling a Bcc header, an address
+    # naming two people, an unsubscribe link with a line break (a header that cannot be built),
+    # and a plain message
+    mailbox, port = smtp
+    _, account = _setup(db, clock, port)
+    batch = [
+        outgoing(1, "wangfang@example.com", "会员礼已到账", subject="王芳\r\n双十一\n会员专享"),
+        outgoing(2, "lilei@example.com\r\nBcc: all@example.com", "你好", subject="通知"),
+        outgoing(3, "hanmeimei@example.com, boss@example.com", "你好", subject="通知"),
+        outgoing(4, "zhaosi@example.com", "你好", subject="通知", unsubscribe_url="https://siyu.example/u/t\nX: y"),
+        outgoing(5, "liuneng@example.com", "你好", subject="通知"),
+    ]
+    # when the batch is sent
+    outcomes = adapter_for(account).send(context(account, clock, CREDENTIALS), batch)
+    # then the subject went out on one line, the unbuildable ones failed alone, and each message
+    # the server took was taken once
+    assert [(o.delivery_id, o.kind, o.reason) for o in outcomes] == [
+        (1, OutcomeKind.SENT, None),
+        (2, OutcomeKind.FAILED, "bad_address"),
+        (3, OutcomeKind.FAILED, "bad_address"),
+        (4, OutcomeKind.FAILED, "bad_message"),
+        (5, OutcomeKind.SENT, None),
+    ]
+    assert [r[1] for r in mailbox.received] == [["wangfang@example.com"], ["liuneng@example.com"]]
+    subject = message_from_bytes(mailbox.received[0][2], policy=email_policy.default)["Subject"]
+    assert str(subject) == "王芳 双十一 会员专享"
+
+
+def test_connection_errors_never_show_credentials(db: Session, clock: FrozenClock) -> None:
+    # given a closed port (OSError text is redacted like every other adapter error)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    _, account = _setup(db, clock, port)
+    # when a batch is sent and the account is checked
+    outcomes = adapter_for(account).send(context(account, clock, CREDENTIALS), [outgoing(1, "a@example.com")])
+    with pytest.raises(InvalidInput) as checked:
+        adapter_for(account).check(context(account, clock, CREDENTIALS))
+    # then the send is retried and neither text names the password
+    assert [(o.kind, o.reason) for o in outcomes] == [(OutcomeKind.RETRY, "connection_error")]
+    assert CREDENTIALS["password"] not in f"{outcomes[0].error} {checked.value.message}"
+    assert checked.value.details == {"field": "settings.host"}

@@ -264,6 +264,8 @@ def test_results_polling_maps_delivered_not_friend_and_platform_capped(
     config = admission.load_config(db, ws.id)
     request = Request(channel="wecom_customer", priority=2, send_at=clock.now(), content_hash="test")
     admission.admit(db, ws.id, config, [(r.customer_id, request) for r in rows], clock)
+    for row in rows:  # as planning records the admitted send time whose slots the delivery took
+        row.slot_at = clock.now()
     db.commit()
     send_due(database, clock)
     # ...and WeCom reports (over two pages): A received, B is no friend, C got another message, D pending
@@ -372,3 +374,94 @@ def test_a_miniprogram_cover_is_uploaded_once_per_send(db: Session, clock: Froze
             }
         ]
     ] * 2
+
+
+def test_connection_errors_never_show_the_secret_or_the_token(db: Session, clock: FrozenClock) -> None:
+    # given a WeCom that issued a token, then drops connections, then is gone altogether
+    with fake_server() as server:
+        wecom = FakeWecom(server)
+        account = _account(db, clock, wecom)
+        adapter = adapter_for(account)
+        first = adapter.send(context(account, clock, CREDENTIALS), [outgoing(1, "wmA", staff_userid="zhangsan")])
+        wecom.send_replies = [Reply(drop=True)]
+        dropped = adapter.send(context(account, clock, CREDENTIALS), [outgoing(2, "wmB", staff_userid="zhangsan")])
+        server.route("GET", "/cgi-bin/gettoken", lambda _r: Reply(drop=True))
+        with pytest.raises(InvalidInput) as dropped_check:
+            adapter.check(context(account, clock, CREDENTIALS))
+    # when a batch is sent and the account is checked against the closed port (requests then
+    # names the whole URL: access_token=… on the send, corpsecret=… on the token fetch)
+    refused = adapter.send(context(account, clock, CREDENTIALS), [outgoing(3, "wmC", staff_userid="zhangsan")])
+    with pytest.raises(InvalidInput) as refused_check:
+        adapter.check(context(account, clock, CREDENTIALS))
+    # then the sends are retried and the checks name the URL field, and no text carries a secret
+    assert first == [Outcome(1, OutcomeKind.SENT, provider_message_id=f"{MSGID}:wmA")]
+    assert [(o.kind, o.reason) for o in dropped + refused] == [
+        (OutcomeKind.RETRY, "connection_error"),
+        (OutcomeKind.RETRY, "connection_error"),
+    ]
+    assert dropped_check.value.details == refused_check.value.details == {"field": "settings.api_base_url"}
+    texts = [str(o.error) for o in dropped + refused] + [dropped_check.value.message, refused_check.value.message]
+    assert [t for t in texts if CREDENTIALS["secret"] in t or "TOKEN1" in t] == []
+    assert "access_token=***" in texts[1]
+    assert "corpsecret=***" in texts[3]
+    assert refused_check.value.__cause__ is None
+
+
+def test_a_mass_message_is_one_task_per_staff_member(db: Session, clock: FrozenClock, wecom: FakeWecom) -> None:
+    # given 1,200 customers of two staff members, interleaved, all sent the campaign's link card
+    # (each with its own unsubscribe link, which a WeCom message does not carry)
+    account = _account(db, clock, wecom)
+    card = {
+        "kind": "link",
+        "title": "双十一会员日",
+        "link": "https://siyu.example/s/Camp11",
+        "media_url": "https://cdn.example/cover.jpg",
+    }
+    batch = [
+        outgoing(
+            n,
+            f"wm{n:04d}",
+            "双十一会员专享礼，点击领取",
+            staff_userid="zhangsan" if n % 2 else "lisi",
+            unsubscribe_url=f"https://siyu.example/u/tok{n}",
+            **card,
+        )
+        for n in range(1, 1201)
+    ]
+    # when the batch is sent
+    outcomes = adapter_for(account).send(context(account, clock, CREDENTIALS), batch)
+    # then WeCom got exactly two tasks, one per staff member with their 600 customers in order
+    templates = wecom.templates()
+    assert [(t["sender"], len(t["external_userid"])) for t in templates] == [("zhangsan", 600), ("lisi", 600)]  # type: ignore[arg-type]
+    assert templates[0]["external_userid"] == [f"wm{n:04d}" for n in range(1, 1201, 2)]
+    assert templates[1]["external_userid"] == [f"wm{n:04d}" for n in range(2, 1201, 2)]
+    assert {k: v for k, v in templates[0].items() if k not in ("sender", "external_userid")} == {
+        "chat_type": "single",
+        "text": {"content": "双十一会员专享礼，点击领取"},
+        "attachments": [
+            {
+                "msgtype": "link",
+                "link": {
+                    "title": "双十一会员日",
+                    "url": "https://siyu.example/s/Camp11",
+                    "picurl": "https://cdn.example/cover.jpg",
+                },
+            }
+        ],
+    }
+    assert sorted(o.delivery_id for o in outcomes) == list(range(1, 1201))
+    assert {o.kind for o in outcomes} == {OutcomeKind.SENT}
+
+
+def test_an_answer_without_a_msgid_fails_without_a_second_task(
+    db: Session, clock: FrozenClock, wecom: FakeWecom
+) -> None:
+    # given WeCom answering a task with a JSON list instead of an object
+    account = _account(db, clock, wecom)
+    wecom.send_replies = [Reply(200, [])]
+    # when two customers of one staff member are sent
+    batch = [outgoing(1, "wmA", staff_userid="zs"), outgoing(2, "wmB", staff_userid="zs")]
+    outcomes = adapter_for(account).send(context(account, clock, CREDENTIALS), batch)
+    # then both fail (the task may exist: no retry) after one call
+    assert [(o.kind, o.reason) for o in outcomes] == [(OutcomeKind.FAILED, "bad_response")] * 2
+    assert len(wecom.templates()) == 1
