@@ -16,22 +16,23 @@ BenchFn = Callable[..., dict[str, Any]]
 
 
 def _benches() -> dict[str, BenchFn]:
-    from bench import import_bench, lookup_bench, scan_bench, segments_bench
+    from bench import dispatch_bench, import_bench, lookup_bench, scan_bench, segments_bench
 
     return {
         "import": import_bench.run,
         "lookup": lookup_bench.run,
         "scan": scan_bench.run,
         "segments": segments_bench.run,
+        "dispatch": dispatch_bench.run,
     }
 
 
 def run_bench(
     name: str, *, size: str = "small", database_url: str | None = None, progress: bool = False
 ) -> dict[str, Any]:
-    """Run the bench `name` ("import", "lookup", "scan" or "segments") at `size` ("tiny", "small" or "full") on a
-    throwaway database (a temp SQLite file, or a fresh database on the PostgreSQL server of
-    `database_url`); `progress` prints steps on stderr."""
+    """Run the bench `name` ("import", "lookup", "scan", "segments" or "dispatch") at `size` ("tiny",
+    "small" or "full") on a throwaway database (a temp SQLite file, or a fresh database on the
+    PostgreSQL server of `database_url`); `progress` prints steps on stderr."""
     benches = _benches()
     if name not in benches:
         raise InvalidInput(f"unknown bench {name!r}; use one of {', '.join(benches)}", details={"field": "name"})

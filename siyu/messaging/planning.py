@@ -10,20 +10,17 @@ from __future__ import annotations
 
 import hashlib
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, cast
 
 from sqlalchemy import Table
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from siyu.kit.clock import Clock
 from siyu.messaging import admission, policy, reach
 from siyu.models import ChannelAccount, Delivery, DeliveryStatus, Priority, SuppressionReason
-
-_INSERT_SLICE = 1000
 
 
 @dataclass(frozen=True)
@@ -49,6 +46,8 @@ class PlanSpec:
     hold_quiet_hours: bool = True
     salt: str = ""
     """Seeds the holdout and variant hashes (stable per source, so a re-plan picks the same)."""
+    variables: Mapping[str, Any] = field(default_factory=dict)
+    """Values the step supplies for every recipient (e.g. the coupon code a step issued)."""
 
 
 @dataclass
@@ -121,6 +120,7 @@ def plan_batch(
             "slot_at": None,
             "planned_at": now,
             "attempts": 0,
+            "message": {"vars": dict(spec.variables)} if spec.variables else None,
         }
         base.update(values)
         return base
@@ -182,19 +182,6 @@ def insert_deliveries(session: Session, rows: Sequence[dict[str, Any]]) -> int:
     """Insert delivery rows, skipping any whose unique key already exists; returns rows inserted."""
     if not rows:
         return 0
-    table = cast(Table, Delivery.__table__)
-    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
-    inserted = 0
-    for start in range(0, len(rows), _INSERT_SLICE):
-        chunk = [
-            {**r, "status": str(r["status"]), "reason": str(r["reason"]) if r["reason"] else None}
-            for r in rows[start : start + _INSERT_SLICE]
-        ]
-        statement = (
-            insert(table)
-            .values(chunk)
-            .on_conflict_do_nothing(index_elements=["workspace_id", "source", "source_id", "step", "customer_id"])
-        )
-        result = session.connection().execute(statement)
-        inserted += max(result.rowcount or 0, 0)
-    return inserted
+    params = [{**r, "status": str(r["status"]), "reason": str(r["reason"]) if r["reason"] else None} for r in rows]
+    key = ["workspace_id", "source", "source_id", "step", "customer_id"]
+    return len(admission.insert_returning(session, cast(Table, Delivery.__table__), params, key, "id"))

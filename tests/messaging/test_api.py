@@ -323,7 +323,7 @@ def test_policy_defaults_save_and_bad_caps(
         client.put("/api/v1/touch-policy", headers=headers, json=policy | change)
         for change in (
             {"caps": {"all": {"day": "two"}}},
-            {"caps": {"sms": {"day": 1}}},
+            {"caps": {"pigeon": {"day": 1}}},
             {"caps": {"all": {"fortnight": 1}}},
             {"platform_caps": {"wecom_customer": {"month": 0}}},
             {"caps": [1, 2]},
@@ -341,7 +341,7 @@ def test_policy_defaults_save_and_bad_caps(
     assert [r.status_code for r in bad] == [422] * 8
     assert [r.json()["error"]["details"][0]["field"] for r in bad[:7]] == [
         "caps.all.day",
-        "caps.sms.[key]",
+        "caps.pigeon.[key]",
         "caps.all.fortnight.[key]",
         "platform_caps.wecom_customer.month",
         "caps",
