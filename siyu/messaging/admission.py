@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 
 from siyu.kit.clock import Clock
 from siyu.messaging import policy
-from siyu.models import TouchPolicy, TouchState, Workspace
+from siyu.models import Delivery, TouchPolicy, TouchState, Workspace
 
 _SLICE = 500
 DEFAULT_APPROVAL_THRESHOLD = (
@@ -252,3 +252,25 @@ def give_back(
 
 def _copy(counts: dict[str, Any]) -> dict[str, Any]:
     return {key: dict(bucket) for key, bucket in counts.items()}
+
+
+def release_slots(session: Session, deliveries: Sequence[Delivery], clock: Clock) -> None:
+    """Give back the cap slots of deliveries that will not reach their customers (failed,
+    refused, cancelled): the slots each took (`slot_at`; none for transactional sends), once, in
+    customer order — the lock order of every touch-state writer, so this never deadlocks a planner."""
+    configs: dict[int, policy.PolicyConfig] = {}
+    for delivery in sorted(deliveries, key=lambda d: d.customer_id):
+        if delivery.channel is None or delivery.slot_at is None:
+            continue
+        if delivery.workspace_id not in configs:
+            configs[delivery.workspace_id] = load_config(session, delivery.workspace_id)
+        give_back(
+            session,
+            delivery.workspace_id,
+            configs[delivery.workspace_id],
+            delivery.customer_id,
+            delivery.channel,
+            delivery.slot_at,
+            clock,
+        )
+        delivery.slot_at = None

@@ -128,7 +128,7 @@ def record_status(session: Session, *, account: ChannelAccount, reports: Sequenc
             continue
         apply_report(session, delivery, report, clock, releases)
         recorded += 1
-    give_back_slots(session, releases, clock)
+    admission.release_slots(session, releases, clock)
     session.flush()
     return recorded
 
@@ -150,25 +150,3 @@ def apply_report(
         delivery.status, delivery.reason = DeliveryStatus.FAILED, "undelivered"
         delivery.error = (report.error or "")[:500] or None
         releases.append(delivery)
-
-
-def give_back_slots(session: Session, deliveries: Sequence[Delivery], clock: Clock) -> None:
-    """Return the cap slots of deliveries that never reached their customers: the slots they
-    took (`slot_at`; none for transactional sends), once, in customer order (the lock order of
-    every touch-state writer)."""
-    configs: dict[int, admission.policy.PolicyConfig] = {}
-    for delivery in sorted(deliveries, key=lambda d: d.customer_id):
-        if not delivery.channel or delivery.slot_at is None:
-            continue
-        if delivery.workspace_id not in configs:
-            configs[delivery.workspace_id] = admission.load_config(session, delivery.workspace_id)
-        admission.give_back(
-            session,
-            delivery.workspace_id,
-            configs[delivery.workspace_id],
-            delivery.customer_id,
-            delivery.channel,
-            delivery.slot_at,
-            clock,
-        )
-        delivery.slot_at = None

@@ -309,26 +309,11 @@ def _fail(session: Session, clock: Clock, delivery: Delivery, reason: str, error
 
 
 def _give_back(session: Session, clock: Clock, delivery: Delivery, stats: SendStats) -> None:
-    if delivery.channel and delivery.slot_at is not None:
-        stats.releases.append(delivery)
+    stats.releases.append(delivery)
 
 
 def _release_slots(session: Session, clock: Clock, stats: SendStats) -> None:
-    configs: dict[int, admission.policy.PolicyConfig] = {}
-    for delivery in sorted(stats.releases, key=lambda d: d.customer_id):
-        if delivery.workspace_id not in configs:
-            configs[delivery.workspace_id] = admission.load_config(session, delivery.workspace_id)
-        assert delivery.channel is not None and delivery.slot_at is not None
-        admission.give_back(
-            session,
-            delivery.workspace_id,
-            configs[delivery.workspace_id],
-            delivery.customer_id,
-            delivery.channel,
-            delivery.slot_at,
-            clock,
-        )
-        delivery.slot_at = None  # given back once
+    admission.release_slots(session, stats.releases, clock)
     stats.releases.clear()
 
 

@@ -21,7 +21,7 @@ from siyu.jobs.scheduler import periodic
 from siyu.jobs.service import JobContext, job_actor
 from siyu.kit.clock import Clock, system_clock
 from siyu.kit.errors import DomainError
-from siyu.messaging.callbacks import give_back_slots
+from siyu.messaging import admission
 from siyu.messaging.crypto import decrypt_credentials
 from siyu.models import AdapterKind, ChannelAccount, Delivery, DeliveryStatus, Staff, SuppressionReason
 
@@ -122,7 +122,7 @@ def _apply_results(
                     delivery.error = "WeCom: the customer already received another mass message"
                     unreached.append(delivery)
                     totals["platform_capped"] += 1
-            give_back_slots(session, unreached, clock)
+            admission.release_slots(session, unreached, clock)
 
 
 @job_actor(POLL_WECOM_KIND)

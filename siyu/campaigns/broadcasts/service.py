@@ -307,18 +307,7 @@ def cancel_queued(session: Session, broadcast: Broadcast, clock: Clock) -> int:
         .order_by(Delivery.customer_id)
         .with_for_update()
     ).all()
-    config = admission.load_config(session, broadcast.workspace_id)
     for delivery in rows:
         delivery.status, delivery.reason = DeliveryStatus.SUPPRESSED, "cancelled"
-        if delivery.channel and delivery.slot_at is not None:
-            admission.give_back(
-                session,
-                broadcast.workspace_id,
-                config,
-                delivery.customer_id,
-                delivery.channel,
-                delivery.slot_at,
-                clock,
-            )
-            delivery.slot_at = None
+    admission.release_slots(session, rows, clock)
     return len(rows)

@@ -226,13 +226,9 @@ def _cancel_queued(session: Session, journey: Journey, clock: Clock) -> None:
     ).all()
     if not queued:
         return
-    config = admission.load_config(session, journey.workspace_id)
     for delivery in queued:
-        if delivery.slot_at is not None and delivery.channel is not None:
-            admission.give_back(
-                session, journey.workspace_id, config, delivery.customer_id, delivery.channel, delivery.slot_at, clock
-            )
-        delivery.status, delivery.reason, delivery.slot_at = DeliveryStatus.SUPPRESSED, "cancelled", None
+        delivery.status, delivery.reason = DeliveryStatus.SUPPRESSED, "cancelled"
+    admission.release_slots(session, queued, clock)
 
 
 # --- enrolments and results -----------------------------------------------------------------------
