@@ -3,6 +3,8 @@ for the channel it came on, records which delivery it came from, and can be used
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 from itsdangerous import BadSignature, URLSafeSerializer
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -18,15 +20,21 @@ from siyu.models import AdapterKind, ChannelAccount, ConsentChannel, ConsentStat
 _SALT = "siyu-unsubscribe"
 
 
+@lru_cache(maxsize=8)
+def _serializer(secret: str) -> URLSafeSerializer:
+    # Built once per secret: a send signs a token for every message.
+    return URLSafeSerializer(secret, salt=_SALT)
+
+
 def unsubscribe_token(delivery_id: int, secret: str) -> str:
     """The signed, unguessable token of one delivery's unsubscribe link."""
-    return str(URLSafeSerializer(secret, salt=_SALT).dumps(delivery_id))
+    return str(_serializer(secret).dumps(delivery_id))
 
 
 def read_token(token: str, secret: str) -> int:
     """The delivery id inside a token; a forged or damaged token is a 404."""
     try:
-        value = URLSafeSerializer(secret, salt=_SALT).loads(token)
+        value = _serializer(secret).loads(token)
     except BadSignature as exc:
         raise NotFound("unknown unsubscribe link") from exc
     if not isinstance(value, int) or isinstance(value, bool):

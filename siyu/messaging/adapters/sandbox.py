@@ -7,6 +7,9 @@ clicked events so the results pages have something to show.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import cast
+
+from sqlalchemy import Table, insert
 
 from siyu.messaging.adapters.base import Capabilities, Needs, Outcome, OutcomeKind, Outgoing, SendContext
 from siyu.models import ConsentChannel, ContentKind, SandboxMessage
@@ -24,17 +27,20 @@ class SandboxAdapter:
 
     def send(self, context: SendContext, batch: Sequence[Outgoing]) -> list[Outcome]:
         now = context.clock.now()
-        context.session.add_all(
-            SandboxMessage(
-                workspace_id=context.account.workspace_id,
-                delivery_id=item.delivery_id,
-                customer_id=item.customer_id,
-                channel_account_id=context.account.id,
-                message=dict(item.message),
-                sent_at=now,
-            )
+        # One Core executemany: the outbox of a large broadcast is written row by row otherwise.
+        rows = [
+            {
+                "workspace_id": context.account.workspace_id,
+                "delivery_id": item.delivery_id,
+                "customer_id": item.customer_id,
+                "channel_account_id": context.account.id,
+                "message": dict(item.message),
+                "sent_at": now,
+            }
             for item in batch
-        )
+        ]
+        if rows:
+            context.session.connection().execute(insert(cast(Table, SandboxMessage.__table__)), rows)
         return [
             Outcome(item.delivery_id, OutcomeKind.SENT, provider_message_id=f"sandbox-{item.delivery_id}")
             for item in batch
