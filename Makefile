@@ -57,6 +57,7 @@ bench-tiny: install
 	$(BIN)/siyu bench lookup --size tiny --json
 	$(BIN)/siyu bench scan --size tiny --json
 	$(BIN)/siyu bench segments --size tiny --json
+	$(BIN)/siyu bench dispatch --size tiny --json
 
 test: lint typecheck pytest bench-tiny
 
