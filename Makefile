@@ -58,6 +58,8 @@ bench-tiny: install
 	$(BIN)/siyu bench scan --size tiny --json
 	$(BIN)/siyu bench segments --size tiny --json
 	$(BIN)/siyu bench dispatch --size tiny --json
+	$(BIN)/siyu bench orders --size tiny --json
+	$(BIN)/siyu bench redeem --size tiny --json $(if $(SIYU_TEST_DATABASE_URL),--database $(SIYU_TEST_DATABASE_URL))
 
 test: lint typecheck pytest bench-tiny
 

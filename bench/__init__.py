@@ -16,7 +16,15 @@ BenchFn = Callable[..., dict[str, Any]]
 
 
 def _benches() -> dict[str, BenchFn]:
-    from bench import dispatch_bench, import_bench, lookup_bench, scan_bench, segments_bench
+    from bench import (
+        dispatch_bench,
+        import_bench,
+        lookup_bench,
+        orders_bench,
+        redeem_bench,
+        scan_bench,
+        segments_bench,
+    )
 
     return {
         "import": import_bench.run,
@@ -24,14 +32,16 @@ def _benches() -> dict[str, BenchFn]:
         "scan": scan_bench.run,
         "segments": segments_bench.run,
         "dispatch": dispatch_bench.run,
+        "orders": orders_bench.run,
+        "redeem": redeem_bench.run,
     }
 
 
 def run_bench(
     name: str, *, size: str = "small", database_url: str | None = None, progress: bool = False
 ) -> dict[str, Any]:
-    """Run the bench `name` ("import", "lookup", "scan", "segments" or "dispatch") at `size` ("tiny",
-    "small" or "full") on a throwaway database (a temp SQLite file, or a fresh database on the
+    """Run the bench `name` ("import", "lookup", "scan", "segments", "dispatch", "orders" or "redeem")
+    at `size` ("tiny", "small" or "full") on a throwaway database (a temp SQLite file, or a fresh database on the
     PostgreSQL server of `database_url`); `progress` prints steps on stderr."""
     benches = _benches()
     if name not in benches:

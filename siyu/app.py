@@ -160,6 +160,10 @@ def create_app(
     from siyu.campaigns.calendars.api import router as calendars_api
     from siyu.campaigns.journeys.api import router as journeys_api
     from siyu.channels.api import router as channels_api
+    from siyu.commerce.coupons_api import router as coupons_api
+    from siyu.commerce.orders_api import router as orders_api
+    from siyu.commerce.products_api import router as products_api
+    from siyu.commerce.webhook_api import router as orders_webhook
     from siyu.customers.api import router as customers_api
     from siyu.customers.api_definitions import router as definitions_api
     from siyu.customers.importing.api import router as import_api
@@ -167,6 +171,10 @@ def create_app(
     from siyu.jobs.api import router as jobs_api
     from siyu.livecodes.api import router as livecodes_api
     from siyu.livecodes.public import router as livecodes_public
+    from siyu.loyalty.api import router as loyalty_api
+    from siyu.loyalty.h5.api import router as member_h5_api
+    from siyu.loyalty.h5.public import router as member_h5
+    from siyu.loyalty.rewards_api import router as rewards_api
     from siyu.messaging.api import router as messaging_api
     from siyu.messaging.callbacks_api import router as messaging_callbacks
     from siyu.messaging.public import router as messaging_public
@@ -199,6 +207,14 @@ def create_app(
         calendars_api,
         messaging_callbacks,
         transactional_api,
+        orders_api,
+        products_api,
+        coupons_api,
+        loyalty_api,
+        rewards_api,
+        member_h5_api,
+        orders_webhook,
+        member_h5,
         livecodes_public,
         shortlinks_public,
         messaging_public,

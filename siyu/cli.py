@@ -23,6 +23,8 @@ from siyu.experiments.cli import app as ab_app
 from siyu.kit.clock import system_clock
 from siyu.kit.errors import DomainError
 from siyu.kit.logging import configure_logging
+from siyu.loyalty.cli import loyalty_app
+from siyu.loyalty.h5.cli import member_app
 from siyu.segments.cli import segment_app
 from siyu.workspaces.scope import bind_workspace
 
@@ -39,6 +41,8 @@ app.add_typer(import_app, name="import")
 app.add_typer(export_app, name="export")
 app.add_typer(segment_app, name="segment")
 app.add_typer(touch_app, name="touch")
+app.add_typer(loyalty_app, name="loyalty")
+app.add_typer(member_app, name="member")
 
 
 app.add_typer(ab_app, name="ab")
@@ -164,6 +168,7 @@ def demo(
 ) -> None:
     """Build a realistic demo brand (once) and start the console."""
     from siyu.demo.builder import DEMO_EMAIL, DEMO_PASSWORD, build_demo
+    from siyu.demo.loyalty import build_loyalty
     from siyu.demo.touch import build_touch
 
     database = _migrated()
@@ -183,6 +188,8 @@ def demo(
         # dispatch, which commits batch by batch.
         with console.status("touch: broadcasts, journeys, calendars"):
             build_touch(database, clock=system_clock)
+        with console.status("loyalty: tiers, points, check-ins, coupons, redemptions"):
+            build_loyalty(database, clock=system_clock)
     else:
         console.print("demo brand already present; keeping it")
     console.print(
@@ -354,7 +361,7 @@ def export_customers(
 
 @app.command()
 def bench(
-    name: Annotated[str, typer.Argument(help="import, lookup, scan, segments or dispatch")],
+    name: Annotated[str, typer.Argument(help="import, lookup, scan, segments, dispatch, orders or redeem")],
     size: Annotated[str, typer.Option(help="tiny, small or full")] = "small",
     database: Annotated[str | None, typer.Option("--database", help="Database URL (default: a temp SQLite)")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,

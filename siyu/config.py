@@ -58,6 +58,11 @@ class Settings(BaseSettings):
         description="The console's public address; short links and unsubscribe links in messages start with it.",
     )
     send_batch_size: int = Field(default=500, description="Deliveries a sender claims at a time.")
+    member_link_days: int = Field(
+        default=30,
+        ge=1,
+        description="How long a member's signed H5 link, and the session it opens, stays valid, in days.",
+    )
     send_max_attempts: int = Field(
         default=5, description="Attempts before a delivery failing with timeouts or 5xx is marked failed."
     )

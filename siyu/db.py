@@ -28,8 +28,9 @@ _BEGIN_OPTION = "siyu_sqlite_begin"
 _HOLDS_WRITER = "siyu_holds_writer"
 
 
-def make_engine(url: str, *, busy_timeout_ms: int = 30_000, echo: bool = False) -> Engine:
-    """Create an engine configured for siyu's rules on either database."""
+def make_engine(url: str, *, busy_timeout_ms: int = 30_000, echo: bool = False, pool_size: int = 10) -> Engine:
+    """Create an engine configured for siyu's rules on either database (`pool_size`: PostgreSQL
+    connections kept open; 20 more may open under load)."""
     if url.startswith("sqlite"):
         engine = create_engine(
             url,
@@ -41,7 +42,7 @@ def make_engine(url: str, *, busy_timeout_ms: int = 30_000, echo: bool = False) 
         return engine
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
-    return create_engine(url, echo=echo, hide_parameters=True, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    return create_engine(url, echo=echo, hide_parameters=True, pool_pre_ping=True, pool_size=pool_size, max_overflow=20)
 
 
 def _configure_sqlite(engine: Engine, busy_timeout_ms: int) -> None:

@@ -44,6 +44,20 @@ class Scope(StrEnum):
     """Create channel accounts, set their credentials and the delivery policy."""
     TOUCH_APPROVE = "touch:approve"
     """Approve broadcasts whose audience is over the approval threshold."""
+    COMMERCE_READ = "commerce:read"
+    """See products, orders, refunds and coupons (staff and store managers: of their customers only)."""
+    COMMERCE_WRITE = "commerce:write"
+    """Ingest and import orders, record refunds, manage products, coupon templates and issue coupons."""
+    COMMERCE_SETTINGS = "commerce:settings"
+    """Set the unknown-customer policy and rotate the order webhook's secret."""
+    LOYALTY_READ = "loyalty:read"
+    """See the loyalty program, tiers, members' points and tier history, tasks, rewards and redemptions."""
+    LOYALTY_WRITE = "loyalty:write"
+    """Change the program (points, expiry, tier rules), tasks and rewards; sell paid tiers."""
+    LOYALTY_ADJUST = "loyalty:adjust"
+    """Adjust a member's points by hand (with a reason) and change a tier by hand."""
+    LOYALTY_FULFIL = "loyalty:fulfil"
+    """Ship, deliver and cancel redemptions of physical gifts."""
 
 
 ALL_SCOPES = frozenset(Scope)
@@ -67,15 +81,40 @@ ROLE_SCOPES: dict[Role, frozenset[Scope]] = {
             Scope.SEGMENTS_WRITE,
             Scope.TOUCH_READ,
             Scope.TOUCH_WRITE,
+            Scope.COMMERCE_READ,
+            Scope.COMMERCE_WRITE,
+            Scope.LOYALTY_READ,
+            Scope.LOYALTY_WRITE,
+            Scope.LOYALTY_ADJUST,
+            Scope.LOYALTY_FULFIL,
         }
     ),
     Role.ANALYST: frozenset(
-        {Scope.CUSTOMERS_READ, Scope.JOBS_READ, Scope.ACQUISITION_READ, Scope.SEGMENTS_READ, Scope.TOUCH_READ}
+        {
+            Scope.CUSTOMERS_READ,
+            Scope.JOBS_READ,
+            Scope.ACQUISITION_READ,
+            Scope.SEGMENTS_READ,
+            Scope.TOUCH_READ,
+            Scope.COMMERCE_READ,
+            Scope.LOYALTY_READ,
+        }
     ),
     Role.STORE_MANAGER: frozenset(
-        {Scope.CUSTOMERS_READ, Scope.CUSTOMERS_WRITE, Scope.CUSTOMERS_PII, Scope.TAGS_WRITE, Scope.SEGMENTS_READ}
+        {
+            Scope.CUSTOMERS_READ,
+            Scope.CUSTOMERS_WRITE,
+            Scope.CUSTOMERS_PII,
+            Scope.TAGS_WRITE,
+            Scope.SEGMENTS_READ,
+            Scope.COMMERCE_READ,
+            Scope.LOYALTY_READ,
+            Scope.LOYALTY_FULFIL,
+        }
     ),
-    Role.STAFF: frozenset({Scope.CUSTOMERS_READ, Scope.CUSTOMERS_WRITE, Scope.CUSTOMERS_PII}),
+    Role.STAFF: frozenset(
+        {Scope.CUSTOMERS_READ, Scope.CUSTOMERS_WRITE, Scope.CUSTOMERS_PII, Scope.COMMERCE_READ, Scope.LOYALTY_READ}
+    ),
 }
 
 

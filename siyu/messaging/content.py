@@ -82,6 +82,7 @@ SAMPLE_VALUES = {
     "points": "1280",
     "link": "https://example.com/s/sample",
     "coupon_code": "SAMPLE-2026",
+    "member_url": "https://example.com/m/enter?t=sample",
     "staff_name": "小林",
     "brand": "品牌",
     "unsubscribe_url": "https://example.com/u/sample",
@@ -116,7 +117,8 @@ def _attribute(key: str) -> VariableLoader:
 
 register_variable("name", _profile("name"))
 register_variable("city", _profile("city"))
-# Until the loyalty area registers real loaders, tier and points read custom attributes of those names.
+# Fallbacks: `siyu.loyalty.variables` (which imports this module first) replaces them with the member's
+# tier and balance once loaded; the workers and the app always load it through `siyu.tasks`.
 register_variable("tier", _attribute("tier"))
 register_variable("points", _attribute("points"))
 

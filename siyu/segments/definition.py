@@ -570,6 +570,11 @@ _CONDITIONS: dict[str, tuple[set[str], Any]] = {
     "segment": ({"segment_id", "member"}, _segment),
     "sample": ({"percent", "seed"}, _sample),
 }
+# Loyalty and commerce state (tier, points, coupons, first order / repurchase): parsed in their own
+# module, which uses the helpers above (`siyu.segments.__init__` imports this module first).
+from siyu.segments import loyalty_conditions as _loyalty  # noqa: E402
+
+_CONDITIONS.update(_loyalty.PARSERS)
 CONDITION_KINDS = tuple(_CONDITIONS)
 
 

@@ -20,6 +20,7 @@ from siyu.segments.definition import (
     ORDER_MEASURES,
     PROPERTY_OPS,
 )
+from siyu.segments.loyalty_conditions import COUPON_STATES
 
 _DATE = {"type": "string", "pattern": r"^\d{4}-\d{2}-\d{2}$"}
 _IDS = {"type": "array", "items": {"type": "integer", "minimum": 1}, "minItems": 1, "maxItems": MAX_LIST}
@@ -186,7 +187,35 @@ def definition_schema() -> dict[str, Any]:
                         },
                         ["percent"],
                     ),
+                    *_loyalty_conditions(number_ops),
                 ]
             },
         },
     }
+
+
+def _loyalty_conditions(number_ops: list[str]) -> list[dict[str, Any]]:
+    """Tier, points, coupons, first order and repurchase (see `siyu.segments.loyalty_conditions`)."""
+    points = {
+        "oneOf": [{"type": "integer"}, {"type": "array", "minItems": 2, "maxItems": 2, "items": {"type": "integer"}}]
+    }
+    names = {"type": "array", "minItems": 1, "items": {"type": "string", "minLength": 1, "maxLength": 50}}
+    return [
+        _condition("tier", {"tier_ids": _IDS, "tier_names": names, "member": {"type": "boolean"}}),
+        _condition("points_balance", {"op": {"enum": number_ops}, "value": points}, ["op", "value"]),
+        _condition(
+            "points_expiring",
+            {
+                "within_days": {"type": "integer", "minimum": 1, "maximum": MAX_DAYS},
+                "op": {"enum": number_ops},
+                "value": points,
+            },
+            ["within_days"],
+        ),
+        _condition(
+            "coupon",
+            {"template_ids": _IDS, "state": {"enum": sorted(COUPON_STATES)}, "has": {"type": "boolean"}},
+        ),
+        _condition("first_order", {"value": {"type": "boolean"}}),
+        _condition("repurchaser", {"value": {"type": "boolean"}}),
+    ]

@@ -14,7 +14,17 @@ from sqlalchemy.orm import Session
 
 from siyu.auth.permissions import Actor, Scope
 from siyu.kit.errors import PermissionDenied
-from siyu.models import AttributeDefinition, Channel, IdentityType, IdentityTypeDefinition, Segment, Staff, Tag
+from siyu.models import (
+    AttributeDefinition,
+    Channel,
+    CouponTemplate,
+    IdentityType,
+    IdentityTypeDefinition,
+    Segment,
+    Staff,
+    Tag,
+    Tier,
+)
 from siyu.segments.definition import (
     MAX_DEPTH,
     DefinitionError,
@@ -31,6 +41,7 @@ from siyu.segments.definition import (
     walk,
 )
 from siyu.segments.fields import ATTRIBUTE_TYPES, PROFILE_FIELDS, FieldSpec, FieldType
+from siyu.segments.loyalty_conditions import CouponCondition, TierCondition
 
 MAX_REFERENCE_DEPTH = 5
 """A segment may refer to a segment that refers to another… at most this many levels down."""
@@ -105,6 +116,16 @@ def _check(
             _exist(session, Staff, workspace_id, node.staff_ids, f"{node.path}.staff_ids", "staff member")
         if node.channel_ids:
             _exist(session, Channel, workspace_id, node.channel_ids, f"{node.path}.channel_ids", "channel")
+    elif isinstance(node, TierCondition):
+        if node.tier_ids:
+            _exist(session, Tier, workspace_id, node.tier_ids, f"{node.path}.tier_ids", "tier")
+        if node.tier_names:
+            known = set(session.scalars(select(Tier.name).where(Tier.workspace_id == workspace_id)))
+            for i, name in enumerate(node.tier_names):
+                if name not in known:
+                    raise DefinitionError(f"{node.path}.tier_names[{i}]", f"no tier named {name!r}")
+    elif isinstance(node, CouponCondition) and node.template_ids:
+        _exist(session, CouponTemplate, workspace_id, node.template_ids, f"{node.path}.template_ids", "coupon template")
     return node
 
 

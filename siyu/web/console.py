@@ -11,11 +11,13 @@ from siyu.campaigns.broadcasts.views import router as broadcasts_views
 from siyu.campaigns.calendars.views import router as calendars_views
 from siyu.campaigns.journeys.views import router as journeys_views
 from siyu.channels.views import router as channels_views
+from siyu.commerce.views import router as commerce_views
 from siyu.customers.importing.views import router as import_views
 from siyu.customers.views import router as customer_views
 from siyu.experiments.views import router as experiments_views
 from siyu.jobs.views import router as job_views
 from siyu.livecodes.views import router as livecodes_views
+from siyu.loyalty.views import router as loyalty_views
 from siyu.messaging.views import router as messaging_views
 from siyu.segments.views import router as segments_views
 from siyu.shortlinks.views import router as shortlinks_views
@@ -35,6 +37,8 @@ for area in (
     journeys_views,
     calendars_views,
     addtasks_views,
+    commerce_views,
+    loyalty_views,
     job_views,
     audit_views,
 ):

@@ -32,7 +32,7 @@ def _validation_details(exc: RequestValidationError) -> list[dict[str, Any]]:
 def is_console(request: Request) -> bool:
     """Console pages answer errors with HTML; the API (and everything under /api) with JSON."""
     path = request.url.path
-    return not (path.startswith("/api/") or path in ("/api", "/openapi.json", "/healthz") or path.startswith("/docs"))
+    return not (path.startswith(("/api/", "/docs", "/hooks/")) or path in ("/api", "/openapi.json", "/healthz"))
 
 
 def console_error(request: Request, *, status_code: int, code: str, message: str) -> Response:

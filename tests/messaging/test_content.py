@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+import siyu.tasks  # noqa: F401 - every area's message variables, as the app and workers load them
 from siyu.kit.errors import InvalidInput
 from siyu.messaging import content
 from siyu.models import ContentItem
@@ -47,7 +48,7 @@ def _item(body: str, **values: object) -> ContentItem:
         (
             "{{ nmae }}",
             "body: unknown variable 'nmae'"
-            " (known: brand, city, coupon_code, link, name, points, staff_name, tier, unsubscribe_url)",
+            " (known: brand, city, coupon_code, link, member_url, name, points, staff_name, tier, unsubscribe_url)",
         ),
         (
             "{{ name ",

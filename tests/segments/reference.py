@@ -34,7 +34,16 @@ from siyu.segments.definition import (
     Window,
     parse_definition,
 )
+from siyu.segments.loyalty_conditions import (
+    CouponCondition,
+    MemberFlagCondition,
+    PointsBalanceCondition,
+    PointsExpiringCondition,
+    TierCondition,
+)
 from siyu.segments.semantics import in_sample
+
+LOYALTY = (TierCondition, PointsBalanceCondition, PointsExpiringCondition, CouponCondition, MemberFlagCondition)
 
 # The profile fields and their types, as docs/segments.md lists them.
 PROFILE_TYPES = {
@@ -122,6 +131,36 @@ class Line:
     category: str | None
 
 
+@dataclass(frozen=True)
+class Membership:
+    """A loyalty member row (customers without one are no members)."""
+
+    customer_id: int
+    tier_id: int | None
+    points_balance: int
+    has_first_order: bool
+    is_repurchaser: bool
+
+
+@dataclass(frozen=True)
+class Lot:
+    """Points earned together: what is left of them and when they expire (None: never)."""
+
+    customer_id: int
+    remaining: int
+    expires_at: datetime | None
+
+
+@dataclass(frozen=True)
+class Voucher:
+    """An issued coupon."""
+
+    customer_id: int
+    template_id: int
+    state: str
+    expires_at: datetime | None
+
+
 @dataclass
 class SavedSegment:
     """A segment another definition may refer to: dynamic (a raw definition) or static (members)."""
@@ -150,6 +189,11 @@ class World:
     segments: dict[int, SavedSegment] = field(default_factory=dict)
     attribute_types: dict[str, str] = field(default_factory=dict)
     """Custom attribute key → its defined type (of the workspace evaluated)."""
+    members: dict[int, Membership] = field(default_factory=dict)
+    lots: list[Lot] = field(default_factory=list)
+    coupons: list[Voucher] = field(default_factory=list)
+    tier_names: dict[int, tuple[int, str]] = field(default_factory=dict)
+    """Tier id → (workspace id, name)."""
 
 
 # --- evaluation ----------------------------------------------------------------------------------
@@ -226,11 +270,59 @@ class Reference:
             return self.bought(node, person) == node.bought
         if isinstance(node, SegmentCondition):
             return (person.id in self.segment(node.segment_id)) == node.member
+        if isinstance(node, LOYALTY):
+            return self.loyalty(node, person)
         if isinstance(node, SampleCondition):
             return in_sample(person.id, node.percent, node.seed)
         raise AssertionError(f"unknown node {node!r}")
 
     # --- time ------------------------------------------------------------------------------------
+
+    def loyalty(self, node: Any, person: Person) -> bool:
+        """As docs/order-import.md states: non-members have 0 points, no tier, no flags."""
+        member = self.world.members.get(person.id)
+        if isinstance(node, TierCondition):
+            names = {
+                tier_id
+                for tier_id, (ws, name) in self.world.tier_names.items()
+                if ws == person.workspace_id and name in node.tier_names
+            }
+            wanted = set(node.tier_ids) | names
+            inside = member is not None and member.tier_id is not None and member.tier_id in wanted
+            return inside == node.member
+        if isinstance(node, PointsBalanceCondition):
+            return compare_number(member.points_balance if member else 0, node.comparison)
+        if isinstance(node, PointsExpiringCondition):
+            end = self.now + timedelta(days=node.within_days)
+            expiring = sum(
+                lot.remaining
+                for lot in self.world.lots
+                if member is not None
+                and lot.customer_id == person.id
+                and lot.remaining > 0
+                and lot.expires_at is not None
+                and self.now < lot.expires_at <= end
+            )
+            return compare_number(expiring, node.comparison)
+        if isinstance(node, CouponCondition):
+            held = any(
+                voucher.customer_id == person.id
+                and (node.template_ids is None or voucher.template_id in node.template_ids)
+                and (
+                    node.state == "any"
+                    or (node.state == "redeemed" and voucher.state == "redeemed")
+                    or (
+                        node.state == "unused"
+                        and voucher.state == "issued"
+                        and (voucher.expires_at is None or voucher.expires_at > self.now)
+                    )
+                )
+                for voucher in self.world.coupons
+            )
+            return held == node.has
+        assert isinstance(node, MemberFlagCondition)
+        flag = member is not None and (member.has_first_order if node.flag == "first_order" else member.is_repurchaser)
+        return flag == node.value
 
     def local_day(self, moment: datetime) -> date:
         return moment.astimezone(self.tz).date()

@@ -123,6 +123,8 @@ class Catalog:
     staff_ids: tuple[int, ...]
     channel_ids: tuple[int, ...]
     segment_ids: tuple[int, ...] = ()
+    tier_ids: tuple[int, ...] = ()
+    template_ids: tuple[int, ...] = ()
 
 
 _BUILT: dict[str, st.SearchStrategy[Any]] = {}
@@ -526,7 +528,11 @@ def conditions(draw: st.DrawFn, catalog: Catalog) -> dict[str, Any]:
         "purchase",
         "sample",
     ] + (["segment", "segment"] if catalog.segment_ids else [])
+    if catalog.tier_ids:
+        kinds += ["tier", "points_balance", "points_expiring", "coupon", "first_order", "repurchaser"]
     kind = draw(pick(kinds))
+    if kind in LOYALTY_KINDS:
+        return draw(_cached(loyalty_conditions, catalog, kind))
     if kind == "field":
         return draw(_cached(field_conditions, catalog))
     if kind == "identity":
@@ -576,3 +582,93 @@ def _definitions(draw: st.DrawFn, catalog: Catalog, max_depth: int, depth: int) 
         return {"not": draw(_cached(_definitions, catalog, max_depth, depth + 1))}
     children = draw(st.lists(_cached(_definitions, catalog, max_depth, depth + 1), min_size=1, max_size=3))
     return {combinator: children}
+
+
+# --- loyalty state -------------------------------------------------------------------------------
+
+LOYALTY_KINDS = ("tier", "points_balance", "points_expiring", "coupon", "first_order", "repurchaser")
+TIER_NAMES = ("普通", "高级", "尊享")
+POINTS = (0, 1, 99, 100, 500)
+EXPIRY_OFFSETS = (
+    None,
+    -timedelta(days=1),
+    timedelta(seconds=1),
+    timedelta(days=7),
+    timedelta(days=30),
+    timedelta(days=31),
+)
+"""Lot and coupon expiries around now and around the windows conditions use (7 and 30 days)."""
+
+
+@st.composite
+def loyalty_conditions(draw: st.DrawFn, catalog: Catalog, kind: str) -> dict[str, Any]:
+    def points_comparison() -> dict[str, Any]:
+        op = draw(pick(["gte", "gt", "lt", "lte", "eq", "ne", "between", "at_least", "at_most"]))
+        if op == "between":
+            low = draw(pick(POINTS))
+            return {"op": op, "value": [low, low + draw(pick([0, 1, 400]))]}
+        return {"op": op, "value": draw(pick(POINTS))}
+
+    if kind == "tier":
+        out: dict[str, Any] = {"kind": "tier"}
+        if draw(BOOLEANS):
+            out["tier_ids"] = draw(subsets(catalog.tier_ids, min_size=1))
+        else:
+            out["tier_names"] = draw(subsets(TIER_NAMES, min_size=1))
+        member = draw(pick([None, True, False]))
+        return out if member is None else {**out, "member": member}
+    if kind == "points_balance":
+        return {"kind": "points_balance", **points_comparison()}
+    if kind == "points_expiring":
+        out = {"kind": "points_expiring", "within_days": draw(pick([1, 7, 30]))}
+        return out if draw(BOOLEANS) else {**out, **points_comparison()}
+    if kind == "coupon":
+        out = {"kind": "coupon"}
+        if draw(BOOLEANS):
+            out["template_ids"] = draw(subsets(catalog.template_ids, min_size=1))
+        state = draw(pick([None, "unused", "redeemed", "any"]))
+        if state is not None:
+            out["state"] = state
+        has = draw(pick([None, True, False]))
+        return out if has is None else {**out, "has": has}
+    value = draw(pick([None, True, False]))
+    return {"kind": kind} if value is None else {"kind": kind, "value": value}
+
+
+@dataclass
+class LoyaltyRows:
+    members: list[dict[str, Any]]
+    lots: list[dict[str, Any]]
+    """`{"customer_id", "remaining", "expires_in"}`."""
+    coupons: list[dict[str, Any]]
+    """`{"customer_id", "template_id", "state", "expires_in"}`."""
+
+
+@st.composite
+def loyalty_rows(draw: st.DrawFn, catalog: Catalog, customer_ids: tuple[int, ...]) -> LoyaltyRows:
+    members, lots, coupons = [], [], []
+    for customer_id in customer_ids:
+        if draw(BOOLEANS):
+            first = draw(BOOLEANS)
+            members.append(
+                {
+                    "customer_id": customer_id,
+                    "tier_id": draw(pick((None, *catalog.tier_ids))),
+                    "points_balance": draw(pick(POINTS)),
+                    "has_first_order": first,
+                    "is_repurchaser": first and draw(BOOLEANS),
+                }
+            )
+            for _ in range(draw(ints(0, 2))):
+                remaining, expires_in = draw(pick(POINTS)), draw(pick(EXPIRY_OFFSETS))
+                lots.append({"customer_id": customer_id, "remaining": remaining, "expires_in": expires_in})
+        for _ in range(draw(ints(0, 2))):
+            coupons.append(
+                {
+                    "customer_id": customer_id,
+                    "template_id": draw(pick(catalog.template_ids)),
+                    "state": draw(pick(["issued", "redeemed", "expired", "void"])),
+                    "expires_in": draw(pick(EXPIRY_OFFSETS)),
+                }
+            )
+    return LoyaltyRows(members, lots, coupons)

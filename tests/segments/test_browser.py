@@ -283,6 +283,12 @@ def test_every_condition_kind_can_be_added_negated_and_removed(operator: Watched
         "consent",
         "segment",
         "sample",
+        "tier",
+        "points_balance",
+        "points_expiring",
+        "coupon",
+        "first_order",
+        "repurchaser",
     ]
     # when one condition of every kind is added
     for index, kind in enumerate(kinds):

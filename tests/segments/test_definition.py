@@ -127,7 +127,7 @@ def test_defaults_aliases_and_windows() -> None:
     assert only_from.window == Window(start=date(2026, 6, 1))
 
 
-def test_the_ten_condition_kinds() -> None:
+def test_the_sixteen_condition_kinds() -> None:
     assert CONDITION_KINDS == (
         "field",
         "identity",
@@ -139,6 +139,12 @@ def test_the_ten_condition_kinds() -> None:
         "consent",
         "segment",
         "sample",
+        "tier",
+        "points_balance",
+        "points_expiring",
+        "coupon",
+        "first_order",
+        "repurchaser",
     )
 
 

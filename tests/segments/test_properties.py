@@ -22,13 +22,19 @@ from sqlalchemy.orm import Session
 from siyu.kit.clock import FrozenClock
 from siyu.models import (
     Consent,
+    Coupon,
+    CouponTemplate,
     Customer,
     CustomerEvent,
     CustomerTag,
     Identity,
+    Member,
     Order,
     OrderItem,
+    PointsEntry,
+    PointsLot,
     Relationship,
+    Tier,
 )
 from siyu.segments.definition import walk
 from siyu.segments.query import count_definition, customer_matches, explain_sql, members_select, node_counts
@@ -36,8 +42,29 @@ from siyu.segments.validation import validate_definition
 from tests.conftest import NOW
 from tests.factories import make_channel, make_staff, make_tag, make_workspace
 from tests.segments.factories import make_attribute, make_identity_type, make_segment
-from tests.segments.reference import Edge, Happening, Line, Person, Reference, Sale, SavedSegment, World
-from tests.segments.strategies import ATTRIBUTE_TYPES, TZ, Catalog, definitions, people, related
+from tests.segments.reference import (
+    Edge,
+    Happening,
+    Line,
+    Lot,
+    Membership,
+    Person,
+    Reference,
+    Sale,
+    SavedSegment,
+    Voucher,
+    World,
+)
+from tests.segments.strategies import (
+    ATTRIBUTE_TYPES,
+    TIER_NAMES,
+    TZ,
+    Catalog,
+    definitions,
+    loyalty_rows,
+    people,
+    related,
+)
 
 UNSCOPED = {"siyu_unscoped": True}
 PROPERTY_SETTINGS = settings(
@@ -54,6 +81,8 @@ class Base:
 
     main: Catalog
     other: Catalog
+    tier_names: dict[int, tuple[int, str]]
+    """Tier id → (workspace id, name): both workspaces name their tiers alike."""
 
 
 def _base(db: Session) -> Base:
@@ -63,21 +92,37 @@ def _base(db: Session) -> Base:
         return cached
     clock = FrozenClock(NOW)
     catalogs = []
+    tier_names: dict[int, tuple[int, str]] = {}
     for attribute_types, size in ((ATTRIBUTE_TYPES, 3), ({**ATTRIBUTE_TYPES, "skin": "integer"}, 1)):
         ws = make_workspace(db, clock=clock)
         for key, kind in attribute_types.items():
             make_attribute(db, workspace=ws, key=key, type=kind)
         make_identity_type(db, workspace=ws, key="app_uid")
+        tiers = [
+            Tier(workspace_id=ws.id, name=name, rank=rank, threshold=rank * 100, created_at=NOW, updated_at=NOW)
+            for rank, name in enumerate(TIER_NAMES)
+        ]
+        templates = [
+            CouponTemplate(
+                workspace_id=ws.id, name=f"券{n}", kind="amount_off", value=100, created_at=NOW, updated_at=NOW
+            )
+            for n in range(2)
+        ]
+        db.add_all(tiers + templates)
+        db.flush()
+        tier_names.update({t.id: (ws.id, t.name) for t in tiers})
         catalogs.append(
             Catalog(
                 workspace_id=ws.id,
                 tag_ids=tuple(make_tag(db, workspace=ws).id for _ in range(size + 1)),
                 staff_ids=tuple(make_staff(db, workspace=ws, clock=clock).id for _ in range(size)),
                 channel_ids=tuple(make_channel(db, workspace=ws, clock=clock).id for _ in range(max(size - 1, 1))),
+                tier_ids=tuple(t.id for t in tiers),
+                template_ids=tuple(t.id for t in templates),
             )
         )
     db.flush()
-    base = Base(main=catalogs[0], other=catalogs[1])
+    base = Base(main=catalogs[0], other=catalogs[1], tier_names=tier_names)
     db.info["segment-base"] = base
     return base
 
@@ -159,7 +204,78 @@ def _populate(db: Session, data: st.DataObject, catalog: Catalog, world: World, 
     world.relationships += [Edge(**r) for r in more.relationships]
     world.consents.update(more.consents)
     world.events += [Happening(**e) for e in more.events]
+    _loyalty(db, data, catalog, world, ids)
     return ids
+
+
+def _loyalty(db: Session, data: st.DataObject, catalog: Catalog, world: World, ids: list[int]) -> None:
+    """Members with tiers, balances, flags and points lots; coupons in every state."""
+    ws = catalog.workspace_id
+    rows = data.draw(loyalty_rows(catalog, tuple(ids)), label=f"loyalty of {ws}")
+    members = {
+        r["customer_id"]: Member(
+            workspace_id=ws,
+            created_at=NOW,
+            updated_at=NOW,
+            first_order_id=1 if r["has_first_order"] else None,
+            is_repurchaser=r["is_repurchaser"],
+            tier_id=r["tier_id"],
+            points_balance=r["points_balance"],
+            customer_id=r["customer_id"],
+        )
+        for r in rows.members
+    }
+    db.add_all(members.values())
+    db.flush()
+    for r in rows.members:
+        world.members[r["customer_id"]] = Membership(**r)
+    for n, lot in enumerate(rows.lots):
+        member = members[lot["customer_id"]]
+        expires_at = None if lot["expires_in"] is None else NOW + lot["expires_in"]
+        entry = PointsEntry(
+            workspace_id=ws,
+            member_id=member.id,
+            amount=lot["remaining"] + 1,
+            kind="earn",
+            reason="purchase",
+            description="test",
+            idempotency_key=f"lot{ws}-{n}",
+            balance_after=0,
+            occurred_at=NOW,
+        )
+        db.add(entry)
+        db.flush()
+        db.add(
+            PointsLot(
+                workspace_id=ws,
+                member_id=member.id,
+                entry_id=entry.id,
+                amount=lot["remaining"] + 1,
+                remaining=lot["remaining"],
+                earned_at=NOW,
+                expires_at=expires_at,
+            )
+        )
+        world.lots.append(Lot(lot["customer_id"], lot["remaining"], expires_at))
+    for n, coupon in enumerate(rows.coupons):
+        expires_at = None if coupon["expires_in"] is None else NOW + coupon["expires_in"]
+        db.add(
+            Coupon(
+                workspace_id=ws,
+                template_id=coupon["template_id"],
+                customer_id=coupon["customer_id"],
+                code=f"C{ws}X{n}",
+                slot=n + 1,
+                state=coupon["state"],
+                source="test",
+                idempotency_key=f"c{ws}-{n}",
+                issued_at=NOW,
+                valid_from=NOW,
+                expires_at=expires_at,
+            )
+        )
+        world.coupons.append(Voucher(coupon["customer_id"], coupon["template_id"], coupon["state"], expires_at))
+    db.flush()
 
 
 def _segments(db: Session, data: st.DataObject, catalog: Catalog, world: World, customer_ids: list[int]) -> Catalog:
@@ -209,7 +325,7 @@ def test_sql_selects_exactly_what_the_reference_selects(db: Session, data: st.Da
     savepoint = db.begin_nested()
     try:
         # given random pools in two workspaces and a few segments to refer to
-        world = World(attribute_types=dict(ATTRIBUTE_TYPES))
+        world = World(attribute_types=dict(ATTRIBUTE_TYPES), tier_names=dict(base.tier_names))
         customer_ids = _populate(db, data, base.main, world, max_people=25)
         _populate(db, data, base.other, world, max_people=5)
         catalog = _segments(db, data, base.main, world, customer_ids)
@@ -227,7 +343,7 @@ def test_every_customer_alone_agrees_with_the_whole_pool(db: Session, data: st.D
     savepoint = db.begin_nested()
     try:
         # given a small random pool and one random definition
-        world = World(attribute_types=dict(ATTRIBUTE_TYPES))
+        world = World(attribute_types=dict(ATTRIBUTE_TYPES), tier_names=dict(base.tier_names))
         customer_ids = _populate(db, data, base.main, world, max_people=6)
         catalog = _segments(db, data, base.main, world, customer_ids)
         raw = data.draw(definitions(catalog), label="definition")

@@ -14,9 +14,11 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from siyu.campaigns.broadcasts.service import audience_size
+from siyu.campaigns.broadcasts.service import audience_size, coupon_template_of
+from siyu.commerce.coupons.issuing import issue_coupon
 from siyu.db import Database
 from siyu.kit.clock import Clock
+from siyu.kit.errors import DomainError
 from siyu.messaging import admission
 from siyu.messaging.content import content_hash
 from siyu.messaging.planning import PlanCounts, PlanSpec, Variant, plan_batch
@@ -26,6 +28,8 @@ from siyu.models import (
     ChannelAccount,
     ContentItem,
     Customer,
+    Delivery,
+    DeliveryStatus,
     QuietHoursMode,
     Segment,
 )
@@ -63,6 +67,52 @@ def spec_for(session: Session, broadcast: Broadcast, send_at: datetime) -> PlanS
         hold_quiet_hours=broadcast.quiet_hours == QuietHoursMode.HOLD,
         salt=f"broadcast:{broadcast.id}",
     )
+
+
+def attach_coupons(
+    session: Session, broadcast: Broadcast, template_id: int, ids: list[int], clock: Clock, counts: PlanCounts
+) -> None:
+    """Issue each queued recipient of the batch a coupon (key `broadcast:{id}:c{customer}`, so a
+    re-planned batch issues nothing twice) and put its code in the delivery's variables. Holdout
+    and suppressed recipients get none. A recipient the template cannot serve (out of stock, at
+    their limit) is suppressed with the error's code as reason, and their cap slot given back."""
+    rows = session.scalars(
+        select(Delivery)
+        .where(
+            Delivery.workspace_id == broadcast.workspace_id,
+            Delivery.source == "broadcast",
+            Delivery.source_id == broadcast.id,
+            Delivery.step == "",
+            Delivery.customer_id.in_(ids),
+            Delivery.status == DeliveryStatus.QUEUED,
+        )
+        .order_by(Delivery.customer_id)
+    ).all()
+    refused: list[Delivery] = []
+    for delivery in rows:
+        try:
+            with session.begin_nested():
+                coupon = issue_coupon(
+                    session,
+                    workspace_id=broadcast.workspace_id,
+                    template_id=template_id,
+                    customer_id=delivery.customer_id,
+                    source=f"broadcast:{broadcast.id}",
+                    idempotency_key=f"broadcast:{broadcast.id}:c{delivery.customer_id}",
+                    clock=clock,
+                    actor_label=f"broadcast:{broadcast.id}",
+                )
+        except DomainError as exc:
+            delivery.status, delivery.reason = DeliveryStatus.SUPPRESSED, exc.code[:30]
+            counts.by_status[str(DeliveryStatus.QUEUED)] -= 1
+            counts.by_status[str(DeliveryStatus.SUPPRESSED)] += 1
+            counts.by_reason[exc.code[:30]] += 1
+            refused.append(delivery)
+            continue
+        message = dict(delivery.message or {})
+        message["vars"] = {**(message.get("vars") or {}), "coupon_code": coupon.code}
+        delivery.message = message
+    admission.release_slots(session, refused, clock)
 
 
 def start_planning(database: Database, workspace_id: int, broadcast_id: int, clock: Clock) -> datetime | None:
@@ -158,6 +208,9 @@ def _plan_one(
             return False
         config = admission.load_config(session, workspace_id)
         spec = spec_for(session, broadcast, send_at=max(started, clock.now()))
-        totals.add(plan_batch(session, workspace_id, spec, ids, clock, config))
+        counts = plan_batch(session, workspace_id, spec, ids, clock, config)
+        if (template_id := coupon_template_of(broadcast)) is not None:
+            attach_coupons(session, broadcast, template_id, ids, clock, counts)
+        totals.add(counts)
         broadcast.planned_through = ids[-1]
     return True

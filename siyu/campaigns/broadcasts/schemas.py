@@ -46,6 +46,9 @@ class BroadcastIn(Input):
     brief: BriefIn = Field(default_factory=BriefIn)
     quiet_hours: QuietHoursMode = QuietHoursMode.HOLD
     scheduled_at: datetime | None = None
+    coupon_template_id: Annotated[int | None, Field(gt=0)] = None
+    """Issue every recipient a coupon of this template (key `broadcast:{id}:c{customer}`); the
+    content's `{{ coupon_code }}` is the recipient's code."""
 
     @field_validator("variants")
     @classmethod

@@ -25,6 +25,8 @@ from siyu.models import (
     BroadcastStatus,
     ChannelAccount,
     ContentItem,
+    CouponTemplate,
+    CouponTemplateStatus,
     Delivery,
     DeliveryStatus,
     Segment,
@@ -65,6 +67,14 @@ def _check_references(session: Session, actor: Actor, data: BroadcastIn) -> None
     )
     if segment is None or segment.archived_at is not None:
         raise InvalidInput("unknown or archived segment", details={"field": "segment_id"})
+    if data.coupon_template_id is not None:
+        template = session.scalar(
+            select(CouponTemplate).where(
+                CouponTemplate.id == data.coupon_template_id, CouponTemplate.workspace_id == actor.workspace_id
+            )
+        )
+        if template is None or template.status != CouponTemplateStatus.ACTIVE:
+            raise InvalidInput("unknown or archived coupon template", details={"field": "coupon_template_id"})
     accounts = {
         a.id: a
         for a in session.scalars(
@@ -112,7 +122,7 @@ def _check_references(session: Session, actor: Actor, data: BroadcastIn) -> None
                     f"{account.name} cannot send {item.kind} content",
                     details={"field": f"variants.{index}.content_id"},
                 )
-        unresolvable = _unresolvable(used, list(accounts.values()))
+        unresolvable = _unresolvable(used, list(accounts.values()), has_coupon=data.coupon_template_id is not None)
         if unresolvable:
             variable, why = unresolvable
             raise InvalidInput(
@@ -121,15 +131,17 @@ def _check_references(session: Session, actor: Actor, data: BroadcastIn) -> None
             )
 
 
-PER_CUSTOMER = {"name", "city", "tier", "points", "unsubscribe_url"}
+PER_CUSTOMER = {"name", "city", "tier", "points", "unsubscribe_url", "coupon_code"}
 """Variables whose value differs per customer (a WeCom mass message is one text per staff member)."""
 
 
-def _unresolvable(used: set[str], accounts: list[ChannelAccount]) -> tuple[str, str] | None:
+def _unresolvable(
+    used: set[str], accounts: list[ChannelAccount], *, has_coupon: bool = False
+) -> tuple[str, str] | None:
     """A variable this broadcast could not fill for some recipient, with the reason — so it is
     refused now rather than failing every delivery at send time."""
-    if "coupon_code" in used:
-        return "coupon_code", "is filled by SOP steps and transactional sends that issue a coupon, not by broadcasts"
+    if "coupon_code" in used and not has_coupon:
+        return "coupon_code", "needs a coupon template on the broadcast (coupon_template_id) to issue one each"
     kinds = {AdapterKind(a.kind) for a in accounts}
     if "staff_name" in used and not kinds <= {AdapterKind.WECOM_CUSTOMER}:
         return "staff_name", "needs a WeCom sender; other channels have no staff member"
@@ -140,6 +152,8 @@ def _unresolvable(used: set[str], accounts: list[ChannelAccount]) -> tuple[str, 
 
 
 def _values(data: BroadcastIn) -> dict[str, Any]:
+    # The coupon is the campaign's hook (抓手): it is kept with the brief.
+    coupon = {"coupon_template_id": data.coupon_template_id} if data.coupon_template_id is not None else {}
     return {
         "name": data.name.strip(),
         "segment_id": data.segment_id,
@@ -147,7 +161,7 @@ def _values(data: BroadcastIn) -> dict[str, Any]:
         "variants": [v.model_dump() for v in data.variants],
         "holdout_pct": data.holdout_pct,
         "goal": data.goal.model_dump() if data.goal else {},
-        "brief": data.brief.model_dump(),
+        "brief": data.brief.model_dump() | coupon,
         "quiet_hours": data.quiet_hours,
         "scheduled_at": data.scheduled_at,
     }
@@ -203,6 +217,12 @@ def update_broadcast(
         clock=clock,
     )
     return broadcast
+
+
+def coupon_template_of(broadcast: Broadcast) -> int | None:
+    """The coupon template each recipient of the broadcast is issued, if any."""
+    value = (broadcast.brief or {}).get("coupon_template_id")
+    return int(value) if value is not None else None
 
 
 def audience_size(session: Session, broadcast: Broadcast, clock: Clock) -> int:

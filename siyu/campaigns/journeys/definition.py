@@ -18,7 +18,17 @@ from sqlalchemy.orm import Session
 
 from siyu.kit.errors import InvalidInput
 from siyu.kit.ids import MAX_ID
-from siyu.models import Channel, ChannelAccount, ContentItem, Script, Segment, Staff, Tag
+from siyu.models import (
+    Channel,
+    ChannelAccount,
+    ContentItem,
+    CouponTemplate,
+    CouponTemplateStatus,
+    Script,
+    Segment,
+    Staff,
+    Tag,
+)
 from siyu.models.group import CommunityGroup
 
 TRIGGER_TYPES = (
@@ -30,8 +40,9 @@ TRIGGER_TYPES = (
     "product_ordered",
     "birthday",
     "inactive",
+    "points_expiring",
 )
-DAILY_TRIGGERS = ("birthday", "inactive")
+DAILY_TRIGGERS = ("birthday", "inactive", "points_expiring")
 """Triggers evaluated once per brand-local day, with date-based entry keys."""
 STEP_TYPES = ("wait", "branch", "split", "send", "tag", "untag", "coupon", "task", "exit")
 GOAL_TYPES = ("order", "event", "segment")
@@ -168,6 +179,10 @@ class References:
         if not self._exists(Script, ident):
             raise fail(path, f"no script with id {ident}")
 
+    def coupon_template(self, ident: int, path: str) -> None:
+        if not self._exists(CouponTemplate, ident, CouponTemplate.status == CouponTemplateStatus.ACTIVE):
+            raise fail(path, f"no active coupon template with id {ident}")
+
 
 # --- trigger ------------------------------------------------------------------------------------
 
@@ -175,8 +190,6 @@ class References:
 def validate_trigger(raw: Any, refs: References) -> dict[str, Any]:
     data = _object(raw, "$.trigger")
     kind = data.get("type")
-    if kind == "points_expiring":
-        raise fail("$.trigger.type", "points triggers arrive with the loyalty module")
     if kind not in TRIGGER_TYPES:
         raise fail("$.trigger.type", f"expected one of {', '.join(TRIGGER_TYPES)}")
     out: dict[str, Any] = {"type": kind}
@@ -216,6 +229,10 @@ def validate_trigger(raw: Any, refs: References) -> dict[str, Any]:
     elif kind == "inactive":
         allowed = ("type", "days")
         out["days"] = _int(data.get("days"), "$.trigger.days", 1, MAX_WAIT_DAYS)
+    elif kind == "points_expiring":
+        # Members with points expiring within N days; evaluated by the loyalty trigger (triggers.py).
+        allowed = ("type", "within_days")
+        out["within_days"] = _int(data.get("within_days"), "$.trigger.within_days", 1, MAX_WAIT_DAYS)
     _unknown_keys(data, allowed, "$.trigger")
     return out
 
@@ -311,7 +328,11 @@ def _step_body(kind: str, data: Mapping[str, Any], path: str, refs: References, 
         refs.tag(tag_id, f"{path}.tag_id")
         return {"tag_id": tag_id}
     if kind == "coupon":
-        raise fail(f"{path}.type", "coupons arrive with the loyalty module")
+        # Issues one coupon of the template; a later send step's {{ coupon_code }} is its code.
+        _unknown_keys(data, ("id", "type", "template_id"), path)
+        template_id = _id(data.get("template_id"), f"{path}.template_id") or 0
+        refs.coupon_template(template_id, f"{path}.template_id")
+        return {"template_id": template_id}
     if kind == "task":
         _unknown_keys(data, ("id", "type", "title", "body", "script_id", "due_hours"), path)
         out = {"title": _text(data.get("title"), f"{path}.title", max_length=200)}

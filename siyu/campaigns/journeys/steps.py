@@ -17,10 +17,12 @@ from sqlalchemy import exists, select
 from sqlalchemy.orm import Session
 
 from siyu.auth.permissions import Actor
+from siyu.commerce.coupons.issuing import issue_coupon
 from siyu.customers.service.tags import assign_tag, remove_tag
 from siyu.kit.clock import Clock, as_utc
+from siyu.kit.errors import DomainError
 from siyu.kit.sql import insert_or_ignore
-from siyu.messaging.content import content_hash
+from siyu.messaging.content import TEMPLATE_FIELDS, content_hash, variables_in
 from siyu.messaging.planning import PlanSpec, Variant, plan_batch
 from siyu.models import (
     ChannelAccount,
@@ -141,6 +143,11 @@ def send(session: Session, journey: Journey, enrolment: JourneyEnrolment, step: 
     accounts = [found[i] for i in account_ids if i in found and found[i].is_active]
     if item is None or item.archived_at is not None:
         return Result("skipped:no_content")
+    variables = {}
+    if (code := (enrolment.context or {}).get("coupon_code")) is not None:
+        variables["coupon_code"] = code
+    elif "coupon_code" in used_variables(item):
+        return Result("skipped:no_coupon")  # no earlier coupon step issued one to this customer
     spec = PlanSpec(
         source="journey",
         source_id=journey.id,
@@ -150,6 +157,7 @@ def send(session: Session, journey: Journey, enrolment: JourneyEnrolment, step: 
         send_at=clock.now(),
         priority=int(Priority.SERVICE),
         salt=f"journey:{journey.id}",
+        variables=variables,
     )
     counts = plan_batch(session, journey.workspace_id, spec, [enrolment.customer_id], clock)
     if counts.inserted == 0:
@@ -201,6 +209,38 @@ def create_task(
     return Result("task" if staff_id is not None else "task:unassigned")
 
 
+def used_variables(item: ContentItem) -> set[str]:
+    found: set[str] = set()
+    for field in TEMPLATE_FIELDS:
+        if source := getattr(item, field, None):
+            found |= variables_in(source)
+    return found
+
+
+def issue_step(
+    session: Session, journey: Journey, enrolment: JourneyEnrolment, index: int, step: dict[str, Any], clock: Clock
+) -> Result:
+    """Issue a coupon of the step's template to the customer, once per enrolment and step; its
+    code fills `{{ coupon_code }}` in the send steps after it. A template out of stock, archived
+    or at the customer's limit is an outcome, not an error: the journey goes on."""
+    try:
+        with session.begin_nested():
+            coupon = issue_coupon(
+                session,
+                workspace_id=journey.workspace_id,
+                template_id=int(step["template_id"]),
+                customer_id=enrolment.customer_id,
+                source=f"journey:{journey.id}:step:{step['id']}",
+                idempotency_key=f"journey:{enrolment.id}:{index}",
+                clock=clock,
+                actor_label=f"journey:{journey.id}",
+            )
+    except DomainError as exc:
+        return Result(f"coupon:{exc.code}")
+    enrolment.context = {**(enrolment.context or {}), "coupon_code": coupon.code, "coupon_id": coupon.id}
+    return Result("coupon:issued")
+
+
 def run_step(session: Session, journey: Journey, enrolment: JourneyEnrolment, index: int, clock: Clock) -> Result:
     """Perform step `index` for the enrolment."""
     step = journey.steps[index]
@@ -233,6 +273,8 @@ def run_step(session: Session, journey: Journey, enrolment: JourneyEnrolment, in
             session, actor=actor, customer_id=enrolment.customer_id, tag_id=int(step["tag_id"]), clock=clock
         )
         return Result("untagged" if removed else "not_tagged")
+    if kind == "coupon":
+        return issue_step(session, journey, enrolment, index, step, clock)
     if kind == "task":
         return create_task(session, journey, enrolment, index, step, clock)
     if kind == "exit":

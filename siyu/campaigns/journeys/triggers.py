@@ -7,7 +7,7 @@ from the same rows. Ids are not commit order: on PostgreSQL a transaction holdin
 commit after a higher one was read. So the watermark is only an optimisation that trails the
 rows' recorded times: it moves past a row only once it was recorded more than `WATERMARK_LAG` ago
 (by then every row with a lower id has committed), and everything above it is read again each tick. Daily triggers
-(birthday, inactive) keep the brand-local date they last ran as the watermark (yyyymmdd) and use
+(birthday, inactive, points_expiring) keep the brand-local date they last ran as the watermark (yyyymmdd) and use
 date-based entry keys. Inserts are insert-or-ignore on (journey, customer, entry key): a batch
 replayed after a crash enrols nobody twice.
 """
@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session, aliased
 
 from siyu.kit.clock import Clock, as_utc
 from siyu.kit.sql import insert_or_ignore
+from siyu.loyalty.program import last_valid_day
 from siyu.models import (
     Customer,
     CustomerEvent,
@@ -32,9 +33,11 @@ from siyu.models import (
     EnrolmentStatus,
     Journey,
     JourneyEnrolment,
+    Member,
     Order,
     OrderItem,
     OrderStatus,
+    PointsLot,
     SegmentMembershipEvent,
     Workspace,
 )
@@ -325,6 +328,8 @@ def enrol_daily(session: Session, journey: Journey, clock: Clock) -> int:
             candidates.append(
                 Candidate(0, customer_id, f"inactive:{last_day.isoformat()}", {"last_event_at": last_day.isoformat()})
             )
+    elif kind == "points_expiring":
+        candidates = _points_expiring(session, journey, clock, zone)
     enrolled = 0
     for start in range(0, len(candidates), 1000):
         enrolled += enrol(session, journey, candidates[start : start + 1000], clock)
@@ -334,3 +339,31 @@ def enrol_daily(session: Session, journey: Journey, clock: Clock) -> int:
 
 def _is_leap(year: int) -> bool:
     return year % 4 == 0 and (year % 100 != 0 or year % 400 == 0)
+
+
+def _points_expiring(session: Session, journey: Journey, clock: Clock, zone: ZoneInfo) -> list[Candidate]:
+    """Members with points expiring within `within_days`: one candidate per customer, for their
+    soonest expiry, keyed by its last valid day so each expiry date enrols a customer once."""
+    now = clock.now()
+    within = timedelta(days=int(journey.trigger.get("within_days", 7)))
+    rows = session.execute(
+        select(Member.customer_id, PointsLot.expires_at, func.sum(PointsLot.remaining))
+        .join(Member, Member.id == PointsLot.member_id)
+        .where(
+            PointsLot.workspace_id == journey.workspace_id,
+            PointsLot.remaining > 0,
+            PointsLot.expires_at > now,
+            PointsLot.expires_at <= now + within,
+        )
+        .group_by(Member.customer_id, PointsLot.expires_at)
+        .order_by(Member.customer_id, PointsLot.expires_at)
+    ).all()
+    candidates: dict[int, Candidate] = {}
+    for customer_id, expires_at, points in rows:
+        if customer_id in candidates or expires_at is None:
+            continue  # the soonest expiry only
+        last_day = last_valid_day(expires_at, zone).isoformat()
+        candidates[customer_id] = Candidate(
+            0, customer_id, f"points_expiring:{last_day}", {"expires_on": last_day, "points": int(points)}
+        )
+    return list(candidates.values())

@@ -24,6 +24,8 @@ from siyu.models import (
     ChannelAccount,
     CommunityGroup,
     ContentItem,
+    CouponTemplate,
+    CouponTemplateStatus,
     Customer,
     Journey,
     JourneyEnrolment,
@@ -156,7 +158,8 @@ class JourneyForm:
 
 
 def catalog(ctx: Ctx) -> dict[str, Any]:
-    """What the editor's pickers list: contents, tags, segments, accounts, staff, groups, scripts, channels."""
+    """What the editor's pickers list: contents, tags, segments, accounts, staff, groups, scripts, channels,
+    coupon templates (archived ones too, marked, so a step naming one still shows its name)."""
     session, ws = ctx.session, ctx.actor.workspace_id
 
     def pairs(model: Any, label: Any, *where: Any) -> list[dict[str, Any]]:
@@ -177,6 +180,15 @@ def catalog(ctx: Ctx) -> dict[str, Any]:
         "groups": pairs(CommunityGroup, CommunityGroup.name),
         "scripts": pairs(Script, Script.title),
         "channels": pairs(Channel, Channel.name),
+        "coupon_templates": [
+            {"id": i, "name": n, "active": status == CouponTemplateStatus.ACTIVE}
+            for i, n, status in session.execute(
+                select(CouponTemplate.id, CouponTemplate.name, CouponTemplate.status)
+                .where(CouponTemplate.workspace_id == ws)
+                .order_by(CouponTemplate.id)
+                .limit(1000)
+            )
+        ],
     }
 
 

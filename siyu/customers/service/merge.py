@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
@@ -53,6 +53,23 @@ MOVABLE: list[Any] = [
     ShortLinkClick,
     ExperimentExposure,
 ]
+
+
+class MergeListener(Protocol):
+    def __call__(
+        self, session: Session, *, workspace_id: int, survivor_id: int, merged_id: int, clock: Clock
+    ) -> None: ...
+
+
+MERGE_LISTENERS: list[MergeListener] = []
+
+
+def register_merge_listener(listener: MergeListener) -> MergeListener:
+    """Run `listener` inside every merge, after rows moved and before the merge is recorded: for areas
+    whose rows cannot simply follow `customer_id` (a loyalty account is one per customer: two fold)."""
+    if listener not in MERGE_LISTENERS:
+        MERGE_LISTENERS.append(listener)
+    return listener
 
 
 def register_movable(model: Any) -> None:
@@ -111,6 +128,8 @@ def merge_customers(
         undo["moved"][model.__tablename__] = _move_rows(session, model, merged.id, survivor.id)
     undo["moved"]["customer_tags"], undo["dropped"]["customer_tags"] = _merge_tags(session, survivor, merged)
     undo["moved"]["consents"], undo["dropped"]["consents"] = _merge_consents(session, survivor, merged)
+    for listener in MERGE_LISTENERS:
+        listener(session, workspace_id=actor.workspace_id, survivor_id=survivor.id, merged_id=merged.id, clock=clock)
 
     workspace = session.get(Workspace, actor.workspace_id)
     overrides = workspace.survivorship if workspace else {}

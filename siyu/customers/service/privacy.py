@@ -13,6 +13,7 @@ from siyu.auth.permissions import Actor, Scope
 from siyu.customers import repository
 from siyu.customers.errors import CustomerErased
 from siyu.customers.service.merge import merges_of
+from siyu.customers.service.privacy_commerce import commerce_erase, commerce_export
 from siyu.customers.service.tags import tags_of
 from siyu.customers.service.timeline import consents_of, relationships_of
 from siyu.kit.clock import Clock
@@ -81,6 +82,7 @@ def export_customer(session: Session, *, actor: Actor, customer_id: int, clock: 
             }
             for m in merges_of(session, actor=actor, customer_id=customer.id)
         ],
+        **commerce_export(session, customer.id),
         "exported_at": clock.now().isoformat(),
     }
     record(session, actor, action="export", entity_type="customer", entity_id=customer.id, clock=clock)
@@ -133,6 +135,7 @@ def erase_customer(session: Session, *, actor: Actor, customer_id: int, clock: C
         execution_options={"synchronize_session": False},
     )
     session.execute(delete(SandboxMessage).where(SandboxMessage.customer_id.in_(profile_ids)))
+    commerce_erase(session, profile_ids)
     # Their frequency counters go too: an erased profile is never planned again (see messaging.reach).
     session.execute(delete(TouchState).where(TouchState.customer_id.in_(profile_ids)))
     merges = session.scalars(

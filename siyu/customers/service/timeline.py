@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from siyu.audit.service import record
 from siyu.auth.permissions import Actor, Scope
 from siyu.customers import repository
-from siyu.customers.activity import customer_activity
+from siyu.customers.activity import customer_activity, relationship_added
 from siyu.customers.errors import CustomerNotFound
 from siyu.customers.identities import normalize_identity
 from siyu.kit.clock import Clock, as_utc
@@ -259,6 +259,7 @@ def add_relationship(
         after={"customer_id": customer.id, "staff_id": staff.id},
         clock=clock,
     )
+    relationship_added(session, actor.workspace_id, customer.id, clock)
     return edge
 
 

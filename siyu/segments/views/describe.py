@@ -204,6 +204,27 @@ class Describer:
         name = self.names.segments.get(target, f"#{target}") if isinstance(target, int) else str(target)
         return f"{self._label('member', bool(raw.get('member', True)))}「{name}」"
 
+    def _tier(self, raw: dict[str, Any]) -> str:
+        names = [*raw.get("tier_names", []), *(f"#{i}" for i in raw.get("tier_ids", []))]
+        return f"{self._label('tier_member', bool(raw.get('member', True)))} {self._list(names)}"
+
+    def _points_balance(self, raw: dict[str, Any]) -> str:
+        return self._comparison(raw)
+
+    def _points_expiring(self, raw: dict[str, Any]) -> str:
+        days = f"{raw.get('within_days')} {self.labels['ui']['days']}"
+        return self._join(days, self._comparison({"op": raw.get("op", "gte"), "value": raw.get("value", 1)}))
+
+    def _coupon(self, raw: dict[str, Any]) -> str:
+        has = self._label("present", bool(raw.get("has", True)))
+        templates = self._list(raw["template_ids"]) if raw.get("template_ids") else ""
+        return self._join(f"{has} {self._label('coupon_states', raw.get('state', 'unused'))}", templates)
+
+    def _first_order(self, raw: dict[str, Any]) -> str:
+        return self._label("flag_value", bool(raw.get("value", True)))
+
+    _repurchaser = _first_order
+
     def _sample(self, raw: dict[str, Any]) -> str:
         seed = raw.get("seed") or ""
         return f"{raw.get('percent')}%" + (f" ({self.labels['ui']['seed']} {seed})" if seed else "")

@@ -78,6 +78,12 @@ def builder_labels(_: Translate) -> dict[str, Any]:
             "consent": _("营销许可"),
             "segment": _("其他人群"),
             "sample": _("随机抽样"),
+            "tier": _("会员等级"),
+            "points_balance": _("积分余额"),
+            "points_expiring": _("即将过期积分"),
+            "coupon": _("优惠券"),
+            "first_order": _("私域首单"),
+            "repurchaser": _("私域复购"),
         },
         "ops": {
             "eq": _("等于"),
@@ -165,4 +171,7 @@ def builder_labels(_: Translate) -> dict[str, Any]:
         },
         "consent_status": {"granted": _("已同意"), "unsubscribed": _("已退订")},
         "member": {"true": _("在人群中"), "false": _("不在人群中")},
+        "tier_member": {"true": _("属于等级"), "false": _("不属于等级")},
+        "coupon_states": {"unused": _("未使用"), "redeemed": _("已核销"), "any": _("任意状态")},
+        "flag_value": {"true": _("是"), "false": _("否")},
     }

@@ -95,7 +95,7 @@ def test_bad_definitions_are_422_with_the_path(client: TestClient, db: Session, 
             ),
             "$.steps[2].then",
         ),
-        (_body(steps=[{"id": "c", "type": "coupon"}]), "$.steps[0].type"),
+        (_body(steps=[{"id": "c", "type": "coupon"}]), "$.steps[0].template_id"),
         (_body(trigger={"type": "tag_added", "tag_id": tag.id + 1000}), "$.trigger.tag_id"),
         (_body(steps=[{"id": "w", "type": "wait", "day": 3, "at": "8pm"}]), "$.steps[0].at"),
     ]

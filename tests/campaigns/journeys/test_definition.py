@@ -61,7 +61,7 @@ def _error(db: Session, clock: FrozenClock, **parts: Any) -> tuple[str, str]:
             "$.steps[0].arms[1].goto",
             "later step",
         ),
-        ([{"id": "c", "type": "coupon"}], "$.steps[0].type", "coupons arrive with the loyalty module"),
+        ([{"id": "c", "type": "coupon"}], "$.steps[0].template_id", "expected a positive integer id"),
         ([{"id": "t", "type": "tag", "tag_id": 999_999}], "$.steps[0].tag_id", "no tag with id 999999"),
         ([{"id": "s", "type": "send", "content_id": 999_999}], "$.steps[0].content_id", "no content"),
         ([{"id": "t", "type": "task"}], "$.steps[0].title", "required"),
@@ -80,7 +80,7 @@ def test_step_errors_name_their_path(db: Session, clock: FrozenClock, steps: Any
 @pytest.mark.parametrize(
     ("trigger", "path", "words"),
     [
-        ({"type": "points_expiring"}, "$.trigger.type", "loyalty module"),
+        ({"type": "points_expiring"}, "$.trigger.within_days", "expected a whole number"),
         ({"type": "tag_added"}, "$.trigger.tag_id", "positive integer"),
         ({"type": "inactive", "days": 0}, "$.trigger.days", "from 1 to 366"),
         ({"type": "segment_entered", "segment_id": 999_999}, "$.trigger.segment_id", "no segment"),

@@ -15,6 +15,7 @@ from pydantic import ValidationError
 from starlette.datastructures import FormData
 
 from siyu.campaigns.broadcasts.schemas import BroadcastIn
+from siyu.campaigns.broadcasts.service import coupon_template_of
 from siyu.kit.errors import DomainError, InvalidInput
 from siyu.models import Broadcast, QuietHoursMode
 
@@ -50,6 +51,8 @@ class BroadcastForm:
     brief: dict[str, str] = field(default_factory=lambda: dict.fromkeys(BRIEF_KEYS, ""))
     quiet_hours: str = str(QuietHoursMode.HOLD)
     scheduled_at: str = ""
+    coupon_template_id: str = ""
+    """随消息发放优惠券: the template each recipient is issued a coupon of (kept in the brief)."""
 
     @classmethod
     def from_form(cls, form: FormData) -> BroadcastForm:
@@ -68,6 +71,7 @@ class BroadcastForm:
             brief={key: _text(form, f"brief_{key}") for key in BRIEF_KEYS},
             quiet_hours=_text(form, "quiet_hours") or str(QuietHoursMode.HOLD),
             scheduled_at=_text(form, "scheduled_at"),
+            coupon_template_id=_text(form, "coupon_template_id"),
         )
 
     @classmethod
@@ -90,6 +94,7 @@ class BroadcastForm:
             brief={key: str((broadcast.brief or {}).get(key) or "") for key in BRIEF_KEYS},
             quiet_hours=str(broadcast.quiet_hours),
             scheduled_at=broadcast.scheduled_at.astimezone(tz).strftime(LOCAL_FORMAT) if broadcast.scheduled_at else "",
+            coupon_template_id=str(template_id) if (template_id := coupon_template_of(broadcast)) is not None else "",
         )
 
     def to_input(self, tz: ZoneInfo) -> BroadcastIn:
@@ -120,6 +125,9 @@ class BroadcastForm:
             "brief": self.brief,
             "quiet_hours": self.quiet_hours,
             "scheduled_at": _local_time(self.scheduled_at, tz),
+            "coupon_template_id": (
+                _integer(self.coupon_template_id, "coupon_template_id") if self.coupon_template_id else None
+            ),
         }
         if not data["channel_account_ids"]:
             raise InvalidInput("choose at least one channel account", details={"field": "channel_account_ids.0"})

@@ -14,7 +14,7 @@ from siyu.campaigns.broadcasts import service
 from siyu.campaigns.broadcasts.views.wizard import submitted_message
 from siyu.campaigns.results.broadcast import broadcast_results
 from siyu.kit.errors import DomainError
-from siyu.models import Broadcast, BroadcastStatus, ChannelAccount, ContentItem, Segment
+from siyu.models import Broadcast, BroadcastStatus, ChannelAccount, ContentItem, CouponTemplate, Segment
 from siyu.web.deps import ConsoleCtx, Ctx, IdPath
 from siyu.web.pages import error_text, redirect
 from siyu.web.templating import flash, render, translator
@@ -66,7 +66,16 @@ def _names(ctx: Ctx, broadcast: Broadcast) -> dict[str, Any]:
             )
         ).all()
     )
+    template_id = service.coupon_template_of(broadcast)
+    template = (
+        ctx.session.scalar(
+            select(CouponTemplate).where(CouponTemplate.workspace_id == ws, CouponTemplate.id == template_id)
+        )
+        if template_id is not None
+        else None
+    )
     return {
+        "coupon_template": template,
         "account_names": accounts,
         "content_names": contents,
         "segment_names": _segment_names(ctx.session, ws, {broadcast.segment_id}),

@@ -13,7 +13,17 @@ from siyu.auth.permissions import Scope
 from siyu.campaigns.broadcasts import forecast, service
 from siyu.campaigns.broadcasts.views.forms import ACCOUNT_SLOTS, VARIANT_KEYS, BroadcastForm, error_field
 from siyu.kit.errors import DomainError
-from siyu.models import AdapterKind, Broadcast, BroadcastStatus, ChannelAccount, ContentItem, QuietHoursMode, Workspace
+from siyu.models import (
+    AdapterKind,
+    Broadcast,
+    BroadcastStatus,
+    ChannelAccount,
+    ContentItem,
+    CouponTemplate,
+    CouponTemplateStatus,
+    QuietHoursMode,
+    Workspace,
+)
 from siyu.segments.service import crud as segments
 from siyu.web.deps import ConsoleCtx, Ctx, FormDep, IdPath
 from siyu.web.pages import error_text, redirect
@@ -31,8 +41,10 @@ def brand_tz(ctx: Ctx) -> ZoneInfo:
     return ZoneInfo(workspace.timezone if workspace else ctx.settings.timezone)
 
 
-def _choices(ctx: Ctx) -> dict[str, Any]:
-    """What the wizard's selects list: live segments, active person-to-person accounts, live content."""
+def _choices(ctx: Ctx, coupon_template_id: str = "") -> dict[str, Any]:
+    """What the wizard's selects list: live segments, active person-to-person accounts, live content,
+    active coupon templates (plus the one the broadcast names, even archived, so an edit shows it
+    rather than silently dropping it — saving it is then refused by the service, by the field)."""
     ws = ctx.actor.workspace_id
     accounts = ctx.session.scalars(
         select(ChannelAccount)
@@ -44,8 +56,19 @@ def _choices(ctx: Ctx) -> dict[str, Any]:
         .where(ContentItem.workspace_id == ws, ContentItem.archived_at.is_(None))
         .order_by(ContentItem.name)
     ).all()
+    text = coupon_template_id
+    chosen = int(text) if text.isascii() and text.isdigit() and len(text) <= 18 else 0
+    templates = ctx.session.scalars(
+        select(CouponTemplate)
+        .where(
+            CouponTemplate.workspace_id == ws,
+            (CouponTemplate.status == CouponTemplateStatus.ACTIVE) | (CouponTemplate.id == chosen),
+        )
+        .order_by(CouponTemplate.name)
+    ).all()
     return {
         "segments": segments.list_segments(ctx.session, ctx.actor),
+        "coupon_templates": templates,
         "accounts": [a for a in accounts if a.kind not in GROUP_KINDS],
         "contents": contents,
         "quiet_modes": [str(m) for m in QuietHoursMode],
@@ -70,12 +93,12 @@ def _form_page(
         "values": values,
         "errors": errors or {},
         "timezone": tz.key,
-    } | _choices(ctx)
+    } | _choices(ctx, values.coupon_template_id)
     return render(request, FORM, context, status_code=status_code)
 
 
 SHOWN_FIELDS = (
-    {"form", "name", "segment_id", "holdout_pct", "goal", "brief", "quiet_hours", "scheduled_at"}
+    {"form", "name", "segment_id", "holdout_pct", "goal", "brief", "quiet_hours", "scheduled_at", "coupon_template_id"}
     | {f"channel_account_ids.{i}" for i in range(ACCOUNT_SLOTS)}
     | {f"variants.{i}.{k}" for i in range(len(VARIANT_KEYS)) for k in ("content_id", "weight")}
 )

@@ -197,6 +197,12 @@
         return { kind: "segment", segment_id: others.length ? others[0].id : null, member: true };
       }
       case "sample": return { kind: "sample", percent: 10, seed: "holdout" };
+      case "tier": return { kind: "tier", tier_names: [], member: true };
+      case "points_balance": return { kind: "points_balance", op: "gte", value: 100 };
+      case "points_expiring": return { kind: "points_expiring", within_days: 30, op: "gte", value: 1 };
+      case "coupon": return { kind: "coupon", state: "unused", has: true };
+      case "first_order": return { kind: "first_order", value: true };
+      case "repurchaser": return { kind: "repurchaser", value: true };
     }
     return { kind: kind };
   }
@@ -684,6 +690,33 @@
       ];
     },
 
+    tier: function (node) {
+      return [
+        select("member", pairs("tier_member", ["true", "false"]), String(node.member !== false), function (v) { node.member = v === "true"; changed(false); }),
+        chips("tier_names", node.tier_names, [], function (list) { node.tier_names = list; changed(true); }, true)
+      ];
+    },
+
+    points_balance: function (node) { return pointsComparison(node); },
+
+    points_expiring: function (node) {
+      return [
+        input("within_days", "number", node.within_days, function (text) { node.within_days = toNumber(text); changed(false); }, { min: 1, step: 1 }),
+        unit(L.ui.days)
+      ].concat(pointsComparison(node));
+    },
+
+    coupon: function (node) {
+      return [
+        select("has", pairs("present", ["true", "false"]), String(node.has !== false), function (v) { node.has = v === "true"; changed(false); }),
+        select("state", pairs("coupon_states", ["unused", "redeemed", "any"]), node.state || "unused", function (v) { node.state = v; changed(false); })
+      ];
+    },
+
+    first_order: function (node) { return [flagSelect(node)]; },
+
+    repurchaser: function (node) { return [flagSelect(node)]; },
+
     sample: function (node) {
       return [
         input("percent", "number", node.percent, function (text) { node.percent = toNumber(text); changed(false); }, { min: 0.01, max: 100, step: "0.01" }),
@@ -693,6 +726,17 @@
       ];
     }
   };
+
+  function pointsComparison(node) {
+    return [
+      select("op", pairs("ops", ["gte", "gt", "lte", "lt", "eq"]), node.op, function (op) { node.op = op; changed(false); }),
+      input("value", "number", node.value, function (text) { node.value = toNumber(text); changed(false); }, { min: 0, step: 1 })
+    ];
+  }
+
+  function flagSelect(node) {
+    return select("value", pairs("flag_value", ["true", "false"]), String(node.value !== false), function (v) { node.value = v === "true"; changed(false); });
+  }
 
   function propertyRow(node, where, filter, index) {
     var prefix = "where[" + index + "].";

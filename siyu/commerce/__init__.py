@@ -1,0 +1,1 @@
+"""Commerce (转化): products, orders from every platform, refunds, coupons."""

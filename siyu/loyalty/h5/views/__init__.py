@@ -1,0 +1,1 @@
+"""Pages of the member H5 center (included by `siyu.loyalty.h5.public`)."""
