@@ -164,6 +164,11 @@ def create_app(
     from siyu.commerce.orders_api import router as orders_api
     from siyu.commerce.products_api import router as products_api
     from siyu.commerce.webhook_api import router as orders_webhook
+    from siyu.community.challenges.api import router as challenges_api
+    from siyu.community.groups.api import router as groups_api
+    from siyu.community.koc.api import router as koc_api
+    from siyu.community.lottery.api import router as lottery_api
+    from siyu.community.resources.api import router as resources_api
     from siyu.customers.api import router as customers_api
     from siyu.customers.api_definitions import router as definitions_api
     from siyu.customers.importing.api import router as import_api
@@ -180,6 +185,9 @@ def create_app(
     from siyu.messaging.public import router as messaging_public
     from siyu.messaging.transactional_api import router as transactional_api
     from siyu.org.api import router as org_api
+    from siyu.referrals.api import router as referrals_api
+    from siyu.referrals.commission.api import router as commission_api
+    from siyu.referrals.public import router as referrals_public
     from siyu.segments.api import router as segments_api
     from siyu.shortlinks.api import router as shortlinks_api
     from siyu.shortlinks.public import router as shortlinks_public
@@ -213,8 +221,16 @@ def create_app(
         loyalty_api,
         rewards_api,
         member_h5_api,
+        referrals_api,
+        commission_api,
+        groups_api,
+        resources_api,
+        challenges_api,
+        lottery_api,
+        koc_api,
         orders_webhook,
         member_h5,
+        referrals_public,
         livecodes_public,
         shortlinks_public,
         messaging_public,

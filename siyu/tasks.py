@@ -4,7 +4,14 @@ import siyu.campaigns.broadcasts.tasks
 import siyu.campaigns.calendars.tasks
 import siyu.campaigns.journeys.tasks
 import siyu.commerce.tasks
+import siyu.community.challenges.tasks
+import siyu.community.groups.tasks
+import siyu.community.koc.tasks
+import siyu.community.lottery.tasks
+import siyu.community.resources.tasks
 import siyu.customers.tasks
 import siyu.loyalty.tasks
 import siyu.messaging.tasks
+import siyu.referrals.commission.tasks
+import siyu.referrals.tasks
 import siyu.segments.tasks  # noqa: F401

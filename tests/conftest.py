@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from hypothesis import settings as hypothesis_settings
+from playwright.sync_api import expect as playwright_expect
 from sqlalchemy import Connection, Engine, make_url, text
 from sqlalchemy.orm import Session
 
@@ -25,6 +26,9 @@ PG_URL = os.environ.get("SIYU_TEST_DATABASE_URL")
 # cold cache, a database round trip) is not a failure. Property tests bound their own sizes.
 hypothesis_settings.register_profile("siyu", deadline=None)
 hypothesis_settings.load_profile("siyu")
+# Browser assertions wait up to 20 s (Playwright's default is 5 s): on a busy two-core CI machine
+# a page that renders in 300 ms here can take seconds; a wrong value still fails, only later.
+playwright_expect.set_options(timeout=20_000)
 BACKENDS = ["sqlite"] + (["postgresql"] if PG_URL else [])
 NOW = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)
 
@@ -36,6 +40,10 @@ def _throwaway_postgres(url: str) -> Iterator[Engine]:
     name = f"siyu_test_{os.getpid()}_{uuid.uuid4().hex[:6]}"
     with admin.connect() as conn:
         conn.execute(text(f'CREATE DATABASE "{name}"'))
+        # Commits of the suite's throwaway database need not wait for the disk: a slow fsync on a
+        # busy CI machine must not turn every committing test into a wait (crash tests that kill
+        # processes never kill the server, so nothing acknowledged is lost).
+        conn.execute(text(f'ALTER DATABASE "{name}" SET synchronous_commit = off'))
     engine = make_engine(str(make_url(url).set(database=name).render_as_string(hide_password=False)))
     try:
         yield engine

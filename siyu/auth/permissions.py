@@ -58,6 +58,18 @@ class Scope(StrEnum):
     """Adjust a member's points by hand (with a reason) and change a tier by hand."""
     LOYALTY_FULFIL = "loyalty:fulfil"
     """Ship, deliver and cancel redemptions of physical gifts."""
+    GROWTH_READ = "growth:read"
+    """See referral programs, the referral tree, metrics, commission, lotteries and the KOC pipeline."""
+    GROWTH_WRITE = "growth:write"
+    """Change referral programs, commission rules, lotteries and questionnaires; run draws."""
+    GROWTH_REVIEW = "growth:review"
+    """Approve or reject flagged referrals and KOC applications; settle commission statements."""
+    COMMUNITY_READ = "community:read"
+    """See groups and their members, the resources library, challenges and posts."""
+    COMMUNITY_WRITE = "community:write"
+    """Manage groups, members and group tags, resources and challenges."""
+    COMMUNITY_MODERATE = "community:moderate"
+    """Feature, hide and reward members' posts."""
 
 
 ALL_SCOPES = frozenset(Scope)
@@ -87,6 +99,12 @@ ROLE_SCOPES: dict[Role, frozenset[Scope]] = {
             Scope.LOYALTY_WRITE,
             Scope.LOYALTY_ADJUST,
             Scope.LOYALTY_FULFIL,
+            Scope.GROWTH_READ,
+            Scope.GROWTH_WRITE,
+            Scope.GROWTH_REVIEW,
+            Scope.COMMUNITY_READ,
+            Scope.COMMUNITY_WRITE,
+            Scope.COMMUNITY_MODERATE,
         }
     ),
     Role.ANALYST: frozenset(
@@ -98,6 +116,8 @@ ROLE_SCOPES: dict[Role, frozenset[Scope]] = {
             Scope.TOUCH_READ,
             Scope.COMMERCE_READ,
             Scope.LOYALTY_READ,
+            Scope.GROWTH_READ,
+            Scope.COMMUNITY_READ,
         }
     ),
     Role.STORE_MANAGER: frozenset(
@@ -110,10 +130,19 @@ ROLE_SCOPES: dict[Role, frozenset[Scope]] = {
             Scope.COMMERCE_READ,
             Scope.LOYALTY_READ,
             Scope.LOYALTY_FULFIL,
+            Scope.COMMUNITY_READ,
+            Scope.COMMUNITY_MODERATE,
         }
     ),
     Role.STAFF: frozenset(
-        {Scope.CUSTOMERS_READ, Scope.CUSTOMERS_WRITE, Scope.CUSTOMERS_PII, Scope.COMMERCE_READ, Scope.LOYALTY_READ}
+        {
+            Scope.CUSTOMERS_READ,
+            Scope.CUSTOMERS_WRITE,
+            Scope.CUSTOMERS_PII,
+            Scope.COMMERCE_READ,
+            Scope.LOYALTY_READ,
+            Scope.COMMUNITY_READ,
+        }
     ),
 }
 

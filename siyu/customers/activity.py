@@ -4,11 +4,15 @@ them: they subscribe here when their tasks module loads."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 from sqlalchemy.orm import Session
 
 from siyu.kit.clock import Clock
+
+if TYPE_CHECKING:
+    from siyu.models import Order, Refund
 
 Listener = Callable[[Session, int, int], None]
 _listeners: list[Listener] = []
@@ -43,3 +47,59 @@ def relationship_added(session: Session, workspace_id: int, customer_id: int, cl
     """Tell subscribers, inside the writer's transaction, that a customer added a staff member."""
     for listener in _relationship_listeners:
         listener(session, workspace_id, customer_id, clock)
+
+
+OrdersListener = Callable[[Session, Sequence["Order"], Clock], None]
+_orders_listeners: list[OrdersListener] = []
+
+
+def on_orders_paid(listener: OrdersListener) -> OrdersListener:
+    """Subscribe `listener(session, orders, clock)` to newly ingested paid orders (after loyalty has
+    earned their points, in the same transaction): referrals qualify on first orders, KOCs earn
+    commission. `orders` may span customers and is never empty."""
+    if listener not in _orders_listeners:
+        _orders_listeners.append(listener)
+    return listener
+
+
+def orders_paid(session: Session, orders: Sequence[Order], clock: Clock) -> None:
+    """Tell subscribers, inside the writer's transaction, that these orders were ingested as paid."""
+    if orders:
+        for listener in _orders_listeners:
+            listener(session, orders, clock)
+
+
+RefundListener = Callable[[Session, "Order", "Refund", Clock], None]
+_refund_listeners: list[RefundListener] = []
+
+
+def on_order_refunded(listener: RefundListener) -> RefundListener:
+    """Subscribe `listener(session, order, refund, clock)` to a refund (full or partial) being recorded,
+    after loyalty reversed the order's points: referral rewards and commission are reversed."""
+    if listener not in _refund_listeners:
+        _refund_listeners.append(listener)
+    return listener
+
+
+def order_refunded(session: Session, order: Order, refund: Refund, clock: Clock) -> None:
+    """Tell subscribers, inside the writer's transaction, that `refund` was recorded on `order`."""
+    for listener in _refund_listeners:
+        listener(session, order, refund, clock)
+
+
+GroupJoinListener = Callable[[Session, int, int, int, Clock], None]
+_group_join_listeners: list[GroupJoinListener] = []
+
+
+def on_group_joined(listener: GroupJoinListener) -> GroupJoinListener:
+    """Subscribe `listener(session, workspace_id, customer_id, group_id, clock)` to a customer joining a
+    community group (first join or re-join): the join-group task and group-fission referrals count it."""
+    if listener not in _group_join_listeners:
+        _group_join_listeners.append(listener)
+    return listener
+
+
+def group_joined(session: Session, workspace_id: int, customer_id: int, group_id: int, clock: Clock) -> None:
+    """Tell subscribers, inside the writer's transaction, that a customer joined a community group."""
+    for listener in _group_join_listeners:
+        listener(session, workspace_id, customer_id, group_id, clock)

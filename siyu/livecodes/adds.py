@@ -9,6 +9,7 @@ matching add-by-phone task. Reported twice, it changes nothing the second time.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -284,7 +285,22 @@ def record_add(
         _apply_code(session, actor, outcome, code=code, staff=staff, scan_id=scan_id, at=at, clock=clock)
     _match_add_task(session, workspace_id=workspace_id, customer_id=customer.id, staff_id=staff.id, at=at)
     session.flush()
+    for listener in _add_listeners:
+        listener(session, outcome, clock)
     return outcome
+
+
+AddListener = Callable[[Session, AddOutcome, Clock], None]
+_add_listeners: list[AddListener] = []
+
+
+def on_live_code_add(listener: AddListener) -> AddListener:
+    """Subscribe `listener(session, outcome, clock)` to a new friend edge opened by `record_add` (not
+    to a repeated report of the same add). It runs after the scan was claimed, inside the writer's
+    transaction: referrals read `outcome.scan.visitor_id` to find the poster the scanner came from."""
+    if listener not in _add_listeners:
+        _add_listeners.append(listener)
+    return listener
 
 
 def _open_edge(session: Session, customer_id: int, staff_id: int) -> Relationship | None:

@@ -5,7 +5,23 @@ from siyu.models.audit import AuditEntry
 from siyu.models.base import Base, WorkspaceScoped
 from siyu.models.calendar import GroupCalendar, GroupCalendarEntry, GroupPost, MomentPost, Persona, Script, Slot
 from siyu.models.campaign import Broadcast, BroadcastStatus, QuietHoursMode, StaffTask, StaffTaskStatus
+from siyu.models.challenge import (
+    Challenge,
+    ChallengeEntry,
+    ChallengeStatus,
+    Post,
+    PostImage,
+    PostLike,
+    PostStatus,
+)
 from siyu.models.channel import Channel, ChannelCostEntry, ChannelType, CostModel
+from siyu.models.commission import (
+    CommissionEntry,
+    CommissionKind,
+    CommissionRule,
+    CommissionStatement,
+    StatementStatus,
+)
 from siyu.models.consent import Consent, ConsentChannel, ConsentStatus
 from siyu.models.coupon import (
     Coupon,
@@ -35,9 +51,24 @@ from siyu.models.experiment import (
     ExperimentStatus,
     ExperimentVariant,
 )
-from siyu.models.group import CommunityGroup
+from siyu.models.group import (
+    CommunityGroup,
+    GroupDay,
+    GroupKind,
+    GroupMember,
+    GroupMemberRole,
+    GroupTag,
+)
 from siyu.models.job import Job, JobStatus, ScheduledRun
 from siyu.models.journey import EnrolmentStatus, Journey, JourneyEnrolment, JourneyStatus, JourneyStepRun
+from siyu.models.koc import (
+    KocProfile,
+    KocScoreDay,
+    KocStatus,
+    Questionnaire,
+    QuestionnaireResponse,
+    QuestionnaireStatus,
+)
 from siyu.models.live_code import (
     LiveCode,
     LiveCodeKind,
@@ -47,6 +78,15 @@ from siyu.models.live_code import (
     LiveCodeTag,
     RotationMode,
     RouteShift,
+)
+from siyu.models.lottery import (
+    DrawMethod,
+    DrawStatus,
+    EntrySource,
+    LotteryDraw,
+    LotteryEntry,
+    LotteryPrize,
+    LotteryWin,
 )
 from siyu.models.loyalty import (
     ExpiryPolicy,
@@ -100,7 +140,27 @@ from siyu.models.order import (
     UnknownCustomerPolicy,
 )
 from siyu.models.org import Region, Staff, Store
+from siyu.models.referral import (
+    ProgramKind,
+    ProgramStatus,
+    Referral,
+    ReferralCode,
+    ReferralCondition,
+    ReferralProgram,
+    ReferralReward,
+    ReferralStatus,
+    ReferralUnlock,
+    ReferralVisit,
+    RewardRole,
+    VisitKind,
+)
 from siyu.models.relationship import Relationship, RemovedBy
+from siyu.models.resource import (
+    Resource,
+    ResourceKind,
+    ResourceStatus,
+    ResourceView,
+)
 from siyu.models.segment import (
     MembershipChange,
     Segment,
@@ -127,11 +187,18 @@ __all__ = [
     "Base",
     "Broadcast",
     "BroadcastStatus",
+    "Challenge",
+    "ChallengeEntry",
+    "ChallengeStatus",
     "Channel",
     "ChannelAccount",
     "ChannelCostEntry",
     "ChannelType",
     "CommerceSettings",
+    "CommissionEntry",
+    "CommissionKind",
+    "CommissionRule",
+    "CommissionStatement",
     "CommunityGroup",
     "Consent",
     "ConsentChannel",
@@ -153,7 +220,10 @@ __all__ = [
     "Delivery",
     "DeliveryCallback",
     "DeliveryStatus",
+    "DrawMethod",
+    "DrawStatus",
     "EnrolmentStatus",
+    "EntrySource",
     "Experiment",
     "ExperimentExposure",
     "ExperimentMetric",
@@ -163,7 +233,12 @@ __all__ = [
     "Gender",
     "GroupCalendar",
     "GroupCalendarEntry",
+    "GroupDay",
+    "GroupKind",
+    "GroupMember",
+    "GroupMemberRole",
     "GroupPost",
+    "GroupTag",
     "Identity",
     "IdentityType",
     "IdentityTypeDefinition",
@@ -173,6 +248,9 @@ __all__ = [
     "JourneyEnrolment",
     "JourneyStatus",
     "JourneyStepRun",
+    "KocProfile",
+    "KocScoreDay",
+    "KocStatus",
     "LifecycleStage",
     "LimitPeriod",
     "LiveCode",
@@ -181,6 +259,10 @@ __all__ = [
     "LiveCodeRouteDay",
     "LiveCodeScan",
     "LiveCodeTag",
+    "LotteryDraw",
+    "LotteryEntry",
+    "LotteryPrize",
+    "LotteryWin",
     "LoyaltyProgram",
     "LoyaltyTask",
     "Member",
@@ -199,18 +281,40 @@ __all__ = [
     "PointsKind",
     "PointsLot",
     "PointsReason",
+    "Post",
+    "PostImage",
+    "PostLike",
+    "PostStatus",
     "Priority",
     "Product",
+    "ProgramKind",
+    "ProgramStatus",
+    "Questionnaire",
+    "QuestionnaireResponse",
+    "QuestionnaireStatus",
     "QuietHoursMode",
     "Redemption",
     "RedemptionStatus",
+    "Referral",
+    "ReferralCode",
+    "ReferralCondition",
+    "ReferralProgram",
+    "ReferralReward",
+    "ReferralStatus",
+    "ReferralUnlock",
+    "ReferralVisit",
     "Refund",
     "Region",
     "Relationship",
     "RemovedBy",
+    "Resource",
+    "ResourceKind",
+    "ResourceStatus",
+    "ResourceView",
     "ReviewPeriod",
     "Reward",
     "RewardKind",
+    "RewardRole",
     "Role",
     "RotationMode",
     "RouteShift",
@@ -229,6 +333,7 @@ __all__ = [
     "Staff",
     "StaffTask",
     "StaffTaskStatus",
+    "StatementStatus",
     "Store",
     "SuppressionReason",
     "Tag",
@@ -246,6 +351,7 @@ __all__ = [
     "UnknownCustomerPolicy",
     "Unsubscribe",
     "User",
+    "VisitKind",
     "Workspace",
     "WorkspaceScoped",
 ]

@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
+from enum import StrEnum
 
-from sqlalchemy import BigInteger, ForeignKey, String, UniqueConstraint
+from sqlalchemy import BigInteger, ForeignKey, Index, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from siyu.models.base import Base, BigId, WorkspaceScoped
 
 DEFAULT_GROUP_LIMIT = 200
 MAX_GROUP_LIMIT = 500  # WeCom's ceiling for a customer group
+
+
+class GroupKind(StrEnum):
+    LONG_TERM = "long_term"
+    FLASH = "flash"
+    """闪群: a short sales group, dismissed at `ends_at`."""
 
 
 class CommunityGroup(WorkspaceScoped, Base):
@@ -28,4 +35,69 @@ class CommunityGroup(WorkspaceScoped, Base):
     member_limit: Mapped[int] = mapped_column(default=DEFAULT_GROUP_LIMIT)
     member_count: Mapped[int] = mapped_column(default=0)
     is_active: Mapped[bool] = mapped_column(default=True)
+    kind: Mapped[GroupKind] = mapped_column(String(10), default=GroupKind.LONG_TERM)
+    ends_at: Mapped[datetime | None]
+    """Flash groups (闪群): when the group is dismissed; its members are marked left then."""
+    description: Mapped[str | None] = mapped_column(String(500))
     created_at: Mapped[datetime]
+
+
+class GroupMemberRole(StrEnum):
+    OWNER = "owner"
+    ADMIN = "admin"
+    """Admin or assistant (群管理员 / 助理)."""
+    KOC = "koc"
+    MEMBER = "member"
+
+
+class GroupMember(WorkspaceScoped, Base):
+    """One stay of a customer (or a staff member) in a group: joined, and left once `left_at` is set.
+
+    A customer who leaves and comes back has two rows; at most one open row per group and person."""
+
+    __tablename__ = "group_members"
+    __table_args__ = (
+        Index("ix_group_members_group_open", "group_id", "left_at"),
+        Index("ix_group_members_customer", "customer_id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    group_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("community_groups.id", ondelete="CASCADE"))
+    customer_id: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("customers.id", ondelete="CASCADE"))
+    staff_id: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("staff.id", ondelete="CASCADE"))
+    role: Mapped[GroupMemberRole] = mapped_column(String(10), default=GroupMemberRole.MEMBER)
+    joined_at: Mapped[datetime]
+    left_at: Mapped[datetime | None]
+    left_reason: Mapped[str | None] = mapped_column(String(20))
+    """"left" (the member quit), "removed" (kicked by staff), "dismissed" (the group ended)."""
+    join_scene: Mapped[str | None] = mapped_column(String(20))
+    """How they joined: "live_code", "invite", "import", "wecom"."""
+    invited_by_customer_id: Mapped[int | None] = mapped_column(
+        BigInteger, ForeignKey("customers.id", ondelete="SET NULL")
+    )
+    """Group fission: the member whose invitation brought this one in."""
+
+
+class GroupDay(WorkspaceScoped, Base):
+    """A group's member count at the end of a brand-local day, with that day's joins and leaves."""
+
+    __tablename__ = "group_days"
+    __table_args__ = (UniqueConstraint("group_id", "day"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    group_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("community_groups.id", ondelete="CASCADE"))
+    day: Mapped[date]
+    member_count: Mapped[int] = mapped_column(default=0)
+    joined: Mapped[int] = mapped_column(default=0)
+    left: Mapped[int] = mapped_column(default=0)
+
+
+class GroupTag(WorkspaceScoped, Base):
+    """A tag on a group (not on its members): "新品群", "华东", "VIP"…"""
+
+    __tablename__ = "group_tags"
+    __table_args__ = (UniqueConstraint("group_id", "tag_id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    group_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("community_groups.id", ondelete="CASCADE"))
+    tag_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("tags.id", ondelete="CASCADE"))

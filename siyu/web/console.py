@@ -12,6 +12,11 @@ from siyu.campaigns.calendars.views import router as calendars_views
 from siyu.campaigns.journeys.views import router as journeys_views
 from siyu.channels.views import router as channels_views
 from siyu.commerce.views import router as commerce_views
+from siyu.community.challenges.views import router as challenges_views
+from siyu.community.groups.views import router as groups_views
+from siyu.community.koc.views import router as koc_views
+from siyu.community.lottery.views import router as lottery_views
+from siyu.community.resources.views import router as resources_views
 from siyu.customers.importing.views import router as import_views
 from siyu.customers.views import router as customer_views
 from siyu.experiments.views import router as experiments_views
@@ -19,6 +24,8 @@ from siyu.jobs.views import router as job_views
 from siyu.livecodes.views import router as livecodes_views
 from siyu.loyalty.views import router as loyalty_views
 from siyu.messaging.views import router as messaging_views
+from siyu.referrals.commission.views import router as commission_views
+from siyu.referrals.views import router as referrals_views
 from siyu.segments.views import router as segments_views
 from siyu.shortlinks.views import router as shortlinks_views
 
@@ -39,6 +46,13 @@ for area in (
     addtasks_views,
     commerce_views,
     loyalty_views,
+    referrals_views,
+    commission_views,
+    groups_views,
+    resources_views,
+    challenges_views,
+    lottery_views,
+    koc_views,
     job_views,
     audit_views,
 ):

@@ -118,7 +118,7 @@ class Watched:
 def operator(browser: Browser, server: Seeded) -> Iterator[Watched]:
     """The operator's desktop browser, signed in; every 5xx and every script error is collected."""
     context = browser.new_context(base_url=server.base_url, viewport={"width": 1440, "height": 1000}, locale="zh-CN")
-    context.set_default_timeout(10_000)
+    context.set_default_timeout(30_000)
     watched = Watched(context.new_page(), [], [])
 
     def check(response: Response) -> None:

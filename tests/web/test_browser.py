@@ -80,7 +80,7 @@ def page(server: Seeded) -> Iterator[Page]:
             args=["--no-sandbox", "--disable-background-networking", "--disable-gpu"],
         )
         context = browser.new_context(base_url=server.base_url, viewport={"width": 1440, "height": 900}, locale="zh-CN")
-        context.set_default_timeout(15_000)
+        context.set_default_timeout(30_000)
         page = context.new_page()
         page.on("dialog", lambda dialog: dialog.accept())
         page.goto("/login")

@@ -107,7 +107,7 @@ def _watch(context: BrowserContext, errors: list[str]) -> None:
 def operator(browser: Browser, server: Seeded, server_errors: list[str]) -> Iterator[Page]:
     """The operator's desktop browser, signed in to the console."""
     context = browser.new_context(base_url=server.base_url, viewport={"width": 1440, "height": 900}, locale="zh-CN")
-    context.set_default_timeout(10_000)
+    context.set_default_timeout(30_000)
     _watch(context, server_errors)
     page = context.new_page()
     page.goto("/login")
@@ -131,7 +131,7 @@ def phone(browser: Browser, server: Seeded, server_errors: list[str]) -> Iterato
         user_agent=WECHAT_UA,
         locale="zh-CN",
     )
-    context.set_default_timeout(10_000)
+    context.set_default_timeout(30_000)
     _watch(context, server_errors)
     page = context.new_page()
     yield page

@@ -121,7 +121,7 @@ def operator(browser: Browser, server: Seeded) -> Iterator[tuple[Page, list[str]
     """The operator's desktop browser, signed in, and every 5xx any page received."""
     errors: list[str] = []
     context = browser.new_context(base_url=server.base_url, viewport={"width": 1440, "height": 900}, locale="zh-CN")
-    context.set_default_timeout(10_000)
+    context.set_default_timeout(30_000)
 
     def check(response: Response) -> None:
         if response.status >= 500:

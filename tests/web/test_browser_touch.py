@@ -99,7 +99,7 @@ def admin(browser: Browser, server: Seeded) -> Iterator[tuple[Page, list[str]]]:
     """The admin's desktop browser, signed in, and every 5xx any page received."""
     errors: list[str] = []
     context = browser.new_context(base_url=server.base_url, viewport={"width": 1440, "height": 900}, locale="zh-CN")
-    context.set_default_timeout(10_000)
+    context.set_default_timeout(30_000)
 
     def check(response: Response) -> None:
         if response.status >= 500:
@@ -178,7 +178,7 @@ def test_broadcast_from_wizard_to_outbox_and_results(
     parts += [f"对照组 {len(held)}"] if held else []
     parts += ["退订 1"] if unsubscribed else []
     # (the forecast runs the segment and the policy: give it longer than the default 5 s on a busy machine)
-    expect(page.locator("#forecast-summary")).to_have_text(" · ".join(parts), timeout=15_000)
+    expect(page.locator("#forecast-summary")).to_have_text(" · ".join(parts), timeout=30_000)
     page.screenshot(path=str(tmp_path / "wizard.png"), full_page=True)
 
     # when they save and submit

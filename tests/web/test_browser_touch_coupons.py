@@ -96,7 +96,7 @@ def browser() -> Iterator[Browser]:
 @pytest.fixture
 def page(browser: Browser, server: Seeded) -> Iterator[Page]:
     context = browser.new_context(base_url=server.base_url, viewport={"width": 1440, "height": 1000}, locale="zh-CN")
-    context.set_default_timeout(10_000)
+    context.set_default_timeout(30_000)
     errors: list[str] = []
     context.on("response", lambda r: errors.append(f"{r.status} {r.url}") if r.status >= 500 else None)
     page = context.new_page()

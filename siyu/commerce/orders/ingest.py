@@ -275,10 +275,12 @@ def _replay(session: Session, batch: _Batch, outcome: OrderOutcome, existing: Or
 def _apply(session: Session, batch: _Batch) -> None:
     """Points and tier progress of the orders written so far, in the order they were written, as
     if each had been applied right after it was written (`apply_orders`)."""
+    from siyu.customers.activity import orders_paid
     from siyu.loyalty.purchases import apply_orders
 
     if batch.unapplied:
         apply_orders(session, orders=batch.unapplied, clock=batch.clock)
+        orders_paid(session, batch.unapplied, batch.clock)
         batch.unapplied = []
 
 

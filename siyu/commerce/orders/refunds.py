@@ -27,7 +27,7 @@ from siyu.commerce.orders import flags
 from siyu.commerce.orders.resolution import stored_items
 from siyu.commerce.orders.schemas import MAX_FEN
 from siyu.customers import repository as customers
-from siyu.customers.activity import customer_activity
+from siyu.customers.activity import customer_activity, order_refunded
 from siyu.kit.clock import Clock, as_utc
 from siyu.kit.errors import InvalidInput
 from siyu.kit.schemas import Input
@@ -227,6 +227,7 @@ def refund_order(
         session, workspace_id=actor.workspace_id, customer_ids=[order.customer_id], clock=clock, members=members
     )
     apply_refund(session, order=order, refund=refund, clock=clock)
+    order_refunded(session, order, refund, clock)
     if full and order.coupon_code:
         from siyu.commerce.coupons.redeeming import restore_for_refund
 

@@ -36,6 +36,14 @@ PURPOSES: dict[str, str] = {
     "rewards": "/m/rewards",
     "redemptions": "/m/redemptions",
     "coupons": "/m/coupons",
+    "referral": "/m/referral",
+    "commission": "/m/commission",
+    "groups": "/m/groups",
+    "resources": "/m/resources",
+    "challenges": "/m/challenges",
+    "feed": "/m/feed",
+    "lottery": "/m/lottery",
+    "koc": "/m/koc",
 }
 """What a link is for → the page it lands on after signing the member in."""
 

@@ -10,6 +10,11 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
+from siyu.community.challenges import h5 as challenges_h5
+from siyu.community.groups import h5 as groups_h5
+from siyu.community.koc import h5 as koc_h5
+from siyu.community.lottery import h5 as lottery_h5
+from siyu.community.resources import h5 as resources_h5
 from siyu.db import Database
 from siyu.loyalty.h5.links import (
     COOKIE_NAME,
@@ -23,6 +28,8 @@ from siyu.loyalty.h5.links import (
 from siyu.loyalty.h5.reading import current_customer
 from siyu.loyalty.h5.views import coupons, home, mall, points
 from siyu.loyalty.h5.views.common import FormDep, MemberRoute, clock_of, message_page, see_other, translator
+from siyu.referrals import h5 as referrals_h5
+from siyu.referrals.commission import h5 as commission_h5
 from siyu.workspaces.scope import bind_workspace
 
 router = APIRouter(prefix="/m", include_in_schema=False, route_class=MemberRoute)
@@ -70,5 +77,17 @@ def logout(request: Request, _form: FormDep) -> Response:
     return response
 
 
-for _pages in (home.router, points.router, mall.router, coupons.router):
+for _pages in (
+    home.router,
+    points.router,
+    mall.router,
+    coupons.router,
+    referrals_h5.router,
+    commission_h5.router,
+    groups_h5.router,
+    resources_h5.router,
+    challenges_h5.router,
+    lottery_h5.router,
+    koc_h5.router,
+):
     router.include_router(_pages)

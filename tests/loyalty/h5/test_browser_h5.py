@@ -106,7 +106,7 @@ def phone(browser: Browser, server: Seeded) -> Iterator[tuple[Page, list[str]]]:
         has_touch=True,
         locale="zh-CN",
     )
-    context.set_default_timeout(10_000)
+    context.set_default_timeout(30_000)
 
     def check(response: Response) -> None:
         if response.status >= 500:

@@ -1,0 +1,3 @@
+"""Listeners and background jobs of community groups."""
+
+from __future__ import annotations

@@ -1,0 +1,9 @@
+"""Member H5 pages of community lottery."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from siyu.loyalty.h5.views.common import MemberRoute
+
+router = APIRouter(route_class=MemberRoute)

@@ -1,0 +1,3 @@
+"""Listeners and background jobs of community lottery."""
+
+from __future__ import annotations

@@ -1,0 +1,3 @@
+"""Listeners and jobs of distribution commission."""
+
+from __future__ import annotations
