@@ -16,6 +16,7 @@ from playwright.sync_api import expect as playwright_expect
 from sqlalchemy import Connection, Engine, make_url, text
 from sqlalchemy.orm import Session
 
+import siyu.tasks  # noqa: F401 - every area's jobs and listeners, registered as the app and workers have them
 from siyu.config import Settings
 from siyu.db import Database, make_engine
 from siyu.kit.clock import FrozenClock

@@ -2,7 +2,7 @@
 
 Revision ID: 0006
 Revises: 0005
-Create Date: 2026-11-24 04:14:15.201434
+Create Date: 2026-11-24 04:19:47.744183
 """
 
 from __future__ import annotations
@@ -94,6 +94,7 @@ def upgrade() -> None:
         sa.Column("status", sa.String(length=10), nullable=False),
         sa.Column("entry_points", sa.Integer(), nullable=True),
         sa.Column("max_entries_per_member", sa.Integer(), nullable=False),
+        sa.Column("one_win_per_customer", sa.Boolean(), nullable=False),
         sa.Column("opens_at", siyu.models.base.UTCDateTime(timezone=True), nullable=True),
         sa.Column("closes_at", siyu.models.base.UTCDateTime(timezone=True), nullable=True),
         sa.Column("commitment", sa.String(length=64), nullable=True),
@@ -101,6 +102,7 @@ def upgrade() -> None:
         sa.Column("entries_digest", sa.String(length=64), nullable=True),
         sa.Column("drawn_at", siyu.models.base.UTCDateTime(timezone=True), nullable=True),
         sa.Column("notify_channel_account_id", sa.BigInteger(), nullable=True),
+        sa.Column("notify_content_id", sa.BigInteger(), nullable=True),
         sa.Column("created_at", siyu.models.base.UTCDateTime(timezone=True), nullable=False),
         sa.Column("updated_at", siyu.models.base.UTCDateTime(timezone=True), nullable=False),
         sa.Column("workspace_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
@@ -108,6 +110,12 @@ def upgrade() -> None:
             ["notify_channel_account_id"],
             ["channel_accounts.id"],
             name=op.f("fk_lottery_draws_notify_channel_account_id_channel_accounts"),
+            ondelete="SET NULL",
+        ),
+        sa.ForeignKeyConstraint(
+            ["notify_content_id"],
+            ["content_items.id"],
+            name=op.f("fk_lottery_draws_notify_content_id_content_items"),
             ondelete="SET NULL",
         ),
         sa.ForeignKeyConstraint(
@@ -170,6 +178,9 @@ def upgrade() -> None:
         sa.Column("coupon_template_id", sa.BigInteger(), nullable=True),
         sa.Column("awarded_count", sa.Integer(), nullable=False),
         sa.Column("workspace_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.CheckConstraint(
+            "awarded_count >= 0 AND awarded_count <= stock", name=op.f("ck_lottery_prizes_awarded_within_stock")
+        ),
         sa.ForeignKeyConstraint(
             ["coupon_template_id"],
             ["coupon_templates.id"],
@@ -197,6 +208,7 @@ def upgrade() -> None:
         sa.Column("customer_id", sa.BigInteger(), nullable=False),
         sa.Column("days_done", sa.Integer(), nullable=False),
         sa.Column("last_day", sa.Date(), nullable=True),
+        sa.Column("last_checked_in_at", siyu.models.base.UTCDateTime(timezone=True), nullable=True),
         sa.Column("joined_at", siyu.models.base.UTCDateTime(timezone=True), nullable=False),
         sa.Column("completed_at", siyu.models.base.UTCDateTime(timezone=True), nullable=True),
         sa.Column("certificate_no", sa.String(length=30), nullable=True),
@@ -328,6 +340,20 @@ def upgrade() -> None:
     with op.batch_alter_table("group_members", schema=None) as batch_op:
         batch_op.create_index("ix_group_members_customer", ["customer_id"], unique=False)
         batch_op.create_index("ix_group_members_group_open", ["group_id", "left_at"], unique=False)
+        batch_op.create_index(
+            "uq_group_members_open_customer",
+            ["group_id", "customer_id"],
+            unique=True,
+            postgresql_where=sa.text("left_at IS NULL AND customer_id IS NOT NULL"),
+            sqlite_where=sa.text("left_at IS NULL AND customer_id IS NOT NULL"),
+        )
+        batch_op.create_index(
+            "uq_group_members_open_staff",
+            ["group_id", "staff_id"],
+            unique=True,
+            postgresql_where=sa.text("left_at IS NULL AND staff_id IS NOT NULL"),
+            sqlite_where=sa.text("left_at IS NULL AND staff_id IS NOT NULL"),
+        )
 
     op.create_table(
         "group_tags",
@@ -837,6 +863,8 @@ def upgrade() -> None:
         sa.Column("points_entry_id", sa.BigInteger(), nullable=True),
         sa.Column("coupon_id", sa.BigInteger(), nullable=True),
         sa.Column("delivery_id", sa.BigInteger(), nullable=True),
+        sa.Column("award_error", sa.String(length=300), nullable=True),
+        sa.Column("notify_error", sa.String(length=300), nullable=True),
         sa.Column("created_at", siyu.models.base.UTCDateTime(timezone=True), nullable=False),
         sa.Column("workspace_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
         sa.ForeignKeyConstraint(
@@ -946,6 +974,7 @@ def upgrade() -> None:
         batch_op.create_index(
             "ix_referrals_program_referrer", ["program_id", "referrer_customer_id", "attributed_at"], unique=False
         )
+        batch_op.create_index("ix_referrals_qualifying_order", ["qualifying_order_id"], unique=False)
         batch_op.create_index("ix_referrals_referrer", ["referrer_customer_id"], unique=False)
         batch_op.create_index("ix_referrals_ws_status", ["workspace_id", "status"], unique=False)
 
@@ -1023,11 +1052,25 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column("ends_at", siyu.models.base.UTCDateTime(timezone=True), nullable=True))
         batch_op.add_column(sa.Column("description", sa.String(length=500), nullable=True))
 
+    with op.batch_alter_table("rewards", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("lottery_draw_id", sa.BigInteger(), nullable=True))
+        batch_op.create_foreign_key(
+            batch_op.f("fk_rewards_lottery_draw_id_lottery_draws"),
+            "lottery_draws",
+            ["lottery_draw_id"],
+            ["id"],
+            ondelete="SET NULL",
+        )
+
     # ### end Alembic commands ###
 
 
 def downgrade() -> None:
     # ### commands auto generated by Alembic - please adjust! ###
+    with op.batch_alter_table("rewards", schema=None) as batch_op:
+        batch_op.drop_constraint(batch_op.f("fk_rewards_lottery_draw_id_lottery_draws"), type_="foreignkey")
+        batch_op.drop_column("lottery_draw_id")
+
     with op.batch_alter_table("community_groups", schema=None) as batch_op:
         batch_op.drop_column("description")
         batch_op.drop_column("ends_at")
@@ -1041,6 +1084,7 @@ def downgrade() -> None:
     with op.batch_alter_table("referrals", schema=None) as batch_op:
         batch_op.drop_index("ix_referrals_ws_status")
         batch_op.drop_index("ix_referrals_referrer")
+        batch_op.drop_index("ix_referrals_qualifying_order")
         batch_op.drop_index("ix_referrals_program_referrer")
 
     op.drop_table("referrals")
@@ -1093,6 +1137,16 @@ def downgrade() -> None:
     op.drop_table("posts")
     op.drop_table("group_tags")
     with op.batch_alter_table("group_members", schema=None) as batch_op:
+        batch_op.drop_index(
+            "uq_group_members_open_staff",
+            postgresql_where=sa.text("left_at IS NULL AND staff_id IS NOT NULL"),
+            sqlite_where=sa.text("left_at IS NULL AND staff_id IS NOT NULL"),
+        )
+        batch_op.drop_index(
+            "uq_group_members_open_customer",
+            postgresql_where=sa.text("left_at IS NULL AND customer_id IS NOT NULL"),
+            sqlite_where=sa.text("left_at IS NULL AND customer_id IS NOT NULL"),
+        )
         batch_op.drop_index("ix_group_members_group_open")
         batch_op.drop_index("ix_group_members_customer")
 

@@ -338,8 +338,9 @@ def record_group_join(
 ) -> JoinOutcome:
     """A scanner joined the group their scan was routed to (simulated in embedded mode).
 
-    The seat is taken with a conditional UPDATE, so a group never counts past its limit; a group
-    that filled up meanwhile is refused and the scanner rescans to get the next one.
+    The seat and the stay are the community area's `join_group` (a conditional UPDATE, so a group
+    never counts past its limit; a customer already in the group keeps their stay); a group that
+    filled up meanwhile is refused and the scanner rescans to get the next one.
     """
     if scan.group_id is None:
         raise InvalidInput("this scan was not routed to a group", details={"field": "scan_id"})
@@ -356,14 +357,25 @@ def record_group_join(
         group = session.get(CommunityGroup, scan.group_id)
         assert group is not None
         return JoinOutcome(customer, group, scan)
-    seated = session.execute(
-        update(CommunityGroup)
-        .where(CommunityGroup.id == scan.group_id, CommunityGroup.member_count < CommunityGroup.member_limit)
-        .values(member_count=CommunityGroup.member_count + 1)
-        .execution_options(synchronize_session=False)
-    )
-    if not getattr(seated, "rowcount", 0):
-        raise Conflict("this group just filled up; scan the code again for the next one", details={"field": "scan_id"})
+    # The community area owns seats and stays; groups depend on nothing of live codes.
+    from siyu.community.groups.membership import GroupFull, join_group
+
+    try:
+        join_group(
+            session,
+            workspace_id=code.workspace_id,
+            group_id=scan.group_id,
+            customer_id=customer.id,
+            at=at,
+            clock=clock,
+            scene="live_code",
+            event_key=f"group_join:{scan.id}",
+            event_properties={"live_code_id": code.id},
+        )
+    except GroupFull:
+        raise Conflict(
+            "this group just filled up; scan the code again for the next one", details={"field": "scan_id"}
+        ) from None
     group = session.get(CommunityGroup, scan.group_id)
     assert group is not None
     session.refresh(group)
@@ -372,14 +384,5 @@ def record_group_join(
         assign_tag(session, actor=actor, customer_id=customer.id, tag_id=tag_id, clock=clock, source=TagSource.RULE)
     if code.experiment_id is not None and scan.variant is not None:
         convert(session, experiment_id=code.experiment_id, visitor_id=scan.visitor_id, at=at, customer_id=customer.id)
-    system_event(
-        session,
-        customer,
-        "group.joined",
-        f"group_join:{scan.id}",
-        at,
-        clock,
-        {"group_id": group.id, "live_code_id": code.id},
-    )
     session.flush()
     return JoinOutcome(customer, group, scan)

@@ -289,14 +289,8 @@ def group_out(group: CommunityGroup) -> dict[str, Any]:
     }
 
 
-@router.get("/groups")
-def list_groups(ctx: Reader) -> dict[str, Any]:
-    return {"items": [group_out(g) for g in group_service.list_groups(ctx.session, ctx.actor.workspace_id)]}
-
-
-@router.post("/groups", status_code=201)
-def create_group(body: GroupIn, ctx: Writer) -> dict[str, Any]:
-    return group_out(group_service.create_group(ctx.session, actor=ctx.actor, data=body, clock=ctx.clock))
+# `GET/POST /api/v1/groups` belong to the community groups API (`siyu.community.groups.api`), which
+# lists the same shape; the live-code area keeps only its old PUT for compatibility.
 
 
 @router.put("/groups/{group_id}")

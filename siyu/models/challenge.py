@@ -54,6 +54,8 @@ class ChallengeEntry(WorkspaceScoped, Base):
     customer_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("customers.id", ondelete="CASCADE"))
     days_done: Mapped[int] = mapped_column(default=0)
     last_day: Mapped[date | None]
+    last_checked_in_at: Mapped[datetime | None]
+    """When the latest check-in was posted: the leaderboard's tie-break (earlier ranks higher)."""
     joined_at: Mapped[datetime]
     completed_at: Mapped[datetime | None]
     certificate_no: Mapped[str | None] = mapped_column(String(30))

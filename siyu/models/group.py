@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from enum import StrEnum
 
-from sqlalchemy import BigInteger, ForeignKey, Index, String, UniqueConstraint
+from sqlalchemy import BigInteger, ForeignKey, Index, String, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from siyu.models.base import Base, BigId, WorkspaceScoped
@@ -59,6 +59,23 @@ class GroupMember(WorkspaceScoped, Base):
     __table_args__ = (
         Index("ix_group_members_group_open", "group_id", "left_at"),
         Index("ix_group_members_customer", "customer_id"),
+        # At most one open stay per group and person: a join reported twice at once inserts one row.
+        Index(
+            "uq_group_members_open_customer",
+            "group_id",
+            "customer_id",
+            unique=True,
+            postgresql_where=text("left_at IS NULL AND customer_id IS NOT NULL"),
+            sqlite_where=text("left_at IS NULL AND customer_id IS NOT NULL"),
+        ),
+        Index(
+            "uq_group_members_open_staff",
+            "group_id",
+            "staff_id",
+            unique=True,
+            postgresql_where=text("left_at IS NULL AND staff_id IS NOT NULL"),
+            sqlite_where=text("left_at IS NULL AND staff_id IS NOT NULL"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import BigInteger, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from siyu.models.base import Base, BigId, WorkspaceScoped
@@ -53,6 +53,8 @@ class LotteryDraw(WorkspaceScoped, Base):
     entry_points: Mapped[int | None]
     """Points one entry costs on the member H5 page (None: not enterable by points)."""
     max_entries_per_member: Mapped[int] = mapped_column(default=1)
+    one_win_per_customer: Mapped[bool] = mapped_column(default=True)
+    """A customer wins at most one prize, however many tickets they hold."""
     opens_at: Mapped[datetime | None]
     closes_at: Mapped[datetime | None]
     commitment: Mapped[str | None] = mapped_column(String(64))
@@ -66,6 +68,10 @@ class LotteryDraw(WorkspaceScoped, Base):
         BigInteger, ForeignKey("channel_accounts.id", ondelete="SET NULL")
     )
     """Winners are told through this touch-layer account (deliveries obey quiet hours and caps)."""
+    notify_content_id: Mapped[int | None] = mapped_column(
+        BigInteger, ForeignKey("content_items.id", ondelete="SET NULL")
+    )
+    """The (transactional) message winners get; no message without both account and content."""
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
 
@@ -74,7 +80,10 @@ class LotteryPrize(WorkspaceScoped, Base):
     """A prize of a draw."""
 
     __tablename__ = "lottery_prizes"
-    __table_args__ = (Index("ix_lottery_prizes_draw", "draw_id", "position"),)
+    __table_args__ = (
+        Index("ix_lottery_prizes_draw", "draw_id", "position"),
+        CheckConstraint("awarded_count >= 0 AND awarded_count <= stock", name="awarded_within_stock"),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     draw_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("lottery_draws.id", ondelete="CASCADE"))
@@ -131,4 +140,8 @@ class LotteryWin(WorkspaceScoped, Base):
     coupon_id: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("coupons.id", ondelete="SET NULL"))
     delivery_id: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("deliveries.id", ondelete="SET NULL"))
     """The winner notification sent through the touch layer."""
+    award_error: Mapped[str | None] = mapped_column(String(300))
+    """Why the prize could not be given (e.g. the coupon template ran out); None when awarded."""
+    notify_error: Mapped[str | None] = mapped_column(String(300))
+    """Why the winner could not be told; None when queued (or no notification configured)."""
     created_at: Mapped[datetime]

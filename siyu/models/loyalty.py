@@ -360,6 +360,8 @@ class Reward(WorkspaceScoped, Base):
     """Tiers that see the reward; empty = all."""
     visible_segment_id: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("segments.id", ondelete="SET NULL"))
     coupon_template_id: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("coupon_templates.id"))
+    lottery_draw_id: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("lottery_draws.id", ondelete="SET NULL"))
+    """`RewardKind.LOTTERY_ENTRY`: the draw a redemption enters (one ticket per redemption)."""
     description: Mapped[str | None] = mapped_column(Text)
     image_url: Mapped[str | None] = mapped_column(String(500))
     is_active: Mapped[bool] = mapped_column(default=True)

@@ -175,6 +175,7 @@ class Referral(WorkspaceScoped, Base):
         Index("ix_referrals_program_referrer", "program_id", "referrer_customer_id", "attributed_at"),
         Index("ix_referrals_ws_status", "workspace_id", "status"),
         Index("ix_referrals_referrer", "referrer_customer_id"),
+        Index("ix_referrals_qualifying_order", "qualifying_order_id"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)

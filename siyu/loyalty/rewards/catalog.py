@@ -13,7 +13,7 @@ from siyu.auth.permissions import Actor
 from siyu.kit.clock import Clock
 from siyu.loyalty.errors import InvalidReward, RewardNotFound
 from siyu.loyalty.rewards.schemas import RewardIn
-from siyu.models import CouponTemplate, Reward, RewardKind, Segment, Tier
+from siyu.models import CouponTemplate, LotteryDraw, Reward, RewardKind, Segment, Tier
 
 
 def _fail(message: str, field: str) -> InvalidReward:
@@ -37,6 +37,16 @@ def validate_reward(session: Session, *, workspace_id: int, data: RewardIn) -> d
             raise _fail(f"coupon template {data.coupon_template_id} not found", "coupon_template_id")
     elif data.coupon_template_id is not None:
         raise _fail("only a coupon reward has a coupon template", "coupon_template_id")
+    if data.lottery_draw_id is not None:
+        if data.kind != RewardKind.LOTTERY_ENTRY:
+            raise _fail("only a lottery-entry reward enters a draw", "lottery_draw_id")
+        draw = session.scalar(
+            select(LotteryDraw.id).where(
+                LotteryDraw.workspace_id == workspace_id, LotteryDraw.id == data.lottery_draw_id
+            )
+        )
+        if draw is None:
+            raise _fail(f"lottery draw {data.lottery_draw_id} not found", "lottery_draw_id")
     tier_ids = list(dict.fromkeys(data.visible_tier_ids))
     if tier_ids:
         known = set(session.scalars(select(Tier.id).where(Tier.workspace_id == workspace_id, Tier.id.in_(tier_ids))))
@@ -60,6 +70,7 @@ def validate_reward(session: Session, *, workspace_id: int, data: RewardIn) -> d
         "visible_tier_ids": tier_ids,
         "visible_segment_id": data.visible_segment_id,
         "coupon_template_id": data.coupon_template_id,
+        "lottery_draw_id": data.lottery_draw_id,
         "description": (data.description or "").strip() or None,
         "image_url": image_url,
         "is_active": data.is_active,
@@ -77,6 +88,7 @@ def snapshot(reward: Reward) -> dict[str, Any]:
         "visible_tier_ids": list(reward.visible_tier_ids or []),
         "visible_segment_id": reward.visible_segment_id,
         "coupon_template_id": reward.coupon_template_id,
+        "lottery_draw_id": reward.lottery_draw_id,
         "is_active": reward.is_active,
     }
 

@@ -147,6 +147,10 @@ def cancel_redemption(
             details={"status": str(redemption.status)},
         )
     before = str(redemption.status)
+    if reward.kind == RewardKind.LOTTERY_ENTRY and reward.lottery_draw_id is not None:
+        from siyu.community.lottery.entries import withdraw_for_redemption
+
+        withdraw_for_redemption(session, redemption=redemption, reward=reward)
     if redemption.points_entry_id is not None:
         restore_spend(
             session,

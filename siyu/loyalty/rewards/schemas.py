@@ -25,6 +25,8 @@ class RewardIn(Input):
     visible_tier_ids: Annotated[list[DbId], Field(max_length=50)] = Field(default_factory=list)
     visible_segment_id: DbId | None = None
     coupon_template_id: DbId | None = None
+    lottery_draw_id: DbId | None = None
+    """A lottery-entry reward: the draw a redemption enters (optional; without one it is only recorded)."""
     description: Annotated[str | None, Field(max_length=5000)] = None
     image_url: Annotated[str | None, Field(max_length=500)] = None
     is_active: bool = True

@@ -330,6 +330,10 @@ def redeem(
                 clock=clock,
             )
             redemption.coupon_id = coupon.id
+        if reward.kind == RewardKind.LOTTERY_ENTRY and reward.lottery_draw_id is not None:
+            from siyu.community.lottery.entries import enter_for_redemption
+
+            enter_for_redemption(session, redemption=redemption, reward=reward, clock=clock)
         session.flush()
         customer = session.get(Customer, customer_id)
         if customer is not None:

@@ -37,6 +37,7 @@ FIELDS = (
     FormField("stock", _("库存"), kind="int", hint=_("留空为不限")),
     FormField("per_member_limit", _("每人限兑"), kind="int", hint=_("留空为不限")),
     FormField("coupon_template_id", _("优惠券模板 ID"), kind="int", hint=_("优惠券类奖品必填")),
+    FormField("lottery_draw_id", _("抽奖 ID"), kind="int", hint=_("抽奖机会类奖品：兑换即参与该抽奖")),
     FormField("visible_tier_ids", _("可见等级 ID"), kind="ids", hint=_("逗号分隔；留空为所有等级可见")),
     FormField("visible_segment_id", _("可见人群 ID"), kind="int"),
     FormField("image_url", _("图片地址")),

@@ -11,6 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 from starlette.responses import Response
 
+from siyu.community.koc.service import approved_koc
 from siyu.kit.clock import Clock
 from siyu.loyalty.h5 import reading
 from siyu.loyalty.h5.views.common import (
@@ -165,6 +166,8 @@ def home(request: Request, member: MemberDep) -> Response:
                 "unused_coupons": reading.unused_coupon_count(
                     session, workspace_id=member.workspace_id, customer_id=member.customer_id, clock=clock
                 ),
+                "is_koc": approved_koc(session, workspace_id=member.workspace_id, customer_id=member.customer_id)
+                is not None,
             },
             tab="home",
         )
