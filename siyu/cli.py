@@ -168,6 +168,7 @@ def demo(
 ) -> None:
     """Build a realistic demo brand (once) and start the console."""
     from siyu.demo.builder import DEMO_EMAIL, DEMO_PASSWORD, build_demo
+    from siyu.demo.community import build_community
     from siyu.demo.loyalty import build_loyalty
     from siyu.demo.touch import build_touch
 
@@ -190,6 +191,8 @@ def demo(
             build_touch(database, clock=system_clock)
         with console.status("loyalty: tiers, points, check-ins, coupons, redemptions"):
             build_loyalty(database, clock=system_clock)
+        with console.status("community: referrals, groups, challenge, lottery, KOCs, resources"):
+            build_community(database, clock=system_clock)
     else:
         console.print("demo brand already present; keeping it")
     console.print(

@@ -2,7 +2,7 @@
 
 Revision ID: 0006
 Revises: 0005
-Create Date: 2026-11-24 04:19:47.744183
+Create Date: 2026-11-24 04:56:14.656257
 """
 
 from __future__ import annotations
@@ -676,6 +676,7 @@ def upgrade() -> None:
         sa.Column(
             "reward", sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"), nullable=False
         ),
+        sa.Column("retired_at", siyu.models.base.UTCDateTime(timezone=True), nullable=True),
         sa.Column("workspace_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
         sa.ForeignKeyConstraint(
             ["program_id"],
@@ -994,6 +995,7 @@ def upgrade() -> None:
         sa.Column("idempotency_key", sa.String(length=200), nullable=False),
         sa.Column("issued_at", siyu.models.base.UTCDateTime(timezone=True), nullable=False),
         sa.Column("reversed_at", siyu.models.base.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("failed_at", siyu.models.base.UTCDateTime(timezone=True), nullable=True),
         sa.Column("note", sa.Text(), nullable=True),
         sa.Column("workspace_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
         sa.ForeignKeyConstraint(
@@ -1030,7 +1032,7 @@ def upgrade() -> None:
             ["unlock_id"],
             ["referral_unlocks.id"],
             name=op.f("fk_referral_rewards_unlock_id_referral_unlocks"),
-            ondelete="CASCADE",
+            ondelete="SET NULL",
         ),
         sa.ForeignKeyConstraint(
             ["workspace_id"],
@@ -1046,6 +1048,7 @@ def upgrade() -> None:
     with op.batch_alter_table("referral_rewards", schema=None) as batch_op:
         batch_op.create_index("ix_referral_rewards_customer", ["customer_id"], unique=False)
         batch_op.create_index("ix_referral_rewards_program", ["program_id", "issued_at"], unique=False)
+        batch_op.create_index("ix_referral_rewards_referral", ["referral_id"], unique=False)
 
     with op.batch_alter_table("community_groups", schema=None) as batch_op:
         batch_op.add_column(sa.Column("kind", sa.String(length=10), nullable=False, server_default="long_term"))
@@ -1077,6 +1080,7 @@ def downgrade() -> None:
         batch_op.drop_column("kind")
 
     with op.batch_alter_table("referral_rewards", schema=None) as batch_op:
+        batch_op.drop_index("ix_referral_rewards_referral")
         batch_op.drop_index("ix_referral_rewards_program")
         batch_op.drop_index("ix_referral_rewards_customer")
 

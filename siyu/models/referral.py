@@ -103,6 +103,9 @@ class ReferralUnlock(WorkspaceScoped, Base):
     name: Mapped[str] = mapped_column(String(100))
     reward: Mapped[dict[str, Any]] = mapped_column(default=dict)
     """Same shape as `ReferralProgram.referrer_reward`."""
+    retired_at: Mapped[datetime | None]
+    """Taken off the ladder by an edit while rewards already pointed at it: kept (never deleted, so
+    its rewards stay), skipped by the ladder and by reconciliation; re-adding the threshold revives it."""
 
 
 class ReferralCode(WorkspaceScoped, Base):
@@ -126,6 +129,9 @@ class VisitKind(StrEnum):
     """The member shared their link or saved their poster (reported by the H5 page)."""
     SCAN = "scan"
     """Someone opened the link or scanned the poster."""
+    VIEW = "view"
+    """The member opened their own referral page or poster: only records their device for the
+    shared-device rule; metrics ignore it."""
 
 
 class ReferralVisit(WorkspaceScoped, Base):
@@ -209,12 +215,13 @@ class ReferralReward(WorkspaceScoped, Base):
         UniqueConstraint("workspace_id", "idempotency_key"),
         Index("ix_referral_rewards_customer", "customer_id"),
         Index("ix_referral_rewards_program", "program_id", "issued_at"),
+        Index("ix_referral_rewards_referral", "referral_id"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     program_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("referral_programs.id", ondelete="CASCADE"))
     referral_id: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("referrals.id", ondelete="CASCADE"))
-    unlock_id: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("referral_unlocks.id", ondelete="CASCADE"))
+    unlock_id: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("referral_unlocks.id", ondelete="SET NULL"))
     customer_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("customers.id", ondelete="CASCADE"))
     role: Mapped[RewardRole] = mapped_column(String(10))
     points: Mapped[int] = mapped_column(default=0)
@@ -226,4 +233,7 @@ class ReferralReward(WorkspaceScoped, Base):
     idempotency_key: Mapped[str] = mapped_column(String(200))
     issued_at: Mapped[datetime]
     reversed_at: Mapped[datetime | None]
+    failed_at: Mapped[datetime | None]
+    """Set when the coupon or gift could not be issued (out of stock, limit): nothing was given, the
+    row only records the attempt (`note` says why); it counts neither as issued nor in the cost."""
     note: Mapped[str | None] = mapped_column(Text)

@@ -129,6 +129,7 @@ class PeriodRead(BaseModel):
     invites: int
     inviting_members: int
     members: int
+    code_holders: int
     referred: int
     qualified: int
     k_factor: float

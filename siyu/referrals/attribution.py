@@ -30,7 +30,10 @@ from siyu.models import (
     Customer,
     Identity,
     LoyaltyTask,
+    Member,
     Order,
+    PointsEntry,
+    PointsReason,
     ProgramKind,
     Referral,
     ReferralCode,
@@ -41,14 +44,22 @@ from siyu.models import (
     Refund,
     Relationship,
     RewardRole,
+    TaskCompletion,
     TaskKind,
     VisitKind,
 )
 from siyu.referrals.programs import is_running, live_customer
 from siyu.referrals.rewards import issue, lock_referrer, reconcile_referrer, referral_rewards, reverse
 
+ORDER_CONDITIONS = (ReferralCondition.FIRST_ORDER, ReferralCondition.FIRST_ORDER_OVER)
 COUNTED = (ReferralStatus.PENDING, ReferralStatus.QUALIFIED, ReferralStatus.FLAGGED, ReferralStatus.REVERSED)
 """Referrals that count towards the daily cap and the burst window (all but rejected ones)."""
+
+
+def _local_day_start(session: Session, workspace_id: int, at: datetime) -> datetime:
+    zone = brand_zone(session, workspace_id)
+    day = local_day(at, zone)
+    return datetime(day.year, day.month, day.day, tzinfo=zone)
 
 
 def record_visit(
@@ -60,25 +71,65 @@ def record_visit(
     device_id: str | None,
     clock: Clock,
 ) -> ReferralVisit:
-    """Record a share (by the member) or a scan (by a visitor) of a code and bump its counter."""
+    """Record a share (by the member), a scan (by a visitor) or a view (the member's own page or
+    poster, for the shared-device rule) of a code.
+
+    A share bumps `shares_count`; a scan is always recorded (the add needs the latest one) but bumps
+    `visits_count` only on the visitor's first scan of the code that brand-local day, so reloads are
+    not new invites; a view bumps nothing (see `record_view`)."""
+    kind = VisitKind(kind)
+    visitor = (visitor_id or None) and visitor_id[:64]
+    device = (device_id or None) and device_id[:64]
+    now = clock.now()
+    bump = None
+    if kind == VisitKind.SHARE:
+        bump = update(ReferralCode).values(shares_count=ReferralCode.shares_count + 1)
+    elif kind == VisitKind.SCAN:
+        again = visitor is not None and session.scalar(
+            select(ReferralVisit.id)
+            .where(
+                ReferralVisit.code_id == code.id,
+                ReferralVisit.kind == VisitKind.SCAN,
+                ReferralVisit.visitor_id == visitor,
+                ReferralVisit.occurred_at >= _local_day_start(session, code.workspace_id, now),
+            )
+            .limit(1)
+        )
+        if not again:
+            bump = update(ReferralCode).values(visits_count=ReferralCode.visits_count + 1)
     visit = ReferralVisit(
         workspace_id=code.workspace_id,
         program_id=code.program_id,
         code_id=code.id,
-        kind=VisitKind(kind),
-        visitor_id=(visitor_id or None) and visitor_id[:64],
-        device_id=(device_id or None) and device_id[:64],
-        occurred_at=clock.now(),
+        kind=kind,
+        visitor_id=visitor,
+        device_id=device,
+        occurred_at=now,
     )
     session.add(visit)
-    if visit.kind == VisitKind.SHARE:
-        bump = update(ReferralCode).values(shares_count=ReferralCode.shares_count + 1)
-    else:
-        bump = update(ReferralCode).values(visits_count=ReferralCode.visits_count + 1)
-    session.execute(bump.where(ReferralCode.id == code.id).execution_options(synchronize_session=False))
+    if bump is not None:
+        session.execute(bump.where(ReferralCode.id == code.id).execution_options(synchronize_session=False))
     session.flush()
     session.refresh(code)
     return visit
+
+
+def record_view(session: Session, *, code: ReferralCode, device_id: str | None, clock: Clock) -> None:
+    """The member opened their own referral page or poster from this device: remember the device once
+    (a `view` visit) so a "friend" scanning from it is caught by the shared-device rule."""
+    if not device_id:
+        return
+    seen = session.scalar(
+        select(ReferralVisit.id)
+        .where(
+            ReferralVisit.code_id == code.id,
+            ReferralVisit.kind == VisitKind.VIEW,
+            ReferralVisit.device_id == device_id[:64],
+        )
+        .limit(1)
+    )
+    if seen is None:
+        record_visit(session, code=code, kind=VisitKind.VIEW, visitor_id=None, device_id=device_id, clock=clock)
 
 
 def latest_scan(session: Session, *, workspace_id: int, visitor_id: str, at: datetime) -> ReferralVisit | None:
@@ -126,7 +177,7 @@ def _shares_device(session: Session, code: ReferralCode, device_id: str | None) 
         select(ReferralVisit.id)
         .where(
             ReferralVisit.code_id.in_(own_codes),
-            ReferralVisit.kind == VisitKind.SHARE,
+            ReferralVisit.kind.in_([VisitKind.SHARE, VisitKind.VIEW]),
             ReferralVisit.device_id == device_id,
         )
         .limit(1)
@@ -183,9 +234,7 @@ def _verdict(
     if _not_new(session, referee_id, is_new_customer, visit.occurred_at if visit is not None else now):
         return ReferralStatus.REJECTED, "not_new_customer"
     if program.daily_cap_per_referrer is not None:
-        zone = brand_zone(session, program.workspace_id)
-        day = local_day(now, zone)
-        day_start = datetime(day.year, day.month, day.day, tzinfo=zone)
+        day_start = _local_day_start(session, program.workspace_id, now)
         if _counted_since(session, program.id, referrer_id, day_start) >= program.daily_cap_per_referrer:
             return ReferralStatus.REJECTED, "daily_cap"
     if program.burst_threshold is not None:
@@ -255,6 +304,13 @@ def attribute(
         return existing if existing is not None and existing.code_id == code.id else None
     if status == ReferralStatus.PENDING and program.condition == ReferralCondition.ADDED_STAFF:
         qualify(session, referral=referral, order_id=None, clock=clock)
+    elif (
+        status == ReferralStatus.PENDING
+        and program.condition in ORDER_CONDITIONS
+        and (first := _first_order(session, referee_customer_id)) is not None
+    ):
+        # the referee ordered between the scan and the add: their first order decides now
+        _decide_on_first_order(session, program=program, referral=referral, first=first, clock=clock)
     return referral
 
 
@@ -351,7 +407,48 @@ def reverse_referral(session: Session, *, referral: Referral, reason: str, clock
     for reward in referral_rewards(session, referral):
         reverse(session, reward=reward, reason=reason, clock=clock)
     reconcile_referrer(session, program=program, referrer_id=referral.referrer_customer_id, clock=clock, reason=reason)
+    _reverse_invite_task(session, referral, clock)
     return referral
+
+
+def _reverse_invite_task(session: Session, referral: Referral, clock: Clock) -> None:
+    """Take back the invite-task points the qualification paid (completion ref `referral:{id}`) through
+    the points ledger, key `referral:{id}:task:reverse` (spent points become debt, as for refunds)."""
+    from siyu.loyalty.points import ledger
+
+    completions = session.scalars(
+        select(TaskCompletion)
+        .join(LoyaltyTask, LoyaltyTask.id == TaskCompletion.task_id)
+        .join(Member, Member.id == TaskCompletion.member_id)
+        .where(
+            TaskCompletion.workspace_id == referral.workspace_id,
+            TaskCompletion.ref == f"referral:{referral.id}",
+            TaskCompletion.points_entry_id.is_not(None),
+            LoyaltyTask.kind == TaskKind.INVITE,
+            Member.customer_id == referral.referrer_customer_id,
+        )
+        .order_by(TaskCompletion.id)
+    )
+    for number, completion in enumerate(completions):
+        entry = session.get(PointsEntry, completion.points_entry_id)
+        member = session.get(Member, completion.member_id)
+        if entry is None or member is None:
+            continue
+        left = entry.amount - ledger.reversed_total(session, entry.id)
+        if left <= 0:
+            continue
+        suffix = "" if number == 0 else f":{number + 1}"
+        ledger.reverse_earn(
+            session,
+            member=member,
+            entry_id=entry.id,
+            points=left,
+            description="邀请任务积分撤销",
+            idempotency_key=f"referral:{referral.id}:task:reverse{suffix}",
+            clock=clock,
+            reason=PointsReason.REFUND,
+            source_ref=f"referral:{referral.id}",
+        )
 
 
 # --- listeners' work --------------------------------------------------------------------------
@@ -424,12 +521,20 @@ def on_orders(session: Session, orders: Sequence[Order], clock: Clock) -> None:
             continue
         program = session.get(ReferralProgram, referral.program_id)
         assert program is not None
-        if order_meets(program, first):
-            qualify(session, referral=referral, order_id=first.id, clock=clock)
-        else:
-            referral.status = ReferralStatus.REJECTED
-            referral.reason = "first_order_below_minimum"
-            session.flush()
+        _decide_on_first_order(session, program=program, referral=referral, first=first, clock=clock)
+
+
+def _decide_on_first_order(
+    session: Session, *, program: ReferralProgram, referral: Referral, first: Order, clock: Clock
+) -> None:
+    """A pending referral of an order program and the referee's first paid order: qualify, or reject
+    `first_order_below_minimum`."""
+    if order_meets(program, first):
+        qualify(session, referral=referral, order_id=first.id, clock=clock)
+    else:
+        referral.status = ReferralStatus.REJECTED
+        referral.reason = "first_order_below_minimum"
+        session.flush()
 
 
 def on_group_join(session: Session, *, workspace_id: int, customer_id: int, group_id: int, clock: Clock) -> None:

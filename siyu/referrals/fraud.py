@@ -37,11 +37,17 @@ def get_referral(session: Session, *, actor: Actor, referral_id: int) -> Referra
     return referral
 
 
-def _condition_met(session: Session, program: ReferralProgram, referral: Referral) -> tuple[bool, int | None]:
+def _condition_met(session: Session, program: ReferralProgram, referral: Referral) -> tuple[bool | None, int | None]:
+    """Is the program's condition met for this referral now: True (with the qualifying order if any),
+    False (not yet), or None (it can never be: a first order under the minimum)."""
     if program.condition == ReferralCondition.ADDED_STAFF:
         return True, None
     if program.condition == ReferralCondition.JOINED_GROUP:
-        query = select(GroupMember.id).where(GroupMember.customer_id == referral.referee_customer_id)
+        query = select(GroupMember.id).where(
+            GroupMember.customer_id == referral.referee_customer_id,
+            GroupMember.left_at.is_(None),
+            GroupMember.joined_at >= referral.attributed_at,
+        )
         if program.group_id is not None:
             query = query.where(GroupMember.group_id == program.group_id)
         return session.scalar(query.limit(1)) is not None, None
@@ -51,8 +57,10 @@ def _condition_met(session: Session, program: ReferralProgram, referral: Referra
         .order_by(Order.paid_at, Order.id)
         .limit(1)
     )
-    if first is None or not attribution.order_meets(program, first):
+    if first is None:
         return False, None
+    if not attribution.order_meets(program, first):
+        return None, first.id
     return True, first.id
 
 
@@ -79,6 +87,10 @@ def review(session: Session, *, actor: Actor, referral_id: int, approve: bool, n
         met, order_id = _condition_met(session, program, referral)
         if met:
             attribution.qualify(session, referral=referral, order_id=order_id, clock=clock)
+        elif met is None:  # the first order came in under the minimum, as attribution would decide
+            referral.status = ReferralStatus.REJECTED
+            referral.reason = "first_order_below_minimum"
+            session.flush()
     else:
         referral.status = ReferralStatus.REJECTED
         referral.reason = f"review: {note}"[:200] if note else "review"

@@ -101,6 +101,7 @@ def referral_page(request: Request, member: MemberDep, shared: int | None = None
                 )
             except DomainError:
                 continue  # not eligible after all (a race with the program's status): skip it
+            attribution.record_view(session, code=code, device_id=device_hash(request), clock=clock)
             mine = progress.member_progress(
                 session, workspace_id=member.workspace_id, customer_id=member.customer_id, program_id=program.id
             )
@@ -144,6 +145,7 @@ def poster(request: Request, member: MemberDep, program_id: int) -> Response:
             customer_id=member.customer_id,
             clock=clock,
         )
+        attribution.record_view(session, code=code, device_id=device_hash(request), clock=clock)
         customer = session.get(Customer, member.customer_id)
         name = display_name(customer.name if customer else None, customer.phone if customer else None)
         spec = PosterSpec(

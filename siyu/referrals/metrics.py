@@ -1,12 +1,16 @@
 """Program metrics per brand-local period, with the K-factor and cost per referred customer.
 
 Definitions (see docs/referrals.md):
-- shares: share visits (a member reported sharing); scans: scan visits (someone opened a link);
-- invites = scans (links actually opened); inviting_members: distinct members with a share or scan;
-- members: members who took a code in the period; referred: referrals attributed (not rejected);
-- qualified: referrals that qualified in the period;
-- K = (invites / inviting_members) × (qualified / invites) = qualified / inviting_members;
-- cost_fen: rewards issued in the period, not reversed; cost_per_referred_fen = cost_fen // referred.
+- shares: share visits (a member reported sharing); scans: *distinct* (code, visitor, brand-local day)
+  scan visits — reloads of a link by the same visitor the same day count once; views are ignored;
+- invites = shares + scans; inviting_members: distinct members with a share or scan;
+- members: members who took a code in the period; code_holders: members holding a code of the
+  program at the end of the period (codes created up to then);
+- referred: referrals attributed (not rejected); qualified (the conversions): referrals that
+  qualified in the period and still are;
+- K = (invites / code_holders) × (qualified / invites), 0 when either is 0; rounded to 4 places;
+- cost_fen: rewards issued in the period, not reversed, not failed; cost_per_referred_fen =
+  cost_fen // referred.
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ class PeriodMetrics:
     invites: int = 0
     inviting_members: int = 0
     members: int = 0
+    code_holders: int = 0
     referred: int = 0
     qualified: int = 0
     k_factor: float = 0.0
@@ -66,10 +71,25 @@ def _period_start(day: date, period: str) -> date:
     return day
 
 
+def _next_period(first: date, period: str) -> date:
+    if period == "week":
+        return first + timedelta(days=7)
+    if period == "month":
+        return (first.replace(day=28) + timedelta(days=4)).replace(day=1)
+    return first + timedelta(days=1)
+
+
+def k_factor(invites: int, code_holders: int, conversions: int) -> float:
+    """K = (invites ÷ members who hold a code) × (conversions ÷ invites), 0 when either divisor is 0."""
+    if not invites or not code_holders:
+        return 0.0
+    return round((invites / code_holders) * (conversions / invites), 4)
+
+
 def _finish(row: PeriodMetrics, inviters: set[int]) -> PeriodMetrics:
-    row.invites = row.scans
+    row.invites = row.shares + row.scans
     row.inviting_members = len(inviters)
-    row.k_factor = round(row.qualified / row.inviting_members, 4) if row.inviting_members else 0.0
+    row.k_factor = k_factor(row.invites, row.code_holders, row.qualified)
     row.cost_per_referred_fen = row.cost_fen // row.referred if row.referred else None
     return row
 
@@ -108,24 +128,47 @@ def program_metrics(
         return _period_start(at.astimezone(zone).date(), period)
 
     visits = session.execute(
-        select(ReferralVisit.kind, ReferralVisit.occurred_at, ReferralCode.customer_id)
+        select(
+            ReferralVisit.id,
+            ReferralVisit.kind,
+            ReferralVisit.occurred_at,
+            ReferralVisit.code_id,
+            ReferralVisit.visitor_id,
+            ReferralCode.customer_id,
+        )
         .join(ReferralCode, ReferralCode.id == ReferralVisit.code_id)
-        .where(ReferralVisit.program_id == program.id, ReferralVisit.occurred_at >= lo, ReferralVisit.occurred_at < hi)
+        .where(
+            ReferralVisit.program_id == program.id,
+            ReferralVisit.kind.in_([VisitKind.SHARE, VisitKind.SCAN]),
+            ReferralVisit.occurred_at >= lo,
+            ReferralVisit.occurred_at < hi,
+        )
     )
-    for kind, at, customer_id in visits:
+    seen_scans: set[tuple[int, str, date]] = set()
+    for visit_id, kind, at, code_id, visitor, customer_id in visits:
         row = buckets[key(at)]
         if kind == VisitKind.SHARE:
             row.shares += 1
         else:
+            scan = (code_id, visitor or f"#{visit_id}", at.astimezone(zone).date())
+            if scan in seen_scans:
+                continue  # the same visitor reloading the link the same day: not a new invite
+            seen_scans.add(scan)
             row.scans += 1
         inviters[row.period_start].add(customer_id)
         all_inviters.add(customer_id)
-    for (at,) in session.execute(
-        select(ReferralCode.created_at).where(
-            ReferralCode.program_id == program.id, ReferralCode.created_at >= lo, ReferralCode.created_at < hi
+    created = [
+        at
+        for (at,) in session.execute(
+            select(ReferralCode.created_at).where(ReferralCode.program_id == program.id, ReferralCode.created_at < hi)
         )
-    ):
-        buckets[key(at)].members += 1
+    ]
+    for at in created:
+        if at >= lo:
+            buckets[key(at)].members += 1
+    for first, row in buckets.items():
+        _lo, until = _bounds(first, min(_next_period(first, period), end + timedelta(days=1)) - timedelta(days=1), zone)
+        row.code_holders = sum(1 for at in created if at < until)
     for status, attributed, qualified_at in session.execute(
         select(Referral.status, Referral.attributed_at, Referral.qualified_at).where(
             Referral.program_id == program.id,
@@ -141,6 +184,7 @@ def program_metrics(
         select(ReferralReward.cost_fen, ReferralReward.issued_at).where(
             ReferralReward.program_id == program.id,
             ReferralReward.reversed_at.is_(None),
+            ReferralReward.failed_at.is_(None),
             ReferralReward.issued_at >= lo,
             ReferralReward.issued_at < hi,
         )
@@ -148,7 +192,7 @@ def program_metrics(
         buckets[key(at)].cost_fen += int(cost)
 
     ordered = [_finish(buckets[d], inviters[d]) for d in sorted(buckets)]
-    totals = PeriodMetrics(period_start=start)
+    totals = PeriodMetrics(period_start=start, code_holders=len(created))
     for row in ordered:
         for name in ("shares", "scans", "members", "referred", "qualified", "cost_fen"):
             setattr(totals, name, getattr(totals, name) + getattr(row, name))

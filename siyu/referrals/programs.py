@@ -25,6 +25,7 @@ from siyu.models import (
     ProgramStatus,
     ReferralCondition,
     ReferralProgram,
+    ReferralReward,
     ReferralUnlock,
     Reward,
     Segment,
@@ -34,6 +35,11 @@ from siyu.referrals.errors import InvalidProgram, ProgramNotFound
 from siyu.referrals.schemas import ProgramIn, ProgramPatch, RewardSpecIn, UnlockIn
 
 FISSION_KINDS = frozenset({ProgramKind.GROUP_FISSION, ProgramKind.TASK_FISSION})
+KIND_CONDITION: dict[ProgramKind, ReferralCondition] = {
+    ProgramKind.GROUP_FISSION: ReferralCondition.JOINED_GROUP,
+    ProgramKind.TASK_FISSION: ReferralCondition.ADDED_STAFF,
+}
+"""The only condition a fission kind may have: 群裂变 counts joins of its group, 任务宝 counts adds."""
 _TRANSITIONS: dict[ProgramStatus, frozenset[ProgramStatus]] = {
     ProgramStatus.DRAFT: frozenset({ProgramStatus.ACTIVE, ProgramStatus.ENDED}),
     ProgramStatus.ACTIVE: frozenset({ProgramStatus.PAUSED, ProgramStatus.ENDED}),
@@ -95,6 +101,8 @@ def _validate(session: Session, workspace_id: int, values: dict[str, Any], kind:
         raise _fail("first_order_over needs min_order_fen above 0", "min_order_fen")
     if kind in FISSION_KINDS and values.get("target_count", 0) < 1:
         raise _fail("a fission program needs target_count of at least 1", "target_count")
+    if (forced := KIND_CONDITION.get(kind)) is not None and values.get("condition") != forced:
+        raise _fail(f"a {kind} program counts {forced} only", "condition")
     if kind == ProgramKind.GROUP_FISSION and values.get("group_id") is None:
         raise _fail("a group fission program needs a group", "group_id")
     _owned(session, Segment, workspace_id, values.get("eligible_segment_id"), "eligible_segment_id")
@@ -121,16 +129,24 @@ def _unlock_values(session: Session, workspace_id: int, unlocks: Sequence[Unlock
     return sorted(rows, key=lambda r: r["threshold"])
 
 
-def _replace_unlocks(session: Session, program: ReferralProgram, rows: list[dict[str, Any]]) -> None:
-    """Keep the unlocks whose threshold stays (their issued rewards keep pointing at them)."""
-    existing = {u.threshold: u for u in unlocks_of(session, program.id)}
+def _replace_unlocks(session: Session, program: ReferralProgram, rows: list[dict[str, Any]], now: datetime) -> None:
+    """Make the ladder `rows`. An unlock whose threshold stays keeps its row; one taken off is deleted
+    when it never paid anything, else *retired* (kept with `retired_at`, so its rewards stay and its
+    key `unlock:{program_id}:{threshold}:{customer_id}` is never paid twice); re-adding a retired
+    threshold revives it."""
+    existing = {u.threshold: u for u in unlocks_of(session, program.id, include_retired=True)}
     wanted = {r["threshold"] for r in rows}
-    gone = [u.id for t, u in existing.items() if t not in wanted]
-    if gone:
-        session.execute(delete(ReferralUnlock).where(ReferralUnlock.id.in_(gone)))
+    for threshold, old in existing.items():
+        if threshold in wanted or old.retired_at is not None:
+            continue
+        paid = session.scalar(select(ReferralReward.id).where(ReferralReward.unlock_id == old.id).limit(1))
+        if paid is None:
+            session.execute(delete(ReferralUnlock).where(ReferralUnlock.id == old.id))
+        else:
+            old.retired_at = now
     for row in rows:
         if (unlock := existing.get(row["threshold"])) is not None:
-            unlock.name, unlock.reward = row["name"], row["reward"]
+            unlock.name, unlock.reward, unlock.retired_at = row["name"], row["reward"], None
         else:
             session.add(ReferralUnlock(workspace_id=program.workspace_id, program_id=program.id, **row))
     session.flush()
@@ -150,13 +166,12 @@ def _audit_values(program: ReferralProgram, session: Session) -> dict[str, Any]:
     return {k: v.isoformat() if isinstance(v, datetime) else v for k, v in values.items()}
 
 
-def unlocks_of(session: Session, program_id: int) -> list[ReferralUnlock]:
-    """A program's unlocks by threshold."""
-    return list(
-        session.scalars(
-            select(ReferralUnlock).where(ReferralUnlock.program_id == program_id).order_by(ReferralUnlock.threshold)
-        )
-    )
+def unlocks_of(session: Session, program_id: int, *, include_retired: bool = False) -> list[ReferralUnlock]:
+    """A program's unlocks by threshold (the current ladder: retired ones only when asked)."""
+    query = select(ReferralUnlock).where(ReferralUnlock.program_id == program_id)
+    if not include_retired:
+        query = query.where(ReferralUnlock.retired_at.is_(None))
+    return list(session.scalars(query.order_by(ReferralUnlock.threshold)))
 
 
 def get_program(session: Session, *, actor: Actor, program_id: int, for_update: bool = False) -> ReferralProgram:
@@ -188,6 +203,8 @@ def create_program(session: Session, *, actor: Actor, data: ProgramIn, clock: Cl
     ws = actor.workspace_id
     values: dict[str, Any] = {f: getattr(data, f) for f in _SCALARS}
     values["eligible_tier_ids"] = list(data.eligible_tier_ids)
+    if (forced := KIND_CONDITION.get(data.kind)) is not None and "condition" not in data.model_fields_set:
+        values["condition"] = forced  # a fission program's condition follows from its kind
     _validate(session, ws, values, data.kind)
     values["referrer_reward"] = _check_reward(session, ws, data.referrer_reward, "referrer_reward")
     values["referee_reward"] = _check_reward(session, ws, data.referee_reward, "referee_reward")
@@ -204,7 +221,7 @@ def create_program(session: Session, *, actor: Actor, data: ProgramIn, clock: Cl
     )
     session.add(program)
     session.flush()
-    _replace_unlocks(session, program, unlocks)
+    _replace_unlocks(session, program, unlocks, now)
     record(
         session,
         actor,
@@ -242,7 +259,7 @@ def update_program(
     if "referee_reward" in given:
         program.referee_reward = _check_reward(session, ws, data.referee_reward or RewardSpecIn(), "referee_reward")
     if "unlocks" in given:
-        _replace_unlocks(session, program, _unlock_values(session, ws, data.unlocks or []))
+        _replace_unlocks(session, program, _unlock_values(session, ws, data.unlocks or []), clock.now())
     if "name" in given and data.name is not None:
         program.name = data.name.strip()
     for f, v in values.items():

@@ -6,7 +6,11 @@ the points entry, coupon or redemption it made:
 - `referral:{referral_id}:referrer` / `referral:{referral_id}:referee` — per qualified referral
   (a fission program pays its referrer only through the target reward below);
 - `target:{program_id}:{customer_id}` — a fission program's referrer reward, once qualified ≥ target;
-- `unlock:{unlock_id}:{customer_id}` — a tiered unlock, once per threshold.
+- `unlock:{program_id}:{threshold}:{customer_id}` — a tiered unlock, once per threshold (keyed by the
+  threshold, not the unlock row, so editing the ladder never pays a threshold twice).
+
+A coupon or gift that could not be issued (out of stock, limit) leaves a row with `failed_at` and a
+note: it is not a standing reward (reconciliation tries again next time, metrics cost ignores it).
 
 Target and unlock rewards are *reconciled* against the referrer's current qualified count: the
 missing ones are issued, those no longer justified (after a refund) are reversed. If a reversed
@@ -107,7 +111,11 @@ def _coupon_cost(session: Session, template_id: int) -> int:
     template = session.get(CouponTemplate, template_id)
     if template is None:
         return 0
-    return template.value if template.kind == CouponKind.AMOUNT_OFF else 0
+    if template.kind == CouponKind.AMOUNT_OFF:
+        return template.value
+    if template.kind == CouponKind.PERCENT_OFF:
+        return template.max_discount_fen or 0  # the most it can cost; uncapped: unknown, 0
+    return 0
 
 
 def issue(
@@ -176,6 +184,7 @@ def issue(
                 row.cost_fen = price * program.point_cost_fen
     except DomainError as error:
         row.note = f"not issued: {error.message}"[:500]
+        row.failed_at, row.cost_fen, row.coupon_id, row.redemption_id = clock.now(), 0, None, None
     try:
         with session.begin_nested():
             session.add(row)
@@ -191,7 +200,7 @@ def issue(
 def reverse(session: Session, *, reward: ReferralReward, reason: str, clock: Clock) -> None:
     """Take a reward back: its points (debt if already spent, as loyalty does for refunds), its coupon if
     unused, its gift if not yet shipped. Reversing twice changes nothing."""
-    if reward.reversed_at is not None:
+    if reward.reversed_at is not None or reward.failed_at is not None:
         return
     ws = reward.workspace_id
     system = Actor.system(ws, SYSTEM_LABEL)
@@ -266,7 +275,7 @@ def _reconcile_one(
         )
     )
     rows = [r for r in rows if r.idempotency_key == base_key or r.idempotency_key[len(base_key) + 1 :].isdigit()]
-    live = [r for r in rows if r.reversed_at is None]
+    live = [r for r in rows if r.reversed_at is None and r.failed_at is None]
     if wanted and not live:
         key = base_key if not rows else f"{base_key}:{len(rows) + 1}"
         issue(
@@ -317,7 +326,7 @@ def reconcile_referrer(
             session,
             program=program,
             customer_id=referrer_id,
-            base_key=f"unlock:{unlock.id}:{referrer_id}",
+            base_key=f"unlock:{program.id}:{unlock.threshold}:{referrer_id}",
             wanted=count >= unlock.threshold,
             spec=unlock.reward,
             description=f"邀请解锁奖励：{unlock.name}",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -208,21 +208,33 @@ def test_a_customer_who_is_not_new_is_rejected(db: Session, clock: FrozenClock) 
     ] * 3
 
 
-def test_the_daily_cap_rejects_beyond_the_brand_local_day(db: Session, clock: FrozenClock) -> None:
-    # given a cap of 2 referrals per referrer per day
+def test_the_daily_cap_resets_at_brand_local_midnight_within_one_utc_day(db: Session, clock: FrozenClock) -> None:
+    # given a cap of 2 per day, at 15:30Z = 23:30 in Shanghai
+    clock.set(datetime(2026, 11, 23, 15, 30, tzinfo=UTC))
     world = World(db, clock, daily_cap_per_referrer=2)
     code = world.code(world.member())
-    # when three friends come the same day, and a fourth the next (brand-local) day
-    same_day = [world.invite(code).customer for _ in range(3)]
-    clock.advance(timedelta(days=1))
-    next_day = world.invite(code).customer
-    # then the third is rejected for the cap, the fourth counts again
-    statuses = [(_referral(db, c).status, _referral(db, c).reason) for c in [*same_day, next_day]]  # type: ignore[union-attr]
-    assert statuses == [
+    # when two friends come, and a third an hour later (16:30Z: the same UTC day, the next Shanghai day)
+    first_day = [world.invite(code).customer for _ in range(2)]
+    clock.advance(timedelta(hours=1))
+    third = world.invite(code).customer
+    # then all three count: the cap is per brand-local day
+    assert [_referral(db, c).status for c in [*first_day, third]] == [ReferralStatus.QUALIFIED] * 3  # type: ignore[union-attr]
+
+
+def test_the_daily_cap_holds_across_utc_midnight_within_one_brand_local_day(db: Session, clock: FrozenClock) -> None:
+    # given a cap of 2 per day, at 23:30Z = 07:30 in Shanghai
+    clock.set(datetime(2026, 11, 23, 23, 30, tzinfo=UTC))
+    world = World(db, clock, daily_cap_per_referrer=2)
+    code = world.code(world.member())
+    # when two friends come, and a third an hour later (00:30Z: the next UTC day, the same Shanghai day)
+    first = [world.invite(code).customer for _ in range(2)]
+    clock.advance(timedelta(hours=1))
+    third = world.invite(code).customer
+    # then the third is over the cap
+    assert [(_referral(db, c).status, _referral(db, c).reason) for c in [*first, third]] == [  # type: ignore[union-attr]
         (ReferralStatus.QUALIFIED, None),
         (ReferralStatus.QUALIFIED, None),
         (ReferralStatus.REJECTED, "daily_cap"),
-        (ReferralStatus.QUALIFIED, None),
     ]
 
 
@@ -253,7 +265,7 @@ def test_a_burst_is_flagged_for_review(db: Session, clock: FrozenClock) -> None:
 def test_an_erased_referrer_or_a_paused_program_makes_no_referral(db: Session, clock: FrozenClock) -> None:
     # given A's code and B's code, then A is erased and B's program paused
     world = World(db, clock)
-    alice, bea = world.member(), world.member()
+    alice = world.member()
     code_a = world.code(alice)
     other = World(db, clock)
     code_b = other.code(other.member())
@@ -264,4 +276,3 @@ def test_an_erased_referrer_or_a_paused_program_makes_no_referral(db: Session, c
     second = other.invite(code_b).customer
     # then nobody is referred
     assert (_referral(db, first), _referral(db, second)) == (None, None)
-    assert bea.id != alice.id

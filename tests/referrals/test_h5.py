@@ -164,9 +164,11 @@ def test_i_shared_records_one_share_visit(db: Session, clock: FrozenClock, clien
     assert response.status_code == 303
     assert response.headers["location"] == f"/m/referral?shared={world.program.id}"
     db.expire_all()
-    visit = db.scalars(select(ReferralVisit)).one()
+    view, visit = db.scalars(select(ReferralVisit).order_by(ReferralVisit.id)).all()
     assert (visit.kind, visit.code_id, visit.visitor_id) == (VisitKind.SHARE, world.code.id, None)
     assert visit.device_id is not None and len(visit.device_id) == 64
+    # (opening the page remembered her device once, as a view that counts nowhere)
+    assert (view.kind, view.device_id) == (VisitKind.VIEW, visit.device_id)
     code = db.get(ReferralCode, world.code.id)
     assert code is not None and code.shares_count == 1
     assert _text(client.get(response.headers["location"]).text, "shared-done") == ["已记录分享，快去邀请好友吧"]
@@ -205,6 +207,31 @@ def test_progress_and_rewards_with_a_reversed_one(db: Session, clock: FrozenCloc
     assert _text(page, "reward-value") == ["200 积分", "200 积分"]
     assert _text(page, "reward-reversed") == ["已撤销"]
     assert _text(page, "target") == []  # a plain referral program has no target
+
+
+def test_a_reward_that_failed_to_issue_shows_not_issued(db: Session, clock: FrozenClock, client: TestClient) -> None:
+    # given 王芳's qualified referral whose coupon reward could not be issued (out of stock)
+    world = make_world(db, clock=clock)
+    referral = _referee(db, world, clock, ReferralStatus.QUALIFIED)
+    db.add(
+        ReferralReward(
+            workspace_id=world.workspace.id,
+            program_id=world.program.id,
+            referral_id=referral.id,
+            customer_id=world.referrer.id,
+            role=RewardRole.REFERRER,
+            idempotency_key=f"referral:{referral.id}:referrer",
+            issued_at=clock.now(),
+            failed_at=clock.now(),
+            note="not issued: out of stock",
+        )
+    )
+    db.commit()
+    sign_in(client, world.workspace.id, world.referrer.id, clock)
+    # when she opens her page
+    page = client.get("/m/referral").text
+    # then the reward is marked 未发放, not as issued or reversed
+    assert (_text(page, "reward-failed"), _text(page, "reward-reversed")) == (["未发放"], [])
 
 
 def test_fission_target_and_unlock_ladder(db: Session, clock: FrozenClock, client: TestClient) -> None:

@@ -5,6 +5,7 @@ running and erased referrers get a friendly 404/410 page, with nothing written."
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 
 import pytest
 from fastapi.testclient import TestClient
@@ -92,9 +93,15 @@ def test_a_returning_visitor_keeps_their_cookie(db: Session, clock: FrozenClock,
         response = client.get(f"/r/{world.code.code}")
         assert response.status_code == 303
         assert "set-cookie" not in response.headers
-    # then both visits are theirs and the code counts two visits
+    # then both visits are theirs (the add needs the latest) but the reload the same day counts once
     db.expire_all()
     assert [v.visitor_id for v in _visits(db)] == [visitor_id("returning-visitor-0001")] * 2
+    counted = db.get(ReferralCode, world.code.id)
+    assert counted is not None and counted.visits_count == 1
+    # and when they open it again the next brand-local day, it counts again
+    clock.advance(timedelta(days=1))
+    assert client.get(f"/r/{world.code.code}").status_code == 303
+    db.expire_all()
     counted = db.get(ReferralCode, world.code.id)
     assert counted is not None and counted.visits_count == 2
 

@@ -82,9 +82,18 @@ def test_metrics_count_the_funnel_per_day_with_the_k_factor(db: Session, clock: 
         end=date(2026, 11, 24),
         period="day",
     )
-    # then each day has its funnel, K = qualified / inviting members, cost per referred
+    # then each day has its funnel; invites = shares + distinct scans;
+    # K = (invites / code holders) × (qualified / invites); cost per referred
     day1, day2 = result.rows
-    assert (day1.shares, day1.scans, day1.invites, day1.inviting_members, day1.members) == (2, 2, 2, 2, 2)
+    assert (day1.shares, day1.scans, day1.invites, day1.inviting_members, day1.members, day1.code_holders) == (
+        2,
+        2,
+        4,
+        2,
+        2,
+        2,
+    )
+    # day 1: (4 / 2) × (2 / 4) = 1.0
     assert (day1.referred, day1.qualified, day1.k_factor, day1.cost_fen, day1.cost_per_referred_fen) == (
         2,
         2,
@@ -92,10 +101,12 @@ def test_metrics_count_the_funnel_per_day_with_the_k_factor(db: Session, clock: 
         200,
         100,
     )
-    assert (day2.scans, day2.inviting_members, day2.qualified, day2.k_factor) == (1, 1, 1, 1.0)
+    # day 2: (1 / 2) × (1 / 1) = 0.5 (both members still hold their code)
+    assert (day2.scans, day2.invites, day2.code_holders, day2.qualified, day2.k_factor) == (1, 1, 2, 1, 0.5)
     totals = result.totals
-    assert (totals.invites, totals.inviting_members, totals.qualified, totals.k_factor, totals.cost_fen) == (
-        3,
+    # totals: (5 / 2) × (3 / 5) = 1.5
+    assert (totals.invites, totals.code_holders, totals.qualified, totals.k_factor, totals.cost_fen) == (
+        5,
         2,
         3,
         1.5,

@@ -18,6 +18,7 @@ from siyu.audit.service import record
 from siyu.auth.permissions import Actor, Scope
 from siyu.community.challenges.errors import InvalidPost, PostAlreadyRewarded, PostNotFound
 from siyu.community.challenges.images import CleanImage
+from siyu.customers.repository import visibility_clause
 from siyu.kit.clock import Clock
 from siyu.loyalty.errors import TaskLimitReached, TaskNotFound
 from siyu.loyalty.member_tasks.service import complete_task
@@ -235,11 +236,12 @@ def image_for_member(session: Session, *, workspace_id: int, image_id: int, cust
 
 
 def image_for_staff(session: Session, *, actor: Actor, image_id: int) -> PostImage:
-    """Any image of the workspace, for moderators."""
+    """An image of a post the moderator may see (its author within their customer view)."""
     actor.require(Scope.COMMUNITY_READ)
     image = session.get(PostImage, image_id)
     if image is None or image.workspace_id != actor.workspace_id:
         raise PostNotFound(f"image {image_id} not found", details={"field": "image_id"})
+    get_post(session, actor=actor, post_id=image.post_id)  # only of a post whose author the actor sees
     return image
 
 
@@ -291,10 +293,15 @@ ACTIONS = {
 
 
 def get_post(session: Session, *, actor: Actor, post_id: int) -> Post:
-    """A post of the actor's workspace (community:read)."""
+    """A post of the actor's workspace whose author the actor may see (community:read); staff and
+    store managers see only their own customers' posts, others are `PostNotFound`."""
     actor.require(Scope.COMMUNITY_READ)
-    post = session.get(Post, post_id)
-    if post is None or post.workspace_id != actor.workspace_id:
+    post = session.scalar(
+        select(Post)
+        .join(Customer, Customer.id == Post.customer_id)
+        .where(Post.id == post_id, Post.workspace_id == actor.workspace_id, visibility_clause(actor))
+    )
+    if post is None:
         raise PostNotFound(f"post {post_id} not found", details={"field": "post_id"})
     return post
 
@@ -308,12 +315,13 @@ def list_posts(
     challenge_id: int | None = None,
     limit: int = 100,
 ) -> list[tuple[Post, str]]:
-    """Posts for the moderation queue, newest first, with the author's name."""
+    """Posts for the moderation queue, newest first, with the author's name; only posts whose
+    author is in the actor's customer view."""
     actor.require(Scope.COMMUNITY_READ)
     query = (
         select(Post, Customer.name)
         .join(Customer, Customer.id == Post.customer_id)
-        .where(Post.workspace_id == actor.workspace_id)
+        .where(Post.workspace_id == actor.workspace_id, visibility_clause(actor))
     )
     if topic:
         query = query.where(Post.topic == topic)
@@ -353,8 +361,10 @@ def moderate(session: Session, *, actor: Actor, post_id: int, action: str, clock
 
 def reward_post(session: Session, *, actor: Actor, post_id: int, points: int, reason: str, clock: Clock) -> Post:
     """Give the author points for a post, once (community:moderate); the reason is what the member
-    reads in their points history. A second reward is refused (409), nothing paid twice."""
+    reads in their points history. A second reward is refused (409), nothing paid twice. Paying
+    points also needs loyalty:adjust (a store manager may moderate but not pay)."""
     actor.require(Scope.COMMUNITY_MODERATE)
+    actor.require(Scope.LOYALTY_ADJUST)
     reason = (reason or "").strip()
     if not reason or len(reason) > 200:
         raise InvalidPost("reason: 1 to 200 characters", details={"field": "reason"})

@@ -14,6 +14,7 @@ from sqlalchemy import and_, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from siyu.kit.clock import Clock
 from siyu.kit.errors import InvalidInput
 from siyu.loyalty.member_tasks.periods import local_day
 from siyu.loyalty.program import brand_zone, local_midnight
@@ -38,9 +39,26 @@ def _day_row(session: Session, group: CommunityGroup, day: date) -> GroupDay:
     return row
 
 
-def bump_day(session: Session, group: CommunityGroup, at: datetime, *, joined: int = 0, left: int = 0) -> GroupDay:
-    """Count a join/leave on the brand-local day of `at`; the day's member count becomes the group's now."""
-    day = local_day(at, brand_zone(session, group.workspace_id))
+def bump_day(
+    session: Session, group: CommunityGroup, at: datetime, *, clock: Clock, joined: int = 0, left: int = 0
+) -> GroupDay:
+    """Count a join/leave on the brand-local day of `at`.
+
+    When that day is today, the counts move by one and the day's member count becomes the group's
+    now. A back-dated (or future) `at` is another day, whose end-of-day member count is not the
+    group's count now: that day, and the later days already kept, are recomputed from the stays
+    (`snapshot_day`), which already include this join/leave."""
+    zone = brand_zone(session, group.workspace_id)
+    day = local_day(at, zone)
+    today = local_day(clock.now(), zone)
+    if day != today:
+        row = snapshot_day(session, group, day)
+        later = session.scalars(
+            select(GroupDay.day).where(GroupDay.group_id == group.id, GroupDay.day > day).order_by(GroupDay.day)
+        ).all()
+        for later_day in later:
+            snapshot_day(session, group, later_day)
+        return row
     row = _day_row(session, group, day)
     row.joined += joined
     row.left += left

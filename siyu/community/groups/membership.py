@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -76,6 +76,12 @@ def _check_open(group: CommunityGroup, at: datetime) -> None:
         raise GroupClosed("this flash group has ended", details={"field": "group_id"})
 
 
+def _check_open_now(group: CommunityGroup, at: datetime) -> None:
+    """As the seat UPDATE sees it: inactive, or any `ends_at` reached, is closed."""
+    if not group.is_active or (group.ends_at is not None and _aware(group.ends_at) <= _aware(at)):
+        raise GroupClosed("this group is closed", details={"field": "group_id"})
+
+
 def _aware(value: datetime) -> datetime:
     return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
@@ -97,13 +103,22 @@ def _seat(
         return existing, False
     try:
         with session.begin_nested():
+            # the group's state is re-checked in the UPDATE itself: a dismissal (or the end of a
+            # flash group) that commits between `_check_open` and here takes no seat
             seated = session.execute(
                 update(CommunityGroup)
-                .where(CommunityGroup.id == group.id, CommunityGroup.member_count < CommunityGroup.member_limit)
+                .where(
+                    CommunityGroup.id == group.id,
+                    CommunityGroup.member_count < CommunityGroup.member_limit,
+                    CommunityGroup.is_active.is_(True),
+                    or_(CommunityGroup.ends_at.is_(None), CommunityGroup.ends_at > at),
+                )
                 .values(member_count=CommunityGroup.member_count + 1)
                 .execution_options(synchronize_session=False)
             )
             if not getattr(seated, "rowcount", 0):
+                session.refresh(group)
+                _check_open_now(group, at)
                 raise GroupFull("this group is full", details={"field": "group_id"})
             member = GroupMember(
                 workspace_id=group.workspace_id,
@@ -171,7 +186,7 @@ def join_group(
     )
     if not created:
         return member
-    bump_day(session, group, at, joined=1)
+    bump_day(session, group, at, clock=clock, joined=1)
     properties: dict[str, Any] = {"group_id": group.id, "scene": member.join_scene}
     properties.update(event_properties or {})
     system_event(session, customer, "group.joined", event_key or f"group_member:{member.id}", at, clock, properties)
@@ -211,7 +226,7 @@ def add_staff(
         invited_by_customer_id=None,
     )
     if created:
-        bump_day(session, group, at, joined=1)
+        bump_day(session, group, at, clock=clock, joined=1)
         record(
             session,
             actor,
@@ -260,7 +275,7 @@ def add_customer(
     return member
 
 
-def close_stay(session: Session, member: GroupMember, *, at: datetime, reason: str) -> bool:
+def close_stay(session: Session, member: GroupMember, *, at: datetime, reason: str, clock: Clock) -> bool:
     """Mark an open stay left and free its seat; False if it was already closed (a concurrent leave)."""
     closed = session.execute(
         update(GroupMember)
@@ -281,8 +296,25 @@ def close_stay(session: Session, member: GroupMember, *, at: datetime, reason: s
     group = session.get(CommunityGroup, member.group_id)
     assert group is not None
     session.refresh(group)
-    bump_day(session, group, at, left=1)
+    bump_day(session, group, at, clock=clock, left=1)
     return True
+
+
+def _left_event(
+    session: Session, customer_id: int, stay_id: int, group_id: int, at: datetime, clock: Clock, reason: str
+) -> None:
+    """The customer's "group.left" timeline event for one closed stay (key `group_left:{stay id}`)."""
+    customer = session.get(Customer, customer_id)
+    if customer is not None:
+        system_event(
+            session,
+            customer,
+            "group.left",
+            f"group_left:{stay_id}",
+            at,
+            clock,
+            {"group_id": group_id, "reason": reason},
+        )
 
 
 def leave_group(
@@ -318,19 +350,9 @@ def leave_group(
                 "not a member of this group", details={"field": "customer_id" if customer_id else "staff_id"}
             )
         return last
-    close_stay(session, member, at=at, reason=reason)
+    close_stay(session, member, at=at, reason=reason, clock=clock)
     if member.customer_id is not None:
-        customer = session.get(Customer, member.customer_id)
-        if customer is not None:
-            system_event(
-                session,
-                customer,
-                "group.left",
-                f"group_left:{member.id}",
-                at,
-                clock,
-                {"group_id": group.id, "reason": reason},
-            )
+        _left_event(session, member.customer_id, member.id, group.id, at, clock, reason)
     session.flush()
     return member
 
@@ -419,14 +441,20 @@ def set_role(
     return member
 
 
-def dismiss_group(session: Session, *, group: CommunityGroup, at: datetime) -> int:
+def dismiss_group(session: Session, *, group: CommunityGroup, at: datetime, clock: Clock) -> int:
     """End the group: every open stay left with reason "dismissed" at `at`, the group inactive and empty.
 
-    Returns the stays closed; dismissing again closes nothing."""
+    Each customer whose stay closes gets a "group.left" timeline event (reason dismissed), as when
+    leaving. Returns the stays closed; dismissing again closes nothing."""
     locked = group_in(session, group.workspace_id, group.id, lock=True)
+    stays = session.execute(
+        select(GroupMember.id, GroupMember.customer_id)
+        .where(GroupMember.group_id == locked.id, GroupMember.left_at.is_(None))
+        .order_by(GroupMember.id)
+    ).all()
     closed = session.execute(
         update(GroupMember)
-        .where(GroupMember.group_id == locked.id, GroupMember.left_at.is_(None))
+        .where(GroupMember.id.in_([stay_id for stay_id, _customer in stays]), GroupMember.left_at.is_(None))
         .values(left_at=at, left_reason=DISMISSED)
         .execution_options(synchronize_session=False)
     )
@@ -435,7 +463,11 @@ def dismiss_group(session: Session, *, group: CommunityGroup, at: datetime) -> i
     locked.member_count = 0
     session.flush()
     if count:
-        bump_day(session, locked, at, left=count)
+        bump_day(session, locked, at, clock=clock, left=count)
+    for stay_id, customer_id in stays:
+        if customer_id is not None:
+            _left_event(session, customer_id, stay_id, locked.id, at, clock, DISMISSED)
+    session.flush()
     session.expire_all()
     return count
 
@@ -454,6 +486,6 @@ def dismiss_due(session: Session, *, clock: Clock, workspace_id: int | None = No
     dismissed: list[int] = []
     for group in session.scalars(statement.order_by(CommunityGroup.id)).all():
         assert group.ends_at is not None
-        dismiss_group(session, group=group, at=group.ends_at)
+        dismiss_group(session, group=group, at=group.ends_at, clock=clock)
         dismissed.append(group.id)
     return dismissed

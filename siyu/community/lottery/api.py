@@ -10,6 +10,7 @@ from pydantic import BaseModel
 
 from siyu.auth.permissions import Scope
 from siyu.community.lottery import drawing, entries, service
+from siyu.community.lottery.errors import InvalidDraw
 from siyu.community.lottery.schemas import DrawIn, EntryIn
 from siyu.customers.repository import get_visible
 from siyu.models import DrawStatus, EntrySource, LotteryDraw, LotteryEntry, LotteryPrize, LotteryWin
@@ -200,11 +201,16 @@ def list_entries(ctx: Reader, draw_id: IdPath) -> list[EntryRead]:
     return [entry_read(e) for e in entries.draw_entries(ctx.session, draw_id=draw_id)]
 
 
+API_KEY_PREFIX = "api:"
+
+
 @router.post("/lottery/draws/{draw_id}/entries", status_code=201)
 def create_entry(ctx: Writer, draw_id: IdPath, body: EntryIn) -> EntryRead:
     """Grant a ticket for a task or campaign (free of points; idempotent on the key)."""
     get_visible(ctx.session, ctx.actor, body.customer_id)  # staff may grant only to their own customers
     source = body.source if body.source in (EntrySource.TASK, EntrySource.CAMPAIGN) else EntrySource.TASK
+    if not body.idempotency_key.strip():
+        raise InvalidDraw("idempotency_key must not be blank", details={"field": "idempotency_key"})
     entry = entries.enter(
         ctx.session,
         workspace_id=ctx.actor.workspace_id,
@@ -212,7 +218,9 @@ def create_entry(ctx: Writer, draw_id: IdPath, body: EntryIn) -> EntryRead:
         customer_id=body.customer_id,
         source=source,
         source_ref=body.source_ref,
-        idempotency_key=body.idempotency_key,
+        # the caller's keys live under `api:`, apart from the keys the system writes itself
+        # (`redemption:{id}`, `lottery:{draw}:{customer}:{n}`), so they can never collide
+        idempotency_key=f"{API_KEY_PREFIX}{body.idempotency_key.strip()}",
         clock=ctx.clock,
     )
     return entry_read(entry)

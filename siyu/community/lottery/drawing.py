@@ -22,7 +22,7 @@ from siyu.community.lottery import fairness
 from siyu.community.lottery.entries import draw_entries
 from siyu.community.lottery.errors import DrawStateConflict
 from siyu.community.lottery.service import get_draw, prizes_of, wins_of
-from siyu.kit.clock import Clock
+from siyu.kit.clock import Clock, as_utc
 from siyu.kit.errors import DomainError
 from siyu.loyalty.points.service import award_points
 from siyu.messaging.transactional import send_transactional
@@ -48,21 +48,30 @@ def specs_of(prizes: list[LotteryPrize]) -> list[fairness.PrizeSpec]:
 
 
 def run_draw(session: Session, *, actor: Actor, draw_id: int, clock: Clock) -> LotteryDraw:
-    """Draw an open draw (growth:write, or the system at closes_at); drawing twice returns the drawn draw."""
+    """Draw an open draw (growth:write, or the system at closes_at); drawing twice returns the drawn draw.
+    A draw with a `closes_at` cannot be drawn before it (409): its entries are open until then."""
     actor.require(Scope.GROWTH_WRITE)
     draw = get_draw(session, workspace_id=actor.workspace_id, draw_id=draw_id, for_update=True)
     if draw.status == DrawStatus.DRAWN:
         return draw
     if draw.status != DrawStatus.OPEN or draw.seed is None:
         raise DrawStateConflict("only an open draw can be drawn", details={"status": str(draw.status)})
+    if draw.closes_at is not None and clock.now() < as_utc(draw.closes_at):
+        # a draw with a published draw time is drawn then, not earlier by hand
+        raise DrawStateConflict(
+            "the draw is drawn at its closes_at, not before",
+            details={"closes_at": as_utc(draw.closes_at).isoformat()},
+        )
     entries = draw_entries(session, draw_id=draw.id)
     by_ticket = {e.ticket_no: e for e in entries}
     tickets = [fairness.Ticket(ticket_no=e.ticket_no, customer_id=e.customer_id) for e in entries]
     prizes = prizes_of(session, draw.id)
+    digest = fairness.entries_digest(tickets)
     picks = fairness.pick_winners(
         method=str(draw.method),
         draw_id=draw.id,
         seed_hex=draw.seed,
+        digest=digest,
         tickets=tickets,
         prizes=specs_of(prizes),
         one_win_per_customer=draw.one_win_per_customer,
@@ -89,7 +98,7 @@ def run_draw(session: Session, *, actor: Actor, draw_id: int, clock: Clock) -> L
         )
         session.add(win)
         wins.append(win)
-    draw.entries_digest = fairness.entries_digest(tickets)
+    draw.entries_digest = digest
     draw.status = DrawStatus.DRAWN
     draw.drawn_at = now
     draw.updated_at = now

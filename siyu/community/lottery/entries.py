@@ -66,6 +66,21 @@ def member_entry_count(session: Session, draw_id: int, customer_id: int) -> int:
     )
 
 
+def next_points_n(session: Session, draw_id: int, customer_id: int) -> int:
+    """The `n` of the member's next points entry in the draw: their POINTS tickets there, plus one.
+
+    Counted over every points ticket (no list cap), and only points tickets: a ticket from a
+    redemption, a task or a campaign (or one withdrawn later) never shifts the numbering."""
+    held = session.scalar(
+        select(func.count()).where(
+            LotteryEntry.draw_id == draw_id,
+            LotteryEntry.customer_id == customer_id,
+            LotteryEntry.source == EntrySource.POINTS,
+        )
+    )
+    return int(held or 0) + 1
+
+
 def _check_customer(session: Session, workspace_id: int, customer_id: int) -> None:
     customer = session.get(Customer, customer_id)
     if customer is None or customer.workspace_id != workspace_id or customer.erased_at is not None:

@@ -5,8 +5,9 @@ data can recompute a draw exactly:
 
 - `commitment = sha256(seed_hex)` (the 64 hex characters, ASCII), published when the draw opens;
 - `digest = sha256("ticket:customer\\n"…)` of the frozen entry list in ticket order;
-- the k-th random block is `HMAC-SHA256(key=bytes.fromhex(seed), msg=f"{draw_id}:{k}")` read as
-  a big-endian 256-bit integer, k = 0, 1, 2…; an integer in [0, n) is taken by rejection sampling
+- the k-th random block is `HMAC-SHA256(key=bytes.fromhex(seed), msg=f"{draw_id}:{digest}:{k}")`
+  (digest = the entry digest above, 64 lowercase hex characters) read as a big-endian 256-bit
+  integer, k = 0, 1, 2…; an integer in [0, n) is taken by rejection sampling
   (blocks ≥ the largest multiple of n below 2**256 are skipped), so no value is favoured;
 - fixed draws pick, per prize in prize order, min(winners, stock) winners without replacement from
   the tickets still eligible (a ticket wins once; with `one_win_per_customer` a customer wins once);
@@ -63,15 +64,18 @@ def entries_digest(tickets: Sequence[Ticket]) -> str:
 
 
 class RandomStream:
-    """Unbiased integers derived from the seed and the draw id."""
+    """Unbiased integers derived from the seed, the draw id and the frozen entry list's digest.
 
-    def __init__(self, seed_hex: str, draw_id: int) -> None:
+    Binding the digest means the randomness changes with any change to the entry list, so an
+    operator who knows the seed cannot add or drop entries to steer the outcome."""
+
+    def __init__(self, seed_hex: str, draw_id: int, digest: str) -> None:
         self._key = bytes.fromhex(seed_hex)
-        self._draw_id = draw_id
+        self._prefix = f"{draw_id}:{digest}:"
         self.counter = 0
 
     def _block(self) -> int:
-        message = f"{self._draw_id}:{self.counter}".encode("ascii")
+        message = f"{self._prefix}{self.counter}".encode("ascii")
         self.counter += 1
         return int.from_bytes(hmac.new(self._key, message, hashlib.sha256).digest(), "big")
 
@@ -91,12 +95,14 @@ def pick_winners(
     method: str,
     draw_id: int,
     seed_hex: str,
+    digest: str,
     tickets: Sequence[Ticket],
     prizes: Sequence[PrizeSpec],
     one_win_per_customer: bool,
 ) -> list[Pick]:
-    """The winners of a draw, deterministic for (seed, draw id, tickets, prizes)."""
-    stream = RandomStream(seed_hex, draw_id)
+    """The winners of a draw, deterministic for (seed, draw id, digest, tickets, prizes); `digest`
+    is `entries_digest(tickets)`, the frozen list the random stream is bound to."""
+    stream = RandomStream(seed_hex, draw_id, digest)
     ordered = sorted(tickets, key=lambda t: t.ticket_no)
     won_customers: set[int] = set()
     picks: list[Pick] = []
@@ -158,6 +164,7 @@ def verify_draw(
             method=method,
             draw_id=draw_id,
             seed_hex=seed_hex,
+            digest=digest,
             tickets=tickets,
             prizes=prizes,
             one_win_per_customer=one_win_per_customer,

@@ -49,9 +49,10 @@ def _page(
         if entries.is_taking_entries(d, now)
     ]
     mine = entries.member_entries(session, workspace_id=ws, customer_id=customer_id)
-    counts: dict[int, int] = {}
-    for entry in mine:
-        counts[entry.draw_id] = counts.get(entry.draw_id, 0) + 1
+    # per open draw, counted in the database (the ticket list above is capped): how many tickets
+    # the member holds, and the `n` of their next points entry (the form's double-submit key)
+    counts = {d.id: entries.member_entry_count(session, d.id, customer_id) for d in draws}
+    next_n = {d.id: entries.next_points_n(session, d.id, customer_id) for d in draws}
     wins = entries.member_wins(session, workspace_id=ws, customer_id=customer_id)
     draw_ids = {e.draw_id for e in mine} | {w.draw_id for w in wins}
     draw_rows = session.execute(
@@ -68,6 +69,7 @@ def _page(
         "draws": draws,
         "prizes_by_draw": {d.id: service.prizes_of(session, d.id) for d in draws},
         "counts": counts,
+        "next_n": next_n,
         "entries": mine,
         "wins": wins,
         "draw_names": names,

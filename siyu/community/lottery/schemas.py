@@ -49,4 +49,5 @@ class EntryIn(Input):
     customer_id: DbId
     source: EntrySource = EntrySource.TASK
     source_ref: Annotated[str | None, Field(max_length=100)] = None
-    idempotency_key: Annotated[str, Field(min_length=1, max_length=200)]
+    idempotency_key: Annotated[str, Field(min_length=1, max_length=196)]
+    """Stored as `api:{key}` (200 characters at most), apart from the system's own keys."""

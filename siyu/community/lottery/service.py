@@ -18,16 +18,22 @@ from siyu.community.lottery.errors import DrawNotFound, DrawStateConflict, Inval
 from siyu.community.lottery.fairness import PPM, commitment_of
 from siyu.community.lottery.schemas import DrawIn
 from siyu.kit.clock import Clock, as_utc
+from siyu.loyalty.members import lock_member
+from siyu.loyalty.points.ledger import restore_spend
 from siyu.models import (
     ChannelAccount,
     ContentItem,
     CouponTemplate,
     DrawMethod,
     DrawStatus,
+    EntrySource,
     LotteryDraw,
     LotteryEntry,
     LotteryPrize,
     LotteryWin,
+    Member,
+    PointsEntry,
+    Redemption,
 )
 
 
@@ -220,9 +226,62 @@ def open_draw(session: Session, *, actor: Actor, draw_id: int, clock: Clock) -> 
     return draw
 
 
+def _refundable_spends(session: Session, draw_id: int) -> list[tuple[int, int]]:
+    """(lottery entry id, points spend entry id) of the draw's tickets that cost points: a POINTS
+    ticket's own spend, and the spend of the redemption behind a REDEMPTION ticket."""
+    found: list[tuple[int, int]] = []
+    rows = session.execute(
+        select(LotteryEntry.id, LotteryEntry.source, LotteryEntry.points_entry_id, LotteryEntry.idempotency_key)
+        .where(LotteryEntry.draw_id == draw_id)
+        .order_by(LotteryEntry.ticket_no)
+    ).all()
+    redemption_ids = {
+        int(key.removeprefix("redemption:")): entry_id
+        for entry_id, source, _spend, key in rows
+        if source == EntrySource.REDEMPTION and key.startswith("redemption:") and key[11:].isdigit()
+    }
+    spends_by_redemption = {
+        redemption_id: spend_id
+        for redemption_id, spend_id in session.execute(
+            select(Redemption.id, Redemption.points_entry_id).where(
+                Redemption.id.in_(redemption_ids), Redemption.points_entry_id.is_not(None)
+            )
+        )
+    }
+    for entry_id, source, spend_id, key in rows:
+        if source == EntrySource.POINTS and spend_id is not None:
+            found.append((entry_id, spend_id))
+        elif source == EntrySource.REDEMPTION and key.startswith("redemption:") and key[11:].isdigit():
+            redemption_spend = spends_by_redemption.get(int(key[11:]))
+            if redemption_spend is not None:
+                found.append((entry_id, redemption_spend))
+    return found
+
+
+def _members_of(session: Session, spend_ids: list[int]) -> dict[int, int]:
+    """The member id of each points spend entry."""
+    if not spend_ids:
+        return {}
+    rows = session.execute(select(PointsEntry.id, PointsEntry.member_id).where(PointsEntry.id.in_(spend_ids)))
+    return {spend_id: member_id for spend_id, member_id in rows}
+
+
 def cancel_draw(session: Session, *, actor: Actor, draw_id: int, clock: Clock) -> LotteryDraw:
-    """Cancel a draft or open draw (entries stay recorded; no winners)."""
+    """Cancel a draft or open draw: no winners, and every ticket that cost points gives them back.
+
+    Entries stay recorded. A points ticket's spend and the spend of the rewards-mall redemption
+    behind a redemption ticket are restored to their lots (`restore_spend`, key
+    `lottery-cancel:{entry id}`, once per spend). Lock order as when entering: the entrants'
+    member rows (id order) first, then the draw."""
     actor.require(Scope.GROWTH_WRITE)
+    draw = get_draw(session, workspace_id=actor.workspace_id, draw_id=draw_id)
+    if draw.status == DrawStatus.CANCELLED:
+        return draw
+    if draw.status == DrawStatus.DRAWN:
+        raise DrawStateConflict("a drawn draw cannot be cancelled", details={"status": str(draw.status)})
+    members: dict[int, Member] = {}
+    for member_id in sorted(set(_members_of(session, [s for _e, s in _refundable_spends(session, draw.id)]).values())):
+        members[member_id] = lock_member(session, actor.workspace_id, member_id)
     draw = get_draw(session, workspace_id=actor.workspace_id, draw_id=draw_id, for_update=True)
     if draw.status == DrawStatus.CANCELLED:
         return draw
@@ -231,6 +290,27 @@ def cancel_draw(session: Session, *, actor: Actor, draw_id: int, clock: Clock) -
     before = str(draw.status)
     draw.status = DrawStatus.CANCELLED
     draw.updated_at = clock.now()
+    refunds = _refundable_spends(session, draw.id)
+    owners = _members_of(session, [spend_id for _entry_id, spend_id in refunds])
+    refunded = 0
+    for entry_id, spend_id in refunds:
+        member_id = owners[spend_id]
+        if member_id not in members:
+            # entered between the member locks and the draw lock (rare): lock it now
+            members[member_id] = lock_member(session, actor.workspace_id, member_id)
+        posting = restore_spend(
+            session,
+            member=members[member_id],
+            entry_id=spend_id,
+            description=f"抽奖取消：{draw.name}，积分退回",
+            idempotency_key=f"lottery-cancel:{entry_id}",
+            clock=clock,
+            source_ref=f"lottery:{draw.id}",
+            actor=actor.label,
+        )
+        if not posting.replayed:
+            refunded += posting.entry.amount
+    session.flush()
     record(
         session,
         actor,
@@ -239,7 +319,7 @@ def cancel_draw(session: Session, *, actor: Actor, draw_id: int, clock: Clock) -
         entity_id=draw.id,
         clock=clock,
         before={"status": before},
-        after={"status": str(draw.status)},
+        after={"status": str(draw.status), "points_refunded": refunded},
     )
     return draw
 

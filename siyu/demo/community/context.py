@@ -6,6 +6,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy.orm import Session
@@ -33,6 +34,8 @@ class Ctx:
     applicants: list[int] = field(default_factory=list)
     """Members who answer the KOC application form (besides the KOCs)."""
     fission_group_id: int | None = None
+    codes: dict[tuple[int, int], Any] = field(default_factory=dict)
+    """Referral codes by (program, member), once created."""
     busy: set[int] = field(default_factory=set)
     """Customers a part reserved (fission invitees, fraud cases): other parts leave them alone."""
 

@@ -6,8 +6,8 @@ approved before their referees' orders earn commission), so every step is planne
 
 from __future__ import annotations
 
-from collections.abc import Callable
 import heapq
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from itertools import count

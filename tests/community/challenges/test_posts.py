@@ -165,3 +165,44 @@ def test_at_most_nine_images() -> None:
     with pytest.raises(InvalidPost) as refused:
         clean_images([image_bytes()] * 10)
     assert refused.value.details == {"field": "images"}
+
+
+def test_store_manager_sees_moderates_and_rewards_only_within_their_view(db: Session, clock: FrozenClock) -> None:
+    # given two stores; 王芳 belongs to a guide of store B and posted; 李雷 to a guide of store A
+    from tests.factories import make_staff, make_store
+
+    ws = make_workspace(db, clock=clock)
+    store_a, store_b = make_store(db, workspace=ws), make_store(db, workspace=ws, name="北京店")
+    fang, lei = make_person(db, workspace=ws, clock=clock), make_person(db, workspace=ws, clock=clock, name="李雷")
+    fang.owner_staff_id = make_staff(db, workspace=ws, clock=clock, store=store_b).id
+    lei.owner_staff_id = make_staff(db, workspace=ws, clock=clock, store=store_a).id
+    db.flush()
+    theirs = posts.create_post(
+        db, workspace_id=ws.id, customer_id=fang.id, topic="晒单", body="别店", images=[], clock=clock
+    )
+    mine = posts.create_post(
+        db, workspace_id=ws.id, customer_id=lei.id, topic="晒单", body="本店", images=[], clock=clock
+    )
+    manager = actor_for(ws, role=Role.STORE_MANAGER, store_id=store_a.id)
+    before = balance(db, fang)
+    # when store A's manager reads, moderates and rewards
+    queue = posts.list_posts(db, actor=manager)
+    # then only their own store's customer's post exists for them
+    assert [post.id for post, _name in queue] == [mine.id]
+    assert posts.get_post(db, actor=manager, post_id=mine.id).id == mine.id
+    with pytest.raises(PostNotFound):
+        posts.get_post(db, actor=manager, post_id=theirs.id)
+    with pytest.raises(PostNotFound):
+        posts.moderate(db, actor=manager, post_id=theirs.id, action="hide", clock=clock)
+    # and paying points needs loyalty:adjust, which a store manager lacks, even for their own post
+    with pytest.raises(PermissionDenied):
+        posts.reward_post(db, actor=manager, post_id=theirs.id, points=30, reason="优质", clock=clock)
+    with pytest.raises(PermissionDenied):
+        posts.reward_post(db, actor=manager, post_id=mine.id, points=30, reason="优质", clock=clock)
+    db.refresh(theirs)
+    db.refresh(mine)
+    assert (theirs.status, theirs.rewarded_points, mine.rewarded_points) == (PostStatus.VISIBLE, 0, 0)
+    assert balance(db, fang) == before
+    assert balance(db, lei) == 0
+    # an admin still sees both
+    assert {post.id for post, _name in posts.list_posts(db, actor=actor_for(ws))} == {theirs.id, mine.id}

@@ -219,3 +219,92 @@ def test_a_flash_group_is_dismissed_at_its_end(db: Session, clock: FrozenClock) 
     assert (refreshed(db, group).is_active, group.member_count) == (False, 0)
     day = db.scalar(select(GroupDay).where(GroupDay.group_id == group.id))
     assert day is not None and (day.member_count, day.joined, day.left) == (0, 2, 2)
+
+
+def test_a_join_racing_a_dismissal_is_closed_and_takes_no_seat(db: Session, clock: FrozenClock) -> None:
+    from sqlalchemy import func, update
+
+    from siyu.models import CommunityGroup
+
+    # given a group this session still holds as active, dismissed meanwhile by another transaction
+    ws = make_workspace(db, clock=clock)
+    group = make_group(db, workspace=ws, clock=clock, limit=5)
+    customer = customer_of(db, workspace=ws, clock=clock)
+    assert group.is_active is True
+    db.execute(
+        update(CommunityGroup)
+        .where(CommunityGroup.id == group.id)
+        .values(is_active=False)
+        .execution_options(synchronize_session=False)
+    )
+    # when the customer joins, then the seat UPDATE sees the dismissal: GroupClosed, no stay, no seat
+    with pytest.raises(GroupClosed):
+        join_group(db, workspace_id=ws.id, group_id=group.id, customer_id=customer.id, at=clock.now(), clock=clock)
+    assert db.scalar(select(func.count()).where(GroupMember.group_id == group.id)) == 0
+    assert (refreshed(db, group).member_count, group.is_active) == (0, False)
+
+
+def test_a_join_racing_the_end_of_a_flash_group_is_closed(db: Session, clock: FrozenClock) -> None:
+    from sqlalchemy import func, update
+
+    from siyu.models import CommunityGroup
+
+    # given a flash group held as open, whose ends_at was moved into the past meanwhile
+    ws = make_workspace(db, clock=clock)
+    group = make_group(db, workspace=ws, clock=clock, limit=5)
+    customer = customer_of(db, workspace=ws, clock=clock)
+    db.execute(
+        update(CommunityGroup)
+        .where(CommunityGroup.id == group.id)
+        .values(ends_at=clock.now() - timedelta(minutes=1))
+        .execution_options(synchronize_session=False)
+    )
+    with pytest.raises(GroupClosed):
+        join_group(db, workspace_id=ws.id, group_id=group.id, customer_id=customer.id, at=clock.now(), clock=clock)
+    assert db.scalar(select(func.count()).where(GroupMember.group_id == group.id)) == 0
+
+
+def test_dismissal_writes_a_left_event_per_customer_stay(db: Session, clock: FrozenClock) -> None:
+    # given a flash group with two customers and a staff member in it
+    ws = make_workspace(db, clock=clock)
+    group = make_group(db, workspace=ws, clock=clock)
+    group.kind, group.ends_at = GroupKind.FLASH, clock.now() + timedelta(hours=1)
+    a, b = customer_of(db, workspace=ws, clock=clock), customer_of(db, workspace=ws, clock=clock)
+    stays = {
+        c.id: join_group(db, workspace_id=ws.id, group_id=group.id, customer_id=c.id, at=clock.now(), clock=clock).id
+        for c in (a, b)
+    }
+    add_staff(
+        db, actor=actor_for(ws), group_id=group.id, staff_id=make_staff(db, workspace=ws, clock=clock).id, clock=clock
+    )
+    # when it is dismissed at its end
+    clock.advance(timedelta(hours=2))
+    assert dismiss_due(db, clock=clock, workspace_id=ws.id) == [group.id]
+    # then each customer has one "group.left" event, reason dismissed, keyed by their stay
+    events = db.scalars(
+        select(CustomerEvent).where(CustomerEvent.type == "group.left").order_by(CustomerEvent.customer_id)
+    ).all()
+    assert [(e.customer_id, e.idempotency_key, e.properties) for e in events] == [
+        (c.id, f"group_left:{stays[c.id]}", {"group_id": group.id, "reason": "dismissed"})
+        for c in sorted((a, b), key=lambda c: c.id)
+    ]
+
+
+def test_a_back_dated_join_recounts_its_own_day_and_the_days_after(db: Session, clock: FrozenClock) -> None:
+    # given a group one customer joined today (2026-11-23)
+    ws = make_workspace(db, clock=clock)
+    group = make_group(db, workspace=ws, clock=clock)
+    today_joiner, late_reported = customer_of(db, workspace=ws, clock=clock), customer_of(db, workspace=ws, clock=clock)
+    join_group(db, workspace_id=ws.id, group_id=group.id, customer_id=today_joiner.id, at=clock.now(), clock=clock)
+    # when a join two days ago (2026-11-21) is reported only now
+    join_group(
+        db, workspace_id=ws.id, group_id=group.id, customer_id=late_reported.id, at=clock.now() - timedelta(days=2),
+        clock=clock,
+    )  # fmt: skip
+    # then 11-21 ends with one member (not the group's two now), and today counts both
+    days = {
+        d.day: (d.member_count, d.joined, d.left)
+        for d in db.scalars(select(GroupDay).where(GroupDay.group_id == group.id))
+    }
+    assert days == {date(2026, 11, 21): (1, 1, 0), date(2026, 11, 23): (2, 1, 0)}
+    assert refreshed(db, group).member_count == 2

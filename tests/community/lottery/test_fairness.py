@@ -55,9 +55,11 @@ def _verify(
 
 
 def test_random_blocks_follow_the_published_formula() -> None:
-    # the first block is HMAC-SHA256(seed bytes, "7:0"); below(n) of a block under the limit is value % n
-    stream = RandomStream(SEED, 7)
-    block = int.from_bytes(hmac.new(bytes.fromhex(SEED), b"7:0", hashlib.sha256).digest(), "big")
+    # the first block is HMAC-SHA256(seed bytes, "7:<digest>:0"); below(n) of a block under the limit is value % n
+    digest = "c" * 64
+    stream = RandomStream(SEED, 7, digest)
+    message = f"7:{digest}:0".encode()
+    block = int.from_bytes(hmac.new(bytes.fromhex(SEED), message, hashlib.sha256).digest(), "big")
     assert stream.below(1000) == block % 1000
     assert stream.counter == 1
     assert commitment_of(SEED) == hashlib.sha256(SEED.encode()).hexdigest()
@@ -68,7 +70,13 @@ def test_random_blocks_follow_the_published_formula() -> None:
 @given(seed=seeds, tickets=ticket_lists, prizes=fixed_prizes, once=st.booleans())
 def test_fixed_draws(seed: str, tickets: list[Ticket], prizes: list[PrizeSpec], once: bool) -> None:
     picks = pick_winners(
-        method="fixed", draw_id=7, seed_hex=seed, tickets=tickets, prizes=prizes, one_win_per_customer=once
+        method="fixed",
+        draw_id=7,
+        seed_hex=seed,
+        digest=entries_digest(tickets),
+        tickets=tickets,
+        prizes=prizes,
+        one_win_per_customer=once,
     )
     # no prize over stock, and exactly min(winners, eligible) winners overall
     per_prize = Counter(p.prize_id for p in picks)
@@ -83,7 +91,13 @@ def test_fixed_draws(seed: str, tickets: list[Ticket], prizes: list[PrizeSpec], 
         assert len({owner[p.ticket_no] for p in picks}) == len(picks)
     # deterministic for a seed, and verifiable
     again = pick_winners(
-        method="fixed", draw_id=7, seed_hex=seed, tickets=tickets, prizes=prizes, one_win_per_customer=once
+        method="fixed",
+        draw_id=7,
+        seed_hex=seed,
+        digest=entries_digest(tickets),
+        tickets=tickets,
+        prizes=prizes,
+        one_win_per_customer=once,
     )
     assert again == picks
     assert _verify("fixed", seed, tickets, prizes, picks, once)
@@ -93,7 +107,13 @@ def test_fixed_draws(seed: str, tickets: list[Ticket], prizes: list[PrizeSpec], 
 @given(seed=seeds, tickets=ticket_lists, prizes=probability_prizes, once=st.booleans())
 def test_probability_draws(seed: str, tickets: list[Ticket], prizes: list[PrizeSpec], once: bool) -> None:
     picks = pick_winners(
-        method="probability", draw_id=7, seed_hex=seed, tickets=tickets, prizes=prizes, one_win_per_customer=once
+        method="probability",
+        draw_id=7,
+        seed_hex=seed,
+        digest=entries_digest(tickets),
+        tickets=tickets,
+        prizes=prizes,
+        one_win_per_customer=once,
     )
     per_prize = Counter(p.prize_id for p in picks)
     assert all(per_prize[p.prize_id] <= p.stock for p in prizes)
@@ -107,7 +127,13 @@ def test_verify_fails_on_any_change(
     seed: str, other: str, tickets: list[Ticket], prizes: list[PrizeSpec], data: st.DataObject
 ) -> None:
     picks = pick_winners(
-        method="fixed", draw_id=7, seed_hex=seed, tickets=tickets, prizes=prizes, one_win_per_customer=False
+        method="fixed",
+        draw_id=7,
+        seed_hex=seed,
+        digest=entries_digest(tickets),
+        tickets=tickets,
+        prizes=prizes,
+        one_win_per_customer=False,
     )
     # a different seed (even re-committed) breaks the commitment
     if other != seed:
@@ -160,7 +186,13 @@ def test_single_winner_is_uniform_over_many_seeds() -> None:
     for n in range(2000):
         seed = hashlib.sha256(f"seed-{n}".encode()).hexdigest()
         (pick,) = pick_winners(
-            method="fixed", draw_id=1, seed_hex=seed, tickets=tickets, prizes=prizes, one_win_per_customer=True
+            method="fixed",
+            draw_id=1,
+            seed_hex=seed,
+            digest=entries_digest(tickets),
+            tickets=tickets,
+            prizes=prizes,
+            one_win_per_customer=True,
         )
         counts[pick.ticket_no] += 1
     # then the counts are consistent with uniform selection (a generous bound: p > 0.001)
@@ -173,7 +205,26 @@ def test_probability_hits_match_the_ppm_roughly() -> None:
     tickets = [Ticket(ticket_no=i, customer_id=i) for i in range(1, 4001)]
     prizes = [PrizeSpec(prize_id=1, stock=4000, probability_ppm=250_000)]
     picks = pick_winners(
-        method="probability", draw_id=3, seed_hex=SEED, tickets=tickets, prizes=prizes, one_win_per_customer=True
+        method="probability",
+        draw_id=3,
+        seed_hex=SEED,
+        digest=entries_digest(tickets),
+        tickets=tickets,
+        prizes=prizes,
+        one_win_per_customer=True,
     )
     result = chisquare([len(picks), 4000 - len(picks)], f_exp=[1000, 3000])
     assert result.pvalue > 0.001
+
+
+def test_randomness_is_bound_to_the_entry_list() -> None:
+    # given the same seed and draw id, and two entry lists that differ by one added ticket
+    tickets = [Ticket(ticket_no=i, customer_id=i) for i in range(1, 6)]
+    padded = [*tickets, Ticket(ticket_no=6, customer_id=99)]
+    # then the random blocks differ (the digest is in the HMAC message), so the list cannot be
+    # steered after the seed is known without changing the randomness
+    first = RandomStream(SEED, 7, entries_digest(tickets)).below(1 << 200)
+    second = RandomStream(SEED, 7, entries_digest(padded)).below(1 << 200)
+    assert first != second
+    expected = hmac.new(bytes.fromhex(SEED), f"7:{entries_digest(tickets)}:0".encode(), hashlib.sha256).digest()
+    assert first == int.from_bytes(expected, "big") % (1 << 200)

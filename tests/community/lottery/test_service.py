@@ -409,3 +409,150 @@ def test_scheduled_job_draws_due_draws(
     assert draw.status == DrawStatus.DRAWN
     assert len(service.wins_of(db, draw.id)) == 1
     assert draw_due(database, clock, workspace_id=workspace.id) == {"drawn": 0, "failed": 0}
+
+
+def _redeem_ticket(db: Session, workspace: Workspace, clock: FrozenClock, *, price: int, points: int) -> tuple:
+    """A LOTTERY_ENTRY reward (through the catalog) pointing at a fresh open draw, redeemed once."""
+    from siyu.loyalty.rewards.catalog import create_reward
+    from siyu.loyalty.rewards.schemas import RewardIn
+
+    draw = make_draw(db, actor=actor_for(workspace), clock=clock, entry_points=10, max_entries_per_member=5)
+    reward = create_reward(
+        db,
+        actor=actor_for(workspace),
+        data=RewardIn(name="抽奖券", kind=RewardKind.LOTTERY_ENTRY, points_price=price, lottery_draw_id=draw.id),
+        clock=clock,
+    )
+    customer_id = _customer(db, workspace, clock, points=points)
+    redemption = redeem(
+        db,
+        workspace_id=workspace.id,
+        customer_id=customer_id,
+        reward_id=reward.id,
+        idempotency_key="mall-ticket",
+        address=None,
+        clock=clock,
+    )
+    return draw, reward, customer_id, redemption
+
+
+def _ticket_of(db: Session, redemption_id: int) -> LotteryEntry | None:
+    return db.scalar(select(LotteryEntry).where(LotteryEntry.idempotency_key == f"redemption:{redemption_id}"))
+
+
+def test_cancelling_a_redemption_withdraws_its_ticket_while_the_draw_is_open(
+    db: Session, clock: FrozenClock, workspace: Workspace
+) -> None:
+    from siyu.loyalty.rewards.fulfilment import cancel_redemption
+
+    # given a member with 500 points who redeemed a 120-point lottery-entry reward: one ticket
+    draw, reward, customer_id, redemption = _redeem_ticket(db, workspace, clock, price=120, points=500)
+    ticket = _ticket_of(db, redemption.id)
+    assert ticket is not None and (ticket.draw_id, ticket.customer_id, ticket.ticket_no) == (draw.id, customer_id, 1)
+    assert _balance(db, workspace, customer_id) == 380
+    # when the redemption is cancelled while the draw is open
+    cancel_redemption(db, actor=actor_for(workspace), redemption_id=redemption.id, reason="不要了", clock=clock)
+    # then the ticket is gone and the 120 points are back
+    assert _ticket_of(db, redemption.id) is None
+    assert service.entry_count(db, draw.id) == 0
+    assert _balance(db, workspace, customer_id) == 500
+    assert str(redemption.status) == "cancelled"
+    db.refresh(reward)
+    assert reward.redeemed_count == 0
+
+
+def test_a_redemption_whose_draw_was_drawn_cannot_be_cancelled(
+    db: Session, clock: FrozenClock, workspace: Workspace
+) -> None:
+    from siyu.loyalty.rewards.fulfilment import cancel_redemption
+
+    # given a redeemed ticket in a draw that has since been drawn (the ticket won 100 points)
+    draw, reward, customer_id, redemption = _redeem_ticket(db, workspace, clock, price=120, points=500)
+    drawing.run_draw(db, actor=actor_for(workspace), draw_id=draw.id, clock=clock)
+    assert _balance(db, workspace, customer_id) == 480
+    # when the redemption is cancelled, then it is refused (409) and nothing changes
+    with pytest.raises(DrawNotOpen) as refused, db.begin_nested():
+        cancel_redemption(db, actor=actor_for(workspace), redemption_id=redemption.id, reason=None, clock=clock)
+    assert refused.value.status_code == 409
+    db.refresh(redemption)
+    db.refresh(reward)
+    assert str(redemption.status) == "completed"
+    assert reward.redeemed_count == 1
+    ticket = _ticket_of(db, redemption.id)
+    assert ticket is not None and ticket.ticket_no == 1
+    assert _balance(db, workspace, customer_id) == 480
+    public = drawing.public_draw(db, draw_id=draw.id)
+    assert public is not None and public.is_verified is True
+
+
+def test_cancelling_a_draw_gives_back_the_points_of_its_tickets(
+    db: Session, clock: FrozenClock, workspace: Workspace
+) -> None:
+    # given a draw costing 30 points: 王 (200 points) bought two tickets with points and one through
+    # a 120-point mall redemption; 李 (100 points) bought one; 张 got a free task ticket
+    draw = make_draw(db, actor=actor_for(workspace), clock=clock, entry_points=30, max_entries_per_member=5)
+    reward = make_reward(
+        db, workspace=workspace, clock=clock, kind=RewardKind.LOTTERY_ENTRY, points_price=120, lottery_draw_id=draw.id
+    )
+    wang = _customer(db, workspace, clock, points=200)
+    li = _customer(db, workspace, clock, points=100)
+    zhang = _customer(db, workspace, clock)
+    for n in (1, 2):
+        entries.enter_with_points(db, workspace_id=workspace.id, draw_id=draw.id, customer_id=wang, n=n, clock=clock)
+    redemption = redeem(
+        db, workspace_id=workspace.id, customer_id=wang, reward_id=reward.id, idempotency_key="m", address=None,
+        clock=clock,
+    )  # fmt: skip
+    entries.enter_with_points(db, workspace_id=workspace.id, draw_id=draw.id, customer_id=li, n=1, clock=clock)
+    _task_entry(db, workspace, draw.id, zhang, clock)
+    assert (_balance(db, workspace, wang), _balance(db, workspace, li)) == (20, 70)
+    assert service.entry_count(db, draw.id) == 5
+    # when the draw is cancelled (twice)
+    service.cancel_draw(db, actor=actor_for(workspace), draw_id=draw.id, clock=clock)
+    service.cancel_draw(db, actor=actor_for(workspace), draw_id=draw.id, clock=clock)
+    # then every point spent on it is back, once; the entries stay recorded
+    assert (_balance(db, workspace, wang), _balance(db, workspace, li)) == (200, 100)
+    assert draw.status == DrawStatus.CANCELLED
+    assert service.entry_count(db, draw.id) == 5
+    audit = db.scalar(
+        select(AuditEntry).where(AuditEntry.action == "lottery.cancelled", AuditEntry.entity_id == str(draw.id))
+    )
+    assert audit is not None and audit.after is not None and audit.after["points_refunded"] == 210
+    # and the redemption cannot be cancelled for a second refund (its draw is no longer open)
+    from siyu.loyalty.rewards.fulfilment import cancel_redemption
+
+    with pytest.raises(DrawNotOpen), db.begin_nested():
+        cancel_redemption(db, actor=actor_for(workspace), redemption_id=redemption.id, reason=None, clock=clock)
+    assert _balance(db, workspace, wang) == 200
+
+
+def test_a_draw_with_a_draw_time_cannot_be_drawn_by_hand_before_it(
+    db: Session, clock: FrozenClock, workspace: Workspace
+) -> None:
+    # given an open draw closing in an hour, with an entry
+    draw = make_draw(db, actor=actor_for(workspace), clock=clock, closes_at=clock.now() + timedelta(hours=1))
+    _task_entry(db, workspace, draw.id, _customer(db, workspace, clock), clock)
+    # when an operator draws it early, then 409 and it stays open
+    with pytest.raises(DrawStateConflict) as refused:
+        drawing.run_draw(db, actor=actor_for(workspace), draw_id=draw.id, clock=clock)
+    assert refused.value.status_code == 409
+    assert draw.status == DrawStatus.OPEN and service.wins_of(db, draw.id) == []
+    # at closes_at it can be drawn
+    clock.advance(timedelta(hours=1))
+    assert drawing.run_draw(db, actor=actor_for(workspace), draw_id=draw.id, clock=clock).status == DrawStatus.DRAWN
+
+
+def test_next_points_number_counts_only_points_tickets_uncapped(
+    db: Session, clock: FrozenClock, workspace: Workspace
+) -> None:
+    # given a member with two points tickets and a task ticket in a draw
+    draw = make_draw(db, actor=actor_for(workspace), clock=clock, entry_points=10, max_entries_per_member=5)
+    customer_id = _customer(db, workspace, clock, points=100)
+    assert entries.next_points_n(db, draw.id, customer_id) == 1
+    _task_entry(db, workspace, draw.id, customer_id, clock)
+    for n in (1, 2):
+        entries.enter_with_points(
+            db, workspace_id=workspace.id, draw_id=draw.id, customer_id=customer_id, n=n, clock=clock
+        )
+    # then the next points entry is n = 3 (the task ticket does not shift it)
+    assert entries.next_points_n(db, draw.id, customer_id) == 3

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
 from siyu.app import create_app
@@ -18,7 +18,7 @@ from siyu.db import Database
 from siyu.kit.clock import FrozenClock
 from siyu.loyalty.members import get_member
 from siyu.loyalty.points.service import award_points
-from siyu.models import LotteryDraw, LotteryEntry, PointsReason, Role, Workspace
+from siyu.models import LotteryDraw, LotteryEntry, PointsReason, Redemption, Role, Workspace
 from tests.community.lottery.factories import make_draw
 from tests.factories import actor_for, make_customer, make_staff, make_token, make_user, make_workspace
 from tests.loyalty.h5.conftest import csrf_of as member_csrf
@@ -234,3 +234,101 @@ def test_console_staff_cannot_see_lottery(
     db.commit()
     login(client, user.email)
     assert client.get("/growth/lottery").status_code == 403
+
+
+def _next_redemption_id(db: Session) -> int:
+    """The id the next redemption will get (PostgreSQL: past the sequence, which rolled-back tests advanced)."""
+    if db.get_bind().dialect.name == "postgresql":
+        return int(db.scalar(text("SELECT nextval(pg_get_serial_sequence('redemptions', 'id'))")) or 0) + 1
+    return int(db.scalar(select(func.coalesce(func.max(Redemption.id), 0))) or 0) + 1
+
+
+def test_api_keys_are_namespaced_apart_from_redemption_tickets(
+    client: TestClient, db: Session, clock: FrozenClock, workspace: Workspace
+) -> None:
+    from siyu.loyalty.rewards.service import redeem
+    from siyu.models import RewardKind
+    from tests.loyalty.rewards.factories import make_reward
+
+    # given an open draw, a lottery-entry reward pointing at it, and a member with 500 points
+    headers = _headers(db, clock, workspace)
+    draw = make_draw(db, actor=actor_for(workspace), clock=clock, max_entries_per_member=5)
+    reward = make_reward(
+        db, workspace=workspace, clock=clock, kind=RewardKind.LOTTERY_ENTRY, points_price=100, lottery_draw_id=draw.id
+    )
+    customer_id = _member(db, workspace, clock, points=500)
+    db.commit()
+    # when an API caller grants a ticket with the key "redemption:<the next redemption id>"
+    upcoming = _next_redemption_id(db)
+    granted = client.post(
+        f"/api/v1/lottery/draws/{draw.id}/entries",
+        json={"customer_id": customer_id, "source": "task", "idempotency_key": f"redemption:{upcoming}"},
+        headers=headers,
+    )
+    assert granted.status_code == 201, granted.text
+    # and that redemption then happens
+    redemption = redeem(
+        db, workspace_id=workspace.id, customer_id=customer_id, reward_id=reward.id, idempotency_key="m1",
+        address=None, clock=clock,
+    )  # fmt: skip
+    assert redemption.id == upcoming
+    # then the redemption has its own ticket; the API's is stored under api:
+    keys = db.scalars(
+        select(LotteryEntry.idempotency_key).where(LotteryEntry.draw_id == draw.id).order_by(LotteryEntry.ticket_no)
+    ).all()
+    assert keys == [f"api:redemption:{upcoming}", f"redemption:{upcoming}"]
+    # and the same API key again is the same entry
+    again = client.post(
+        f"/api/v1/lottery/draws/{draw.id}/entries",
+        json={"customer_id": customer_id, "source": "task", "idempotency_key": f"redemption:{upcoming}"},
+        headers=headers,
+    )
+    assert again.status_code == 201 and again.json()["id"] == granted.json()["id"]
+
+
+def test_h5_next_entry_number_comes_from_the_points_tickets_in_that_draw(
+    client: TestClient, db: Session, clock: FrozenClock, workspace: Workspace
+) -> None:
+    from siyu.community.lottery import entries
+    from siyu.models import EntrySource
+
+    # given a draw costing 10 points allowing 300 entries; the member holds 201 points tickets there
+    # (more than the 200 tickets the page lists) plus a task ticket, and a ticket in another draw
+    draw = make_draw(db, actor=actor_for(workspace), clock=clock, entry_points=10, max_entries_per_member=300)
+    other = make_draw(db, actor=actor_for(workspace), clock=clock, entry_points=10, name="别的")
+    customer_id = _member(db, workspace, clock, points=5000)
+    # (written directly: 201 ledger spends would only slow the test down)
+    db.add_all(
+        LotteryEntry(
+            workspace_id=workspace.id,
+            draw_id=draw.id,
+            customer_id=customer_id,
+            ticket_no=n,
+            source=EntrySource.POINTS,
+            source_ref=f"points:{n}",
+            idempotency_key=entries.points_key(draw.id, customer_id, n),
+            created_at=clock.now(),
+        )
+        for n in range(1, 202)
+    )
+    db.flush()
+    entries.enter(
+        db, workspace_id=workspace.id, draw_id=draw.id, customer_id=customer_id, source=EntrySource.TASK,
+        source_ref=None, idempotency_key="t1", clock=clock,
+    )  # fmt: skip
+    entries.enter_with_points(
+        db, workspace_id=workspace.id, draw_id=other.id, customer_id=customer_id, n=1, clock=clock
+    )
+    db.commit()
+    sign_in(client, workspace.id, customer_id, clock)
+    page = client.get("/m/lottery")
+    # then the form for the draw carries n = 202, and the count is uncapped (202 tickets)
+    section = page.text.split(f'data-draw="{draw.id}"')[1].split("</section>")[0]
+    assert re.search(r'name="n" value="(\d+)"', section).group(1) == "202"  # type: ignore[union-attr]
+    assert "已参与 202/300 次" in section
+    # and posting it buys ticket 203 for 10 points
+    response = client.post(f"/m/lottery/{draw.id}/enter", data={"csrf_token": member_csrf(page.text), "n": "202"})
+    assert response.status_code == 303
+    assert db.scalar(select(func.count()).where(LotteryEntry.draw_id == draw.id)) == 203
+    member = get_member(db, workspace_id=workspace.id, customer_id=customer_id)
+    assert member is not None and member.points_balance == 5000 - 10 * 2  # the other draw's ticket and this one

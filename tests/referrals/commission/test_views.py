@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from datetime import UTC, datetime
 
@@ -108,3 +109,24 @@ def test_an_analyst_reads_but_cannot_settle_or_adjust(
     assert page.status_code == 200 and 'id="new-rule"' not in page.text and 'id="generate"' not in page.text
     assert refused.status_code == 403
     assert ledger.balance(db, workspace_id=workspace.id, koc_customer_id=koc.id) == 0
+
+
+def test_the_period_filter_carries_no_csrf_token_and_generating_posts_one(
+    client: TestClient, user_with_role: Callable[..., User]
+) -> None:
+    # given an operator signed in
+    csrf = login(client, user_with_role(Role.OPERATOR).email)
+    # when the page for November is opened
+    page = client.get("/growth/commission?period_start=2026-11-01&period_end=2026-11-30").text
+    # then the GET filter form has no token (it would land in the URL); the POST form has it and the dates
+    get_form = re.search(r'<form[^>]*id="period-form".*?</form>', page, flags=re.S)
+    post_form = re.search(r'<form[^>]*id="generate-form".*?</form>', page, flags=re.S)
+    assert get_form is not None and post_form is not None
+    assert 'method="get"' in get_form.group(0) and "csrf_token" not in get_form.group(0)
+    posted = post_form.group(0)
+    assert 'method="post"' in posted and f'name="csrf_token" value="{csrf}"' in posted
+    assert re.findall(r'name="(period_\w+)" value="([\d-]+)"', posted) == [
+        ("period_start", "2026-11-01"),
+        ("period_end", "2026-11-30"),
+    ]
+    assert 'id="generate"' in posted
