@@ -49,8 +49,10 @@ lint: install
 typecheck: install
 	$(BIN)/mypy
 
+# Two workers (the CI machine has two cores); a test file stays on one worker so its module fixtures
+# are built once. The slowest tests are listed so a slow CI run says where its time went.
 pytest: install assets browser
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n 2 --dist loadfile --durations=25
 
 bench-tiny: install
 	$(BIN)/siyu bench import --size tiny --json

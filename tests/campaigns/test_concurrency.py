@@ -9,21 +9,19 @@ days and never on the third, and the touch-state counters equal the admitted del
 
 from __future__ import annotations
 
-import threading
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
-import pytest
-from sqlalchemy import Engine, delete, select
+from sqlalchemy import select
 
 from siyu.campaigns.broadcasts.planner import run_planning
-from siyu.config import Settings
 from siyu.db import Database
 from siyu.kit.clock import FrozenClock
 from siyu.messaging.content import content_hash
 from siyu.messaging.planning import PlanSpec, Variant, plan_batch
-from siyu.models import Broadcast, BroadcastStatus, ChannelAccount, ContentItem, Delivery, TouchState, Workspace
+from siyu.models import Broadcast, BroadcastStatus, ChannelAccount, ContentItem, Delivery, TouchState
+from tests.concurrency import committed_database, run_together  # noqa: F401 - fixture `database`: real commits
 from tests.factories import actor_for, make_customer, make_workspace
 from tests.messaging.factories import make_account, make_broadcast, make_content, make_policy
 from tests.segments.factories import make_segment
@@ -31,36 +29,6 @@ from tests.segments.factories import make_segment
 CUSTOMERS = 24
 MONDAY = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)
 """10:00 on Monday in Shanghai; the three rounds run Monday, Tuesday and Wednesday of ISO week 48."""
-
-
-@pytest.fixture
-def database(engine: Engine) -> Iterator[Database]:
-    """Real commits on the shared test database; the workspaces made here are deleted after."""
-    database = Database(Settings(database_url="sqlite://"), engine=engine)
-    with database.session() as session:
-        before = set(session.scalars(select(Workspace.id)))
-    yield database
-    with database.transaction() as session:
-        session.execute(delete(Workspace).where(Workspace.id.not_in(before)))
-
-
-def _run_together(jobs: list[Callable[[], None]]) -> list[str]:
-    errors: list[str] = []
-    barrier = threading.Barrier(len(jobs))
-
-    def run(job: Callable[[], None]) -> None:
-        barrier.wait()
-        try:
-            job()
-        except Exception as exc:  # collected and asserted on below
-            errors.append(repr(exc))
-
-    threads = [threading.Thread(target=run, args=(job,)) for job in jobs]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return errors
 
 
 def test_two_broadcasts_and_an_sop_never_exceed_the_day_or_week_cap(database: Database) -> None:
@@ -118,7 +86,7 @@ def test_two_broadcasts_and_an_sop_never_exceed_the_day_or_week_cap(database: Da
     for day in range(3):
         clock.set(MONDAY + timedelta(days=day))
         first, second = broadcast_ids[2 * day], broadcast_ids[2 * day + 1]
-        assert _run_together([planner(first, 5), planner(second, 7), sop(day)]) == []
+        assert run_together([planner(first, 5), planner(second, 7), sop(day)]) == []
         with database.session() as session:
             states = {
                 s.customer_id: s.counts

@@ -4,31 +4,19 @@ from __future__ import annotations
 
 import random
 import threading
-from collections.abc import Iterator
 
 import pytest
-from sqlalchemy import Engine, delete, func, select
+from sqlalchemy import func, select
 
-from siyu.config import Settings
 from siyu.db import Database
 from siyu.kit.clock import FrozenClock
 from siyu.livecodes.scan import find_code, scan_code
-from siyu.models import CommunityGroup, LiveCodeRouteDay, LiveCodeScan, Workspace
+from siyu.models import CommunityGroup, LiveCodeRouteDay, LiveCodeScan
+from tests.concurrency import committed_database, run_together  # noqa: F401 - fixture `database`: real commits
 from tests.factories import make_group, make_live_code, make_staff, make_workspace
 
 THREADS = 6
 SCANS_PER_THREAD = 5
-
-
-@pytest.fixture
-def database(engine: Engine) -> Iterator[Database]:
-    """Real commits on the shared test database; the workspaces made here are deleted after."""
-    database = Database(Settings(database_url="sqlite://"), engine=engine)
-    with database.session() as session:
-        before = set(session.scalars(select(Workspace.id)))
-    yield database
-    with database.transaction() as session:
-        session.execute(delete(Workspace).where(Workspace.id.not_in(before)))
 
 
 def _scan_concurrently(database: Database, slug: str, clock: FrozenClock) -> list[str]:
@@ -142,30 +130,20 @@ def test_the_same_add_reported_at_once_opens_one_edge_and_one_welcome(database: 
         )
         state = scan_code(session, code, visitor_id="dup", at=clock.now()).state
         ws_id, staff_id = ws.id, staff.id
-    errors: list[str] = []
-    barrier = threading.Barrier(4)
 
     def report() -> None:
-        barrier.wait()
-        try:
-            with database.transaction() as session:
-                record_add(
-                    session,
-                    workspace_id=ws_id,
-                    staff_id=staff_id,
-                    external_userid="wmSAME",
-                    state=state,
-                    at=clock.now(),
-                    clock=clock,
-                )
-        except Exception as exc:
-            errors.append(repr(exc))
+        with database.transaction() as session:
+            record_add(
+                session,
+                workspace_id=ws_id,
+                staff_id=staff_id,
+                external_userid="wmSAME",
+                state=state,
+                at=clock.now(),
+                clock=clock,
+            )
 
-    threads = [threading.Thread(target=report) for _ in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    errors = run_together([report] * 4)
     with database.session() as session:
         edges = session.scalar(select(func.count()).select_from(Relationship).where(Relationship.workspace_id == ws_id))
         welcomes = session.scalar(

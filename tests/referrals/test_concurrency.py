@@ -2,49 +2,15 @@
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable, Iterator
+from sqlalchemy import func, select
 
-import pytest
-from sqlalchemy import Engine, delete, func, select
-
-from siyu.config import Settings
 from siyu.db import Database
 from siyu.kit.clock import FrozenClock
-from siyu.models import Member, Referral, ReferralCode, ReferralReward, VisitKind, Workspace
+from siyu.models import Member, Referral, ReferralCode, ReferralReward, VisitKind
 from siyu.referrals import attribution
+from tests.concurrency import committed_database, run_together  # noqa: F401 - fixture `database`: real commits
 from tests.factories import actor_for, make_customer, make_workspace
 from tests.referrals.factories import make_program
-
-
-@pytest.fixture
-def database(engine: Engine) -> Iterator[Database]:
-    """Real commits on the shared test database; the workspaces made here are deleted after."""
-    database = Database(Settings(database_url="sqlite://"), engine=engine)
-    with database.session() as session:
-        before = set(session.scalars(select(Workspace.id)))
-    yield database
-    with database.transaction() as session:
-        session.execute(delete(Workspace).where(Workspace.id.not_in(before)))
-
-
-def _run_together(jobs: list[Callable[[], None]]) -> list[str]:
-    errors: list[str] = []
-    barrier = threading.Barrier(len(jobs))
-
-    def run(job: Callable[[], None]) -> None:
-        barrier.wait()
-        try:
-            job()
-        except Exception as exc:  # collected and asserted on below
-            errors.append(repr(exc))
-
-    threads = [threading.Thread(target=run, args=(job,)) for job in jobs]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return errors
 
 
 def test_two_threads_attributing_one_referee_make_one_referral_and_one_reward(
@@ -84,7 +50,7 @@ def test_two_threads_attributing_one_referee_make_one_referral_and_one_reward(
             )
 
     # when two threads report the add at the same instant
-    errors = _run_together([attribute, attribute])
+    errors = run_together([attribute, attribute])
     # then one referral, one reward, 50 points
     assert errors == []
     with database.session() as session:

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from datetime import date, timedelta
+from functools import partial
 from typing import Any
 
 import pytest
@@ -12,7 +12,6 @@ from sqlalchemy import Engine, delete, select
 from sqlalchemy.orm import Session
 
 from siyu.auth.permissions import Actor
-from siyu.config import Settings
 from siyu.customers.activity import customer_activity
 from siyu.db import Database, set_database
 from siyu.kit.clock import FrozenClock
@@ -23,11 +22,11 @@ from siyu.models import (
     SegmentMember,
     SegmentMembershipEvent,
     SegmentSizePoint,
-    Workspace,
 )
 from siyu.segments import tasks
 from siyu.segments.service.crud import SegmentChanges, SegmentInput, archive_segment, create_segment, update_segment
 from siyu.segments.service.tracking import refresh_customer, refresh_segment, size_trend
+from tests.concurrency import committing, run_together
 from tests.factories import make_customer, make_order, make_workspace
 
 SPENDERS = {
@@ -168,18 +167,17 @@ def test_activity_in_a_workspace_without_tracked_segments_queues_nothing(db: Ses
 # --- real commits, several threads -------------------------------------------------------------
 
 
+def _delete_jobs(session: Session, before: set[int]) -> None:
+    session.execute(delete(Job).where(Job.workspace_id.not_in(before) | Job.workspace_id.is_(None)))
+
+
 @pytest.fixture
 def committed(engine: Engine) -> Iterator[Database]:
     """Real commits on the shared test database; the workspaces (and jobs) made here are deleted after."""
-    database = Database(Settings(database_url="sqlite://"), engine=engine)
-    with database.session() as session:
-        before = set(session.scalars(select(Workspace.id)))
-    set_database(database)
-    yield database
-    set_database(None)
-    with database.transaction() as session:
-        session.execute(delete(Job).where(Job.workspace_id.not_in(before) | Job.workspace_id.is_(None)))
-        session.execute(delete(Workspace).where(Workspace.id.not_in(before)))
+    with committing(engine, cleanup=_delete_jobs) as database:
+        set_database(database)
+        yield database
+        set_database(None)
 
 
 def test_sweeps_and_customer_refreshes_at_once_record_each_entry_once(committed: Database, clock: FrozenClock) -> None:
@@ -197,32 +195,17 @@ def test_sweeps_and_customer_refreshes_at_once_record_each_entry_once(committed:
         segment_id, workspace_id = segment.id, workspace.id
         for customer in customers:
             make_order(session, customer=customer, paid_at=clock.now(), total_fen=20_000)
-    errors: list[str] = []
-    barrier = threading.Barrier(6)
 
     def sweep() -> None:
-        barrier.wait()
-        try:
-            with committed.transaction() as session:
-                refresh_segment(session, segment_id=segment_id, clock=clock)
-        except Exception as exc:  # asserted below
-            errors.append(repr(exc))
+        with committed.transaction() as session:
+            refresh_segment(session, segment_id=segment_id, clock=clock)
 
     def one(customer_id: int) -> None:
-        barrier.wait()
-        try:
-            with committed.transaction() as session:
-                refresh_customer(session, workspace_id=workspace_id, customer_id=customer_id, clock=clock)
-        except Exception as exc:  # asserted below
-            errors.append(repr(exc))
+        with committed.transaction() as session:
+            refresh_customer(session, workspace_id=workspace_id, customer_id=customer_id, clock=clock)
 
-    threads = [threading.Thread(target=sweep) for _ in range(2)] + [
-        threading.Thread(target=one, args=(c,)) for c in ids
-    ]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    # when two sweeps and a refresh of each customer run at once
+    errors = run_together([sweep, sweep] + [partial(one, c) for c in ids])
     # then every customer entered exactly once, whoever noticed first
     assert errors == []
     with committed.session() as session:

@@ -7,61 +7,47 @@ import threading
 from collections import Counter
 from collections.abc import Callable, Iterator
 from datetime import date
+from functools import partial
 from typing import Any
 
 import pytest
 from sqlalchemy import Engine, delete, func, select
+from sqlalchemy.orm import Session
 
 from siyu.campaigns.calendars import moments
 from siyu.campaigns.calendars.moments import publish_due_moments
 from siyu.campaigns.calendars.posting import post_due_group_messages
 from siyu.campaigns.calendars.schemas import MomentIn
-from siyu.config import Settings
 from siyu.db import Database
 from siyu.kit.clock import FrozenClock
 from siyu.kit.errors import InvalidInput
 from siyu.messaging.adapters.base import OutcomeKind
 from siyu.models import AdapterKind, GroupPost, MomentPost, Slot, StaffTask, Workspace
 from tests.campaigns.calendars.factories import make_calendar, make_moment, make_persona
+from tests.concurrency import committing, outcome_names
 from tests.factories import actor_for, make_group, make_staff, make_workspace
 from tests.messaging.factories import make_account, make_content
 
 THREADS = 4
 
 
+def _delete_calendar_rows(session: Session, before: set[int]) -> None:
+    # Calendar rows first: SQLite enforces ON DELETE CASCADE only with its foreign-key pragma.
+    new = list(session.scalars(select(Workspace.id).where(Workspace.id.not_in(before))))
+    for model in (GroupPost, StaffTask, MomentPost):
+        session.execute(delete(model).where(model.workspace_id.in_(new)))
+
+
 @pytest.fixture
 def database(engine: Engine) -> Iterator[Database]:
-    """Real commits on the shared test database; the workspaces made here are deleted after."""
-    database = Database(Settings(database_url="sqlite://"), engine=engine)
-    with database.session() as session:
-        before = set(session.scalars(select(Workspace.id)))
-    yield database
-    with database.transaction() as session:
-        new = list(session.scalars(select(Workspace.id).where(Workspace.id.not_in(before))))
-        # Calendar rows first: SQLite enforces ON DELETE CASCADE only with its foreign-key pragma.
-        for model in (GroupPost, StaffTask, MomentPost):
-            session.execute(delete(model).where(model.workspace_id.in_(new)))
-        session.execute(delete(Workspace).where(Workspace.id.in_(new)))
+    """Real commits on the shared test database; the workspaces made here, and their calendar rows, go after."""
+    with committing(engine, cleanup=_delete_calendar_rows) as database:
+        yield database
 
 
 def _at_once(fn: Callable[[int], Any]) -> list[Any]:
     """Run `fn(worker)` in THREADS threads released together; results or exception names."""
-    results: list[Any] = []
-    barrier = threading.Barrier(THREADS)
-
-    def run(worker: int) -> None:
-        barrier.wait()
-        try:
-            results.append(fn(worker))
-        except Exception as exc:  # collected and asserted on by the test
-            results.append(type(exc).__name__)
-
-    threads = [threading.Thread(target=run, args=(w,)) for w in range(THREADS)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return results
+    return outcome_names([partial(fn, worker) for worker in range(THREADS)])
 
 
 def test_schedulers_racing_post_each_slot_once(

@@ -3,55 +3,19 @@ shared test database, SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
-import threading
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
-import pytest
-from sqlalchemy import Engine, delete, func, select
+from sqlalchemy import func, select
 
 from siyu.commerce.coupons.issuing import issue_coupon
-from siyu.config import Settings
 from siyu.db import Database
 from siyu.kit.clock import FrozenClock
-from siyu.models import Coupon, CouponTemplate, Workspace
+from siyu.models import Coupon, CouponTemplate
 from tests.commerce.coupons.factories import buyer, make_template
+from tests.concurrency import committed_database, outcome_names  # noqa: F401 - fixture `database`: real commits
 from tests.conftest import NOW
 from tests.factories import make_workspace
-
-
-@pytest.fixture
-def database(engine: Engine) -> Iterator[Database]:
-    """Real commits on the shared test database; the workspaces made here are deleted after."""
-    database = Database(Settings(database_url="sqlite://"), engine=engine)
-    with database.session() as session:
-        before = set(session.scalars(select(Workspace.id)))
-    yield database
-    with database.transaction() as session:
-        session.execute(delete(Workspace).where(Workspace.id.not_in(before)))
-
-
-def _run_together(jobs: list[Callable[[], None]]) -> Counter[str]:
-    outcomes: Counter[str] = Counter()
-    lock = threading.Lock()
-    barrier = threading.Barrier(len(jobs))
-
-    def run(job: Callable[[], None]) -> None:
-        barrier.wait()
-        try:
-            job()
-            result = "issued"
-        except Exception as exc:  # counted and asserted on below
-            result = type(exc).__name__
-        with lock:
-            outcomes[result] += 1
-
-    threads = [threading.Thread(target=run, args=(job,)) for job in jobs]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return outcomes
 
 
 def _issuer(database: Database, workspace_id: int, template_id: int, customer_id: int, key: str) -> Callable[[], None]:
@@ -81,7 +45,9 @@ def test_stock_of_ten_with_thirty_concurrent_issues_gives_exactly_ten(database: 
         ids = [buyer(session, workspace=ws, clock=clock).id for _ in range(30)]
         workspace_id = ws.id
     # when all 30 are issued a coupon at once
-    outcomes = _run_together([_issuer(database, workspace_id, template_id, cid, f"k{cid}") for cid in ids])
+    outcomes = Counter(
+        outcome_names([_issuer(database, workspace_id, template_id, cid, f"k{cid}") for cid in ids], success="issued")
+    )
     # then exactly 10 got one, 20 were told it is out of stock, and the count matches the rows
     assert outcomes == Counter({"issued": 10, "CouponOutOfStock": 20})
     with database.session() as session:
@@ -102,7 +68,7 @@ def test_one_customer_hammered_gets_exactly_the_limit_and_retries_collapse(datab
     # when 8 different keys and 4 retries of one key race
     jobs = [_issuer(database, workspace_id, template_id, customer_id, f"k{i}") for i in range(8)]
     jobs += [_issuer(database, workspace_id, template_id, customer_id, "same") for _ in range(4)]
-    outcomes = _run_together(jobs)
+    outcomes = Counter(outcome_names(jobs, success="issued"))
     # then the customer holds exactly 3, in slots 1–3
     with database.session() as session:
         slots = sorted(session.scalars(select(Coupon.slot).where(Coupon.template_id == template_id)))

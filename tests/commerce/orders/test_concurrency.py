@@ -6,53 +6,21 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
-from collections.abc import Callable, Iterator
 from datetime import timedelta
 
-import pytest
-from sqlalchemy import Engine, delete, func, select
+from sqlalchemy import func, select
 
 from siyu.auth.permissions import Actor
 from siyu.commerce.orders.ingest import OrderOutcome, ingest_orders
-from siyu.config import Settings
 from siyu.db import Database
 from siyu.kit.clock import FrozenClock
-from siyu.models import Customer, Member, Order, OrderSource, PointsEntry, Workspace
+from siyu.models import Customer, Member, Order, OrderSource, PointsEntry
 from siyu.workspaces.scope import bind_workspace
 from tests.commerce.orders.factories import PAID, order_in
+from tests.concurrency import committed_database, run_together  # noqa: F401 - fixture `database`: real commits
 from tests.factories import make_workspace
 
 CLIENTS = 6
-
-
-@pytest.fixture
-def database(engine: Engine) -> Iterator[Database]:
-    """Real commits on the shared test database; the workspaces made here are deleted after."""
-    database = Database(Settings(database_url="sqlite://"), engine=engine)
-    with database.session() as session:
-        before = set(session.scalars(select(Workspace.id)))
-    yield database
-    with database.transaction() as session:
-        session.execute(delete(Workspace).where(Workspace.id.not_in(before)))
-
-
-def _run_together(jobs: list[Callable[[], None]]) -> list[str]:
-    errors: list[str] = []
-    barrier = threading.Barrier(len(jobs))
-
-    def run(job: Callable[[], None]) -> None:
-        barrier.wait()
-        try:
-            job()
-        except Exception as exc:  # collected and asserted on below
-            errors.append(repr(exc))
-
-    threads = [threading.Thread(target=run, args=(job,)) for job in jobs]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    return errors
 
 
 def test_concurrent_resends_write_each_order_once(database: Database, clock: FrozenClock) -> None:
@@ -76,7 +44,7 @@ def test_concurrent_resends_write_each_order_once(database: Database, clock: Fro
             results.append(outcomes)
 
     # when six clients send it at the same moment
-    errors = _run_together([client] * CLIENTS)
+    errors = run_together([client] * CLIENTS, timeout=60)
     # then every client succeeded: one created each order, the others found it unchanged
     assert errors == []
     statuses = Counter(o.status for outcomes in results for o in outcomes)

@@ -6,53 +6,21 @@ PostgreSQL's unique key and the atomic `likes_count + 1` keep the count exact)."
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
-import pytest
-from sqlalchemy import Engine, delete, func, select
+from sqlalchemy import func, select
 
 from siyu.community.challenges import posts, service
-from siyu.config import Settings
 from siyu.db import Database
 from siyu.kit.clock import FrozenClock
-from siyu.models import Member, PointsEntry, Workspace
+from siyu.models import Member, PointsEntry
 from siyu.models.challenge import ChallengeEntry, Post, PostLike
 from tests.community.challenges.factories import make_challenge
+from tests.concurrency import committed_database, run_together  # noqa: F401 - fixture `database`: real commits
 from tests.conftest import NOW
 from tests.factories import actor_for, make_customer, make_workspace
 
 MEMBERS = 6
-
-
-@pytest.fixture
-def database(engine: Engine) -> Iterator[Database]:
-    """Real commits on the shared test database; the workspaces made here are deleted after."""
-    database = Database(Settings(database_url="sqlite://"), engine=engine)
-    with database.session() as session:
-        before = set(session.scalars(select(Workspace.id)))
-    yield database
-    with database.transaction() as session:
-        session.execute(delete(Workspace).where(Workspace.id.not_in(before)))
-
-
-def _run_together(jobs: list[Callable[[], None]]) -> list[str]:
-    errors: list[str] = []
-    barrier = threading.Barrier(len(jobs))
-
-    def run(job: Callable[[], None]) -> None:
-        barrier.wait()
-        try:
-            job()
-        except Exception as exc:  # asserted on below
-            errors.append(repr(exc))
-
-    threads = [threading.Thread(target=run, args=(job,)) for job in jobs]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return errors
 
 
 def test_concurrent_likes_keep_the_count_exact(database: Database) -> None:
@@ -74,7 +42,7 @@ def test_concurrent_likes_keep_the_count_exact(database: Database) -> None:
         return job
 
     # when they all like at the same instant
-    errors = _run_together([liker(c) for c in people] + [liker(people[1]), liker(people[2])])
+    errors = run_together([liker(c) for c in people] + [liker(people[1]), liker(people[2])])
     # then every member counts once and the cached count equals the rows
     assert errors == []
     with database.session() as session:
@@ -100,7 +68,7 @@ def test_concurrent_double_check_in_posts_and_pays_once(database: Database) -> N
             )  # fmt: skip
 
     # when the same check-in arrives three times at once (a triple tap)
-    errors = _run_together([submit, submit, submit])
+    errors = run_together([submit, submit, submit])
     # then one post, one day done, 10 points
     assert errors == []
     with database.session() as session:

@@ -2,49 +2,16 @@
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
-import pytest
-from sqlalchemy import Engine, delete, func, select
+from sqlalchemy import func, select
 
 from siyu.community.groups.membership import join_group
-from siyu.config import Settings
 from siyu.db import Database
 from siyu.kit.clock import FrozenClock
-from siyu.models import CommunityGroup, GroupDay, GroupMember, Workspace
+from siyu.models import CommunityGroup, GroupDay, GroupMember
+from tests.concurrency import committed_database, outcome_names  # noqa: F401 - fixture `database`: real commits
 from tests.factories import actor_for, make_customer, make_group, make_workspace
-
-
-@pytest.fixture
-def database(engine: Engine) -> Iterator[Database]:
-    """Real commits on the shared test database; the workspaces made here are deleted after."""
-    database = Database(Settings(database_url="sqlite://"), engine=engine)
-    with database.session() as session:
-        before = set(session.scalars(select(Workspace.id)))
-    yield database
-    with database.transaction() as session:
-        session.execute(delete(Workspace).where(Workspace.id.not_in(before)))
-
-
-def _race(database: Database, jobs: list[Callable[[], None]]) -> list[str]:
-    outcomes: list[str] = []
-    barrier = threading.Barrier(len(jobs))
-
-    def run(job: Callable[[], None]) -> None:
-        barrier.wait()
-        try:
-            job()
-            outcomes.append("joined")
-        except Exception as exc:
-            outcomes.append(type(exc).__name__)
-
-    threads = [threading.Thread(target=run, args=(job,)) for job in jobs]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return sorted(outcomes)
 
 
 def _join(database: Database, ws_id: int, group_id: int, customer_id: int, clock: FrozenClock) -> Callable[[], None]:
@@ -65,7 +32,7 @@ def test_two_joins_for_the_last_seat_one_succeeds(database: Database, clock: Fro
         ids = [make_customer(session, actor=actor_for(ws), clock=clock).customer.id for _ in range(2)]
         ws_id, group_id = ws.id, group.id
     # when both join at once
-    outcomes = _race(database, [_join(database, ws_id, group_id, c, clock) for c in ids])
+    outcomes = sorted(outcome_names([_join(database, ws_id, group_id, c, clock) for c in ids], success="joined"))
     # then one joined, the other was refused, and the group is exactly full
     assert outcomes == ["GroupFull", "joined"]
     with database.session() as session:
@@ -83,7 +50,9 @@ def test_the_same_join_reported_at_once_opens_one_stay(database: Database, clock
         group = make_group(session, workspace=ws, clock=clock, limit=5)
         customer_id = make_customer(session, actor=actor_for(ws), clock=clock).customer.id
         ws_id, group_id = ws.id, group.id
-    outcomes = _race(database, [_join(database, ws_id, group_id, customer_id, clock) for _ in range(3)])
+    outcomes = sorted(
+        outcome_names([_join(database, ws_id, group_id, customer_id, clock) for _ in range(3)], success="joined")
+    )
     assert outcomes == ["joined"] * 3
     with database.session() as session:
         assert session.scalar(select(CommunityGroup.member_count).where(CommunityGroup.id == group_id)) == 1

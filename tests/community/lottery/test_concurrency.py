@@ -2,54 +2,22 @@
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
-import pytest
-from sqlalchemy import Engine, delete, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from siyu.community.lottery import entries
-from siyu.config import Settings
 from siyu.db import Database
 from siyu.kit.clock import FrozenClock
 from siyu.loyalty.points.service import award_points
-from siyu.models import LotteryEntry, PointsReason, Workspace
+from siyu.models import LotteryEntry, PointsReason
 from tests.community.lottery.factories import make_draw
+from tests.concurrency import committed_database, run_together  # noqa: F401 - fixture `database`: real commits
 from tests.conftest import NOW
 from tests.factories import actor_for, make_customer, make_workspace
 
 THREADS = 6
-
-
-@pytest.fixture
-def database(engine: Engine) -> Iterator[Database]:
-    """Real commits on the shared test database; the workspaces made here are deleted after."""
-    database = Database(Settings(database_url="sqlite://"), engine=engine)
-    with database.session() as session:
-        before = set(session.scalars(select(Workspace.id)))
-    yield database
-    with database.transaction() as session:
-        session.execute(delete(Workspace).where(Workspace.id.not_in(before)))
-
-
-def _run_together(jobs: list[Callable[[], None]]) -> list[str]:
-    errors: list[str] = []
-    barrier = threading.Barrier(len(jobs))
-
-    def run(job: Callable[[], None]) -> None:
-        barrier.wait()
-        try:
-            job()
-        except Exception as exc:  # collected and asserted on below
-            errors.append(repr(exc))
-
-    threads = [threading.Thread(target=run, args=(job,)) for job in jobs]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return errors
 
 
 def test_concurrent_entries_get_distinct_tickets(database: Database) -> None:
@@ -83,7 +51,7 @@ def test_concurrent_entries_get_distinct_tickets(database: Database) -> None:
         return job
 
     # when they all enter at the same instant
-    errors = _run_together([enter(c) for c in people])
+    errors = run_together([enter(c) for c in people])
     # then every entry got its own ticket, 1..6
     assert errors == []
     with database.session() as session:

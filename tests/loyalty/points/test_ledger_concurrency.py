@@ -9,55 +9,23 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import timedelta
 
-import pytest
-from sqlalchemy import Engine, delete, func, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from siyu.config import Settings
 from siyu.db import Database
 from siyu.kit.clock import FrozenClock
 from siyu.loyalty.errors import InsufficientPoints
 from siyu.loyalty.members import ensure_member, lock_member
 from siyu.loyalty.points import ledger
-from siyu.models import Member, PointsEntry, PointsKind, PointsLot, PointsReason, Workspace
+from siyu.models import Member, PointsEntry, PointsKind, PointsLot, PointsReason
+from tests.concurrency import committed_database, run_together  # noqa: F401 - fixture `database`: real commits
 from tests.conftest import NOW
 from tests.factories import actor_for, make_customer, make_workspace
 
 THREADS = 12
-
-
-@pytest.fixture
-def database(engine: Engine) -> Iterator[Database]:
-    """Real commits on the shared test database; the workspaces made here are deleted after."""
-    database = Database(Settings(database_url="sqlite://"), engine=engine)
-    with database.session() as session:
-        before = set(session.scalars(select(Workspace.id)))
-    yield database
-    with database.transaction() as session:
-        session.execute(delete(Workspace).where(Workspace.id.not_in(before)))
-
-
-def _run_together(jobs: list[Callable[[], None]]) -> list[str]:
-    """Start every job at the same instant on its own thread; the unexpected errors they raised."""
-    errors: list[str] = []
-    barrier = threading.Barrier(len(jobs))
-
-    def run(job: Callable[[], None]) -> None:
-        barrier.wait()
-        try:
-            job()
-        except Exception as exc:  # collected and asserted on below
-            errors.append(repr(exc))
-
-    threads = [threading.Thread(target=run, args=(job,)) for job in jobs]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return errors
 
 
 def _customers(database: Database, clock: FrozenClock, count: int) -> tuple[int, list[int]]:
@@ -127,7 +95,7 @@ def test_concurrent_spends_never_overdraw(database: Database) -> None:
         return run
 
     # when 12 threads each try to spend 30 points four times, all at once (1,440 asked for)
-    assert _run_together([spender(t) for t in range(THREADS)]) == []
+    assert run_together([spender(t) for t in range(THREADS)]) == []
 
     # then exactly 33 spends went through (990 points), the other 15 were refused, and 10 are left
     assert outcomes == {"spent": 33, "refused": 15}
@@ -225,7 +193,7 @@ def test_concurrent_earns_spends_refunds_and_cancels_keep_the_ledger_consistent(
         return run
 
     # when 12 threads earn, spend, cancel, refund and correct on both members at once
-    assert _run_together([worker(t) for t in range(THREADS)]) == []
+    assert run_together([worker(t) for t in range(THREADS)]) == []
 
     # then each member's cache equals the ledger and the lots, and nothing was ever negative
     with database.session() as session:
@@ -260,7 +228,7 @@ def test_concurrent_first_earns_create_one_member(database: Database) -> None:
         return run
 
     # when 12 first purchases arrive at once, each earning points
-    assert _run_together([first_purchase(t) for t in range(THREADS)]) == []
+    assert run_together([first_purchase(t) for t in range(THREADS)]) == []
 
     # then there is one member holding all of them
     with database.session() as session:

@@ -3,53 +3,21 @@ stock never oversells and no balance goes negative or drifts from the ledger."""
 
 from __future__ import annotations
 
-import threading
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
-import pytest
-from sqlalchemy import Engine, delete, func, select
+from sqlalchemy import func, select
 
-from siyu.config import Settings
 from siyu.db import Database
 from siyu.kit.clock import FrozenClock
 from siyu.loyalty.points.ledger import balance_from_ledger
 from siyu.loyalty.rewards.service import redeem
-from siyu.models import Member, PointsLot, Redemption, Reward, RewardKind, Workspace
+from siyu.models import Member, PointsLot, Redemption, Reward, RewardKind
+from tests.concurrency import committed_database, outcome_names  # noqa: F401 - fixture `database`: real commits
 from tests.conftest import NOW
 from tests.factories import make_workspace
 from tests.loyalty.member_tasks.factories import make_member
 from tests.loyalty.rewards.factories import ADDRESS, make_reward
-
-
-@pytest.fixture
-def database(engine: Engine) -> Iterator[Database]:
-    """Real commits on the shared test database; the workspaces made here are deleted after."""
-    database = Database(Settings(database_url="sqlite://"), engine=engine)
-    with database.session() as session:
-        before = set(session.scalars(select(Workspace.id)))
-    yield database
-    with database.transaction() as session:
-        session.execute(delete(Workspace).where(Workspace.id.not_in(before)))
-
-
-def _run_together(jobs: list[Callable[[], None]]) -> list[str]:
-    errors: list[str] = []
-    barrier = threading.Barrier(len(jobs))
-
-    def run(job: Callable[[], None]) -> None:
-        barrier.wait()
-        try:
-            job()
-        except Exception as exc:  # collected and asserted on below
-            errors.append(type(exc).__name__)
-
-    threads = [threading.Thread(target=run, args=(job,)) for job in jobs]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return errors
 
 
 def _world(database: Database, *, members: int, points: int, stock: int, price: int) -> tuple[int, list[int], int]:
@@ -97,14 +65,14 @@ def test_twenty_threads_redeeming_the_last_five_gifts_get_exactly_five(database:
     ws_id, customers, gift_id = _world(database, members=10, points=250, stock=5, price=100)
     # when 20 threads (two per member) redeem it at once
     jobs = [_redeemer(database, ws_id, customers[i % 10], gift_id, f"t{i}") for i in range(20)]
-    errors = _run_together(jobs)
+    outcomes = outcome_names(jobs, success="redeemed")
     # then exactly 5 redemptions were made, the others refused as out of stock, stock is 0
     with database.session() as session:
         gift = session.get(Reward, gift_id)
         assert gift is not None
         made = session.scalar(select(func.count()).where(Redemption.reward_id == gift_id))
         assert (made, gift.stock, gift.redeemed_count) == (5, 0, 5)
-    assert Counter(errors) == {"OutOfStock": 15}
+    assert Counter(outcomes) == {"redeemed": 5, "OutOfStock": 15}
     # and 500 points were spent in all, with every ledger consistent and no balance below 0
     balances = _check_ledgers(database, ws_id)
     assert sum(balances) == 10 * 250 - 5 * 100
@@ -114,9 +82,11 @@ def test_one_member_racing_for_more_than_they_can_afford_never_overdraws(databas
     # given one member with 250 points and plenty of a 100-point gift
     ws_id, customers, gift_id = _world(database, members=1, points=250, stock=100, price=100)
     # when 10 threads redeem it for that member at once
-    errors = _run_together([_redeemer(database, ws_id, customers[0], gift_id, f"t{i}") for i in range(10)])
+    outcomes = outcome_names(
+        [_redeemer(database, ws_id, customers[0], gift_id, f"t{i}") for i in range(10)], success="redeemed"
+    )
     # then exactly 2 went through, 8 were refused for points, and the balance is 50
-    assert Counter(errors) == {"InsufficientPoints": 8}
+    assert Counter(outcomes) == {"redeemed": 2, "InsufficientPoints": 8}
     with database.session() as session:
         gift = session.get(Reward, gift_id)
         assert gift is not None and gift.stock == 98

@@ -3,56 +3,24 @@ purchases leave one member, a balance equal to its ledger, and each change recor
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
-import pytest
-from sqlalchemy import Engine, delete, func, select
+from sqlalchemy import func, select
 
-from siyu.config import Settings
 from siyu.db import Database
 from siyu.kit.clock import FrozenClock
 from siyu.loyalty.members import get_member
 from siyu.loyalty.points import ledger
 from siyu.loyalty.purchases import apply_order
 from siyu.loyalty.tiers.service import buy_paid_tier
-from siyu.models import Member, Order, TierChange, TierChangeReason, Workspace
+from siyu.models import Member, Order, TierChange, TierChangeReason
 from siyu.workspaces.scope import bind_workspace
+from tests.concurrency import committed_database, run_together  # noqa: F401 - fixture `database`: real commits
 from tests.conftest import NOW
 from tests.factories import make_workspace
 from tests.loyalty.tiers.factories import make_ladder, new_customer, place_order
 
 THREADS = 6
-
-
-@pytest.fixture
-def database(engine: Engine) -> Iterator[Database]:
-    """Real commits on the shared test database; the workspaces made here are deleted after."""
-    database = Database(Settings(database_url="sqlite://"), engine=engine)
-    with database.session() as session:
-        before = set(session.scalars(select(Workspace.id)))
-    yield database
-    with database.transaction() as session:
-        session.execute(delete(Workspace).where(Workspace.id.not_in(before)))
-
-
-def _run_together(jobs: list[Callable[[], None]]) -> list[str]:
-    errors: list[str] = []
-    barrier = threading.Barrier(len(jobs))
-
-    def run(job: Callable[[], None]) -> None:
-        barrier.wait()
-        try:
-            job()
-        except Exception as exc:  # collected and asserted on below
-            errors.append(repr(exc))
-
-    threads = [threading.Thread(target=run, args=(job,)) for job in jobs]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return errors
 
 
 def test_concurrent_orders_and_purchases_of_one_customer(database: Database) -> None:
@@ -88,8 +56,8 @@ def test_concurrent_orders_and_purchases_of_one_customer(database: Database) -> 
             )
 
     # when the orders are applied at once, then the card is bought by six retries at once
-    assert _run_together([apply(order_id) for order_id in orders]) == []
-    assert _run_together([buy for _ in range(THREADS)]) == []
+    assert run_together([apply(order_id) for order_id in orders]) == []
+    assert run_together([buy for _ in range(THREADS)]) == []
     # then one member; the first order applied found ¥1,200 written and upgraded to 高级, so it earned
     # 200 and the five after it 240 each (1.2×): 1,400, equal to the ledger; one upgrade; one purchase
     with database.session() as session:

@@ -6,51 +6,19 @@ Real commits from separate threads on the shared test database (SQLite: writers 
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import timedelta
 
-import pytest
-from sqlalchemy import Engine, delete, select
+from sqlalchemy import select
 
-from siyu.config import Settings
 from siyu.db import Database
 from siyu.kit.clock import FrozenClock
-from siyu.models import CommissionEntry, Customer, Workspace
+from siyu.models import CommissionEntry, Customer
 from siyu.referrals.commission import ledger
+from tests.concurrency import committed_database, run_together  # noqa: F401 - fixture `database`: real commits
 from tests.conftest import NOW
 from tests.factories import make_order
 from tests.referrals.commission.factories import make_distribution, refer
-
-
-@pytest.fixture
-def database(engine: Engine) -> Iterator[Database]:
-    """Real commits on the shared test database; the workspaces made here are deleted after."""
-    database = Database(Settings(database_url="sqlite://"), engine=engine)
-    with database.session() as session:
-        before = set(session.scalars(select(Workspace.id)))
-    yield database
-    with database.transaction() as session:
-        session.execute(delete(Workspace).where(Workspace.id.not_in(before)))
-
-
-def _together(jobs: list[Callable[[], None]]) -> list[str]:
-    errors: list[str] = []
-    barrier = threading.Barrier(len(jobs))
-
-    def run(job: Callable[[], None]) -> None:
-        barrier.wait()
-        try:
-            job()
-        except Exception as exc:  # asserted on below
-            errors.append(repr(exc))
-
-    threads = [threading.Thread(target=run, args=(job,)) for job in jobs]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return errors
 
 
 def test_two_orders_at_once_respect_the_monthly_cap(database: Database) -> None:
@@ -72,7 +40,7 @@ def test_two_orders_at_once_respect_the_monthly_cap(database: Database) -> None:
         return run
 
     # when both referees' 200-yuan orders earn at the same instant
-    errors = _together([buy(cid) for cid in referees])
+    errors = run_together([buy(cid) for cid in referees])
     # then one earned 20 yuan and the other only the 10 yuan of room left
     assert errors == []
     with database.session() as session:
