@@ -23,7 +23,6 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from siyu.kit.clock import Clock
-from siyu.kit.errors import DomainError
 from siyu.loyalty.member_tasks.periods import local_day
 from siyu.loyalty.program import brand_zone
 from siyu.models import (
@@ -321,32 +320,17 @@ def _referral_of(session: Session, workspace_id: int, referee_id: int) -> Referr
 
 
 def _complete_invite_task(session: Session, referral: Referral, clock: Clock) -> None:
-    from siyu.loyalty.member_tasks.service import complete_task
+    """Over the task's limit the referral still counts; the task pays no more."""
+    from siyu.loyalty.member_tasks.service import complete_task_of_kind
 
-    key = session.scalar(
-        select(LoyaltyTask.key)
-        .where(
-            LoyaltyTask.workspace_id == referral.workspace_id,
-            LoyaltyTask.kind == TaskKind.INVITE,
-            LoyaltyTask.is_active.is_(True),
-        )
-        .order_by(LoyaltyTask.id)
-        .limit(1)
+    complete_task_of_kind(
+        session,
+        workspace_id=referral.workspace_id,
+        customer_id=referral.referrer_customer_id,
+        kind=TaskKind.INVITE,
+        ref=f"referral:{referral.id}",
+        clock=clock,
     )
-    if key is None:
-        return
-    try:
-        with session.begin_nested():
-            complete_task(
-                session,
-                workspace_id=referral.workspace_id,
-                customer_id=referral.referrer_customer_id,
-                task_key=key,
-                ref=f"referral:{referral.id}",
-                clock=clock,
-            )
-    except DomainError:
-        pass  # over the task's limit: the referral still counts, the task pays no more
 
 
 def qualify(session: Session, *, referral: Referral, order_id: int | None, clock: Clock) -> Referral:

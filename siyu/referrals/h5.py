@@ -18,6 +18,7 @@ from starlette.responses import Response
 from siyu.kit.clock import Clock
 from siyu.kit.errors import DomainError
 from siyu.loyalty.h5 import reading
+from siyu.loyalty.h5.links import MemberSession
 from siyu.loyalty.h5.views.common import (
     FormDep,
     MemberDep,
@@ -73,12 +74,39 @@ def role_labels(_: Callable[[str], str]) -> dict[str, str]:
 def _program(
     session: Session, *, workspace_id: int, customer_id: int, program_id: int, clock: Clock
 ) -> ReferralProgram:
-    """One of the member's eligible programs, or ProgramNotFound (a friendly 404)."""
-    found = programs.eligible_programs(session, workspace_id=workspace_id, customer_id=customer_id, clock=clock)
-    for program in found:
-        if program.id == program_id:
+    """One of the member's eligible programs (as `programs.eligible_programs` would list it), or
+    ProgramNotFound (a friendly 404)."""
+    if programs.live_customer(session, workspace_id, customer_id) is not None:
+        program = session.get(ReferralProgram, program_id)
+        if (
+            program is not None
+            and program.workspace_id == workspace_id
+            and programs.is_running(program, clock.now())
+            and programs.member_is_eligible(session, program=program, customer_id=customer_id, clock=clock)
+        ):
             return program
     raise ProgramNotFound("no such program for this member")
+
+
+def _program_code(
+    session: Session, member: MemberSession, program_id: int, clock: Clock
+) -> tuple[ReferralProgram, ReferralCode]:
+    """One of the member's eligible programs and their code in it (made on first use)."""
+    program = _program(
+        session,
+        workspace_id=member.workspace_id,
+        customer_id=member.customer_id,
+        program_id=program_id,
+        clock=clock,
+    )
+    code = codes.code_for(
+        session,
+        workspace_id=member.workspace_id,
+        program_id=program.id,
+        customer_id=member.customer_id,
+        clock=clock,
+    )
+    return program, code
 
 
 @router.get("/referral")
@@ -131,20 +159,7 @@ def poster(request: Request, member: MemberDep, program_id: int) -> Response:
     clock = clock_of(request)
     _ = translator(request)
     with member_transaction(request, member) as session:
-        program = _program(
-            session,
-            workspace_id=member.workspace_id,
-            customer_id=member.customer_id,
-            program_id=program_id,
-            clock=clock,
-        )
-        code = codes.code_for(
-            session,
-            workspace_id=member.workspace_id,
-            program_id=program.id,
-            customer_id=member.customer_id,
-            clock=clock,
-        )
+        program, code = _program_code(session, member, program_id, clock)
         attribution.record_view(session, code=code, device_id=device_hash(request), clock=clock)
         customer = session.get(Customer, member.customer_id)
         name = display_name(customer.name if customer else None, customer.phone if customer else None)
@@ -167,20 +182,7 @@ def shared(request: Request, member: MemberDep, form: FormDep, program_id: int) 
     """The member says they shared their link or saved their poster: one share visit."""
     clock = clock_of(request)
     with member_transaction(request, member) as session:
-        program = _program(
-            session,
-            workspace_id=member.workspace_id,
-            customer_id=member.customer_id,
-            program_id=program_id,
-            clock=clock,
-        )
-        code = codes.code_for(
-            session,
-            workspace_id=member.workspace_id,
-            program_id=program.id,
-            customer_id=member.customer_id,
-            clock=clock,
-        )
+        code = _program_code(session, member, program_id, clock)[1]
         attribution.record_visit(
             session, code=code, kind=VisitKind.SHARE, visitor_id=None, device_id=device_hash(request), clock=clock
         )

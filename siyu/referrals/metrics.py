@@ -15,6 +15,7 @@ Definitions (see docs/referrals.md):
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -166,9 +167,10 @@ def program_metrics(
     for at in created:
         if at >= lo:
             buckets[key(at)].members += 1
+    created.sort()
     for first, row in buckets.items():
         _lo, until = _bounds(first, min(_next_period(first, period), end + timedelta(days=1)) - timedelta(days=1), zone)
-        row.code_holders = sum(1 for at in created if at < until)
+        row.code_holders = bisect_left(created, until)
     for status, attributed, qualified_at in session.execute(
         select(Referral.status, Referral.attributed_at, Referral.qualified_at).where(
             Referral.program_id == program.id,

@@ -14,26 +14,22 @@ import re
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, replace
-from functools import lru_cache
-from pathlib import Path
 
 import segno
-from PIL import Image, ImageDraw, ImageFont, UnidentifiedImageError
+from PIL import Image, ImageDraw, UnidentifiedImageError
 
 from siyu.kit.errors import InvalidInput
+from siyu.kit.fonts import Font, cjk_font
 from siyu.kit.phone import mask_phone
 
 WIDTH, HEIGHT = 750, 1334
 """A phone screen at 2×: what WeChat shows full-width and saves without scaling."""
-FONT_PATH = Path("/usr/share/fonts/truetype/wqy/wqy-microhei.ttc")
 MAX_BACKGROUND_BYTES = 2 * 1024 * 1024
 BACKGROUND_FORMATS = frozenset({"PNG", "JPEG"})
 CACHE_SIZE = 64
 QR_BOX = (165, 560, 585, 980)
 """Where the QR sits (left, top, right, bottom): fixed, whatever the text, so it never moves."""
 _PHONE_LIKE = re.compile(r"^\+?\d[\d\s-]{6,}$")
-
-FontLike = ImageFont.FreeTypeFont | ImageFont.ImageFont
 
 
 @dataclass(frozen=True)
@@ -93,13 +89,6 @@ def _cover(picture: Image.Image) -> Image.Image:
     return resized.crop((left, top, left + WIDTH, top + HEIGHT))
 
 
-@lru_cache(maxsize=8)
-def _font(size: int) -> FontLike:
-    if FONT_PATH.exists():
-        return ImageFont.truetype(str(FONT_PATH), size)
-    return ImageFont.load_default(size=size)  # tests never depend on a font's pixels
-
-
 def _gradient() -> Image.Image:
     top, bottom = (255, 94, 58), (255, 42, 104)
     column = Image.new("RGB", (1, HEIGHT))
@@ -120,7 +109,7 @@ def _background(data: bytes | None) -> Image.Image:
     return _gradient()
 
 
-def _wrap(draw: ImageDraw.ImageDraw, text: str, font: FontLike, width: int, max_lines: int) -> list[str]:
+def _wrap(draw: ImageDraw.ImageDraw, text: str, font: Font, width: int, max_lines: int) -> list[str]:
     """Break `text` into lines no wider than `width` (CJK breaks anywhere), at most `max_lines`."""
     lines: list[str] = []
     for paragraph in text.splitlines() or [""]:
@@ -138,7 +127,7 @@ def _wrap(draw: ImageDraw.ImageDraw, text: str, font: FontLike, width: int, max_
     return lines
 
 
-def _centered(draw: ImageDraw.ImageDraw, y: int, text: str, font: FontLike, fill: str) -> None:
+def _centered(draw: ImageDraw.ImageDraw, y: int, text: str, font: Font, fill: str) -> None:
     draw.text((WIDTH // 2, y), text, font=font, fill=fill, anchor="ma")
 
 
@@ -158,20 +147,20 @@ def render_poster(spec: PosterSpec, *, invite_line: str, scan_line: str) -> byte
     # a white card for the text and the QR keeps them readable on any background
     draw.rounded_rectangle((40, 160, WIDTH - 40, HEIGHT - 80), radius=28, fill="white")
     if spec.brand:
-        _centered(draw, 70, spec.brand, _font(40), "white")
+        _centered(draw, 70, spec.brand, cjk_font(40), "white")
     y = 210
-    for line in _wrap(draw, spec.title, _font(52), WIDTH - 140, 2):
-        _centered(draw, y, line, _font(52), "#1f2430")
+    for line in _wrap(draw, spec.title, cjk_font(52), WIDTH - 140, 2):
+        _centered(draw, y, line, cjk_font(52), "#1f2430")
         y += 66
     y += 10  # at most 2 title and 4 text lines: the text ends above the QR (QR_BOX)
-    for line in _wrap(draw, spec.text, _font(30), WIDTH - 160, 4):
-        _centered(draw, y, line, _font(30), "#4a5160")
+    for line in _wrap(draw, spec.text, cjk_font(30), WIDTH - 160, 4):
+        _centered(draw, y, line, cjk_font(30), "#4a5160")
         y += 42
     left, top, right, bottom = QR_BOX
     canvas.paste(qr_image(spec.link, right - left), (left, top))
     if spec.member_name:
-        _centered(draw, bottom + 24, invite_line, _font(32), "#1f2430")
-    _centered(draw, bottom + 74, scan_line, _font(26), "#8a90a0")
+        _centered(draw, bottom + 24, invite_line, cjk_font(32), "#1f2430")
+    _centered(draw, bottom + 74, scan_line, cjk_font(26), "#8a90a0")
     out = io.BytesIO()
     canvas.save(out, format="PNG", optimize=False)
     return out.getvalue()

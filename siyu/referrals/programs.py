@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from siyu.audit.service import record
 from siyu.auth.permissions import Actor, Scope
 from siyu.kit.clock import Clock
+from siyu.loyalty.rewards.catalog import check_audience
 from siyu.models import (
     CommunityGroup,
     CouponTemplate,
@@ -29,7 +30,6 @@ from siyu.models import (
     ReferralUnlock,
     Reward,
     Segment,
-    Tier,
 )
 from siyu.referrals.errors import InvalidProgram, ProgramNotFound
 from siyu.referrals.schemas import ProgramIn, ProgramPatch, RewardSpecIn, UnlockIn
@@ -108,11 +108,15 @@ def _validate(session: Session, workspace_id: int, values: dict[str, Any], kind:
     _owned(session, Segment, workspace_id, values.get("eligible_segment_id"), "eligible_segment_id")
     _owned(session, LiveCode, workspace_id, values.get("live_code_id"), "live_code_id")
     _owned(session, CommunityGroup, workspace_id, values.get("group_id"), "group_id")
-    tier_ids = [int(t) for t in values.get("eligible_tier_ids") or []]
-    if tier_ids:
-        found = set(session.scalars(select(Tier.id).where(Tier.workspace_id == workspace_id, Tier.id.in_(tier_ids))))
-        if missing := [t for t in tier_ids if t not in found]:
-            raise _fail(f"tier {missing[0]} not found", "eligible_tier_ids")
+    # the segment stays checked by `_owned` above: a program whose segment was archived later can still be edited
+    check_audience(
+        session,
+        workspace_id=workspace_id,
+        tier_ids=[int(t) for t in values.get("eligible_tier_ids") or []],
+        segment_id=None,
+        fields=("eligible_tier_ids", "eligible_segment_id"),
+        fail=_fail,
+    )
 
 
 def _unlock_values(session: Session, workspace_id: int, unlocks: Sequence[UnlockIn]) -> list[dict[str, Any]]:
@@ -339,17 +343,20 @@ def is_running(program: ReferralProgram, at: datetime) -> bool:
 
 
 def member_is_eligible(session: Session, *, program: ReferralProgram, customer_id: int, clock: Clock) -> bool:
-    """May this member invite: tier among `eligible_tier_ids` (if any) and in the segment (if set)."""
+    """May this member invite: the rewards mall's audience rule (`audience_allows`) with the program's
+    `eligible_tier_ids` and `eligible_segment_id`."""
     from siyu.loyalty.members import get_member
-    from siyu.loyalty.rewards.service import _base_tier_id, _in_segment
+    from siyu.loyalty.rewards.service import audience_allows
 
-    if program.eligible_tier_ids:
-        member = get_member(session, program.workspace_id, customer_id)
-        tier_id = member.tier_id if member is not None else _base_tier_id(session, program.workspace_id)
-        if tier_id not in {int(t) for t in program.eligible_tier_ids}:
-            return False
-    segment_id = program.eligible_segment_id
-    return segment_id is None or _in_segment(session, segment_id, customer_id, clock)
+    return audience_allows(
+        session,
+        workspace_id=program.workspace_id,
+        tier_ids=program.eligible_tier_ids,
+        segment_id=program.eligible_segment_id,
+        customer_id=customer_id,
+        member=get_member(session, program.workspace_id, customer_id) if program.eligible_tier_ids else None,
+        clock=clock,
+    )
 
 
 def live_customer(session: Session, workspace_id: int, customer_id: int) -> Customer | None:

@@ -16,11 +16,11 @@ from fastapi import APIRouter, Request
 from sqlalchemy.orm import Session
 from starlette.responses import RedirectResponse, Response
 
-from siyu.kit.clock import as_utc
 from siyu.kit.errors import DomainError
-from siyu.models import Customer, LiveCode
+from siyu.models import LiveCode
 from siyu.models.referral import ProgramStatus, ReferralCode, ReferralProgram, VisitKind
 from siyu.referrals import attribution, codes
+from siyu.referrals.programs import is_running, live_customer
 from siyu.web.templating import render_public, visitor_translator
 from siyu.web.visitor import remember_visitor, visitor_cookie, visitor_id
 from siyu.workspaces.scope import bind_workspace
@@ -64,15 +64,8 @@ def _closed_reason(session: Session, code: ReferralCode, now: datetime) -> tuple
     program = session.get(ReferralProgram, code.program_id)
     if program is None or program.status == ProgramStatus.DRAFT:
         return None, "unknown"  # a draft is not public yet
-    if program.status != ProgramStatus.ACTIVE:
-        return program, "ended"
-    if program.starts_at is not None and as_utc(program.starts_at) > now:
-        return program, "ended"
-    if program.ends_at is not None and as_utc(program.ends_at) <= now:
-        return program, "ended"
-    referrer = session.get(Customer, code.customer_id)
-    if referrer is None or referrer.erased_at is not None or referrer.merged_into_id is not None:
-        return program, "ended"
+    if not is_running(program, now) or live_customer(session, code.workspace_id, code.customer_id) is None:
+        return program, "ended"  # paused, archived, outside its dates, or the referrer erased/merged away
     return program, ""
 
 

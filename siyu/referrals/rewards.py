@@ -24,7 +24,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from siyu.auth.permissions import Actor
-from siyu.commerce.coupons.issuing import issue_coupon, lock_template
+from siyu.commerce.coupons.issuing import issue_coupon
 from siyu.commerce.coupons.service import void_coupon
 from siyu.kit.clock import Clock
 from siyu.kit.errors import DomainError
@@ -33,7 +33,7 @@ from siyu.loyalty.points import ledger
 from siyu.loyalty.points.service import award_points
 from siyu.loyalty.rewards.catalog import get_reward
 from siyu.loyalty.rewards.fulfilment import cancel_redemption
-from siyu.loyalty.rewards.service import _insert as insert_redemption
+from siyu.loyalty.rewards.service import grant_reward
 from siyu.models import (
     Coupon,
     CouponKind,
@@ -48,7 +48,6 @@ from siyu.models import (
     ReferralReward,
     ReferralStatus,
     ReferralUnlock,
-    RewardKind,
     RewardRole,
 )
 from siyu.referrals.programs import FISSION_KINDS, unlocks_of
@@ -72,39 +71,6 @@ def lock_referrer(session: Session, program_id: int, customer_id: int) -> Referr
         .with_for_update()
         .execution_options(populate_existing=True)
     )
-
-
-def _gift(
-    session: Session, *, program: ReferralProgram, customer_id: int, reward_id: int, key: str, clock: Clock
-) -> Redemption:
-    """A mall reward given without points: a redemption at 0 points (stock and per-member limit apply)."""
-    ws = program.workspace_id
-    member = ensure_member(session, workspace_id=ws, customer_id=customer_id, clock=clock)
-    reward = get_reward(session, workspace_id=ws, reward_id=reward_id)
-    if reward.kind == RewardKind.COUPON and reward.coupon_template_id is not None:
-        lock_template(session, ws, reward.coupon_template_id)
-    reward = get_reward(session, workspace_id=ws, reward_id=reward_id, for_update=True)
-    if not reward.is_active or (reward.stock is not None and reward.stock <= 0):
-        raise DomainError(f"mall reward {reward.name!r} is not available", details={"reward_id": reward.id})
-    redemption = insert_redemption(session, reward=reward, member=member, key=key, address=None, clock=clock)
-    redemption.points = 0
-    if reward.stock is not None:
-        reward.stock -= 1
-    reward.redeemed_count += 1
-    reward.updated_at = clock.now()
-    if reward.kind == RewardKind.COUPON and reward.coupon_template_id is not None:
-        coupon = issue_coupon(
-            session,
-            workspace_id=ws,
-            template_id=reward.coupon_template_id,
-            customer_id=customer_id,
-            source="referral",
-            idempotency_key=key,
-            clock=clock,
-        )
-        redemption.coupon_id = coupon.id
-    session.flush()
-    return redemption
 
 
 def _coupon_cost(session: Session, template_id: int) -> int:
@@ -176,8 +142,14 @@ def issue(
                 )
                 row.coupon_id, row.cost_fen = coupon.id, _coupon_cost(session, int(template_id))
             elif (reward_id := spec.get("reward_id")) is not None:
-                redemption = _gift(
-                    session, program=program, customer_id=customer_id, reward_id=int(reward_id), key=key, clock=clock
+                # a mall reward given without points (stock and per-member limit apply)
+                redemption = grant_reward(
+                    session,
+                    workspace_id=ws,
+                    customer_id=customer_id,
+                    reward_id=int(reward_id),
+                    idempotency_key=key,
+                    clock=clock,
                 )
                 row.redemption_id = redemption.id
                 price = get_reward(session, workspace_id=ws, reward_id=int(reward_id)).points_price

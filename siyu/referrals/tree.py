@@ -5,13 +5,14 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-from sqlalchemy import select
+from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
 from siyu.auth.permissions import Actor, Scope
 from siyu.customers.masking import sees_pii, shown_phone
 from siyu.customers.repository import visibility_clause
 from siyu.models import Customer, Referral
+from siyu.models.referral import ReferralStatus
 
 MAX_DEPTH = 10
 MAX_NODES = 5000
@@ -43,6 +44,34 @@ def _names(session: Session, actor: Actor, ids: set[int]) -> dict[int, str]:
     return names
 
 
+_LEVEL_CHUNK = 10_000
+
+
+def _load_subtree(
+    session: Session,
+    query: Select[int, int, int, ReferralStatus],
+    children: dict[int, list[tuple[int, int, str]]],
+    root: int,
+    max_depth: int,
+) -> None:
+    """The referrals under `root`, level by level (one query per level, at most `max_depth`): every
+    customer within `max_depth - 1` referrals of the root gets its referees, in referral order."""
+    loaded: set[int] = set()
+    level = [root]
+    for _ in range(max_depth):
+        loaded.update(level)
+        found: set[int] = set()
+        for start in range(0, len(level), _LEVEL_CHUNK):
+            chunk = level[start : start + _LEVEL_CHUNK]
+            rows = session.execute(query.where(Referral.referrer_customer_id.in_(chunk)).order_by(Referral.id))
+            for rid, referrer, referee, status in rows:
+                children[referrer].append((referee, rid, str(status)))
+                found.add(referee)
+        level = sorted(found - loaded)
+        if not level:
+            return
+
+
 def referral_tree(
     session: Session,
     *,
@@ -61,13 +90,21 @@ def referral_tree(
     )
     if program_id is not None:
         query = query.where(Referral.program_id == program_id)
-    rows = session.execute(query.order_by(Referral.id)).all()
     children: dict[int, list[tuple[int, int, str]]] = defaultdict(list)
     parent_of: dict[int, tuple[int, str]] = {}
-    for rid, referrer, referee, status in rows:
-        children[referrer].append((referee, rid, str(status)))
-        parent_of[referee] = (rid, str(status))
-    roots = [root_customer_id] if root_customer_id is not None else sorted(c for c in children if c not in parent_of)
+    if root_customer_id is None:
+        for rid, referrer, referee, status in session.execute(query.order_by(Referral.id)):
+            children[referrer].append((referee, rid, str(status)))
+            parent_of[referee] = (rid, str(status))
+        roots = sorted(c for c in children if c not in parent_of)
+    else:
+        _load_subtree(session, query, children, root_customer_id, max_depth)
+        latest = session.execute(
+            query.where(Referral.referee_customer_id == root_customer_id).order_by(Referral.id.desc()).limit(1)
+        ).first()
+        if latest is not None:
+            parent_of[root_customer_id] = (latest.id, str(latest.status))
+        roots = [root_customer_id]
     seen: set[int] = set()
     nodes: list[tuple[TreeNode, int]] = []
 

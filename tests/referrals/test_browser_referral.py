@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
+from playwright.sync_api import Browser, BrowserContext, Locator, Page, expect
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -23,29 +23,24 @@ from siyu.migrate import upgrade
 from siyu.models import Referral, ReferralStatus
 from siyu.referrals import programs
 from siyu.referrals.schemas import ProgramIn
+from tests.browser import (
+    BROWSER_MARKS,
+    PHONE,
+    chromium_browser,  # noqa: F401 - pytest takes the shared `browser` fixture from this namespace
+    new_context,
+)
 from tests.conftest import BACKENDS
 from tests.factories import make_live_code, make_staff, make_token
 from tests.loyalty.h5.factories import make_loyalty, make_member
 from tests.web.console_server import seeded_console
 
-CHROMIUM = "/usr/bin/chromium"
 SECRET = "browser-secret"  # what tests.web.console_server signs with
 TIMEOUT_MS = 30_000
 PUBLIC_URL = "http://127.0.0.1:8000"  # the server's configured public address (Settings default)
 REFERRER_PHONE_UA = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) Mobile/15E148 MicroMessenger/8.0.40"
 FRIEND_PHONE_UA = "Mozilla/5.0 (Linux; Android 14; Pixel 8) Mobile Safari/537.36 MicroMessenger/8.0.42"
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"{CHROMIUM} not installed (make browser installs it)"),
-]
-
-playwright_sync = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
-Browser = playwright_sync.Browser
-BrowserContext = playwright_sync.BrowserContext
-Page = playwright_sync.Page
-Response = playwright_sync.Response
-expect = playwright_sync.expect
+pytestmark = BROWSER_MARKS
 
 
 @dataclass
@@ -110,38 +105,24 @@ def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
         yield Seeded(base_url, s.database_url, s.link, s.token, s.live_code_slug, s.program_id, s.referrer_id)
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
+@pytest.fixture(scope="module", autouse=True)
+def _expect_timeout() -> None:
+    """This module's assertions wait up to TIMEOUT_MS (the poster is drawn on the server)."""
     expect.set_options(timeout=TIMEOUT_MS)
-    with playwright_sync.sync_playwright() as p:
-        chromium = p.chromium.launch(
-            executable_path=CHROMIUM,
-            headless=True,
-            args=["--no-sandbox", "--disable-background-networking", "--disable-gpu"],
-        )
-        yield chromium
-        chromium.close()
 
 
 def _phone(browser: Browser, server: Seeded, user_agent: str, errors: list[str]) -> BrowserContext:
     """A phone-sized touch browser in Chinese; every 5xx it receives is noted in `errors`."""
-    context = browser.new_context(
-        base_url=server.base_url,
-        viewport={"width": 390, "height": 844},
+    return new_context(
+        browser,
+        server.base_url,
+        server_errors=errors,
+        viewport=PHONE,
         device_scale_factor=2,
         is_mobile=True,
         has_touch=True,
-        locale="zh-CN",
         user_agent=user_agent,
     )
-    context.set_default_timeout(TIMEOUT_MS)
-
-    def check(response: Response) -> None:
-        if response.status >= 500:
-            errors.append(f"{response.status} {response.url}")
-
-    context.on("response", check)
-    return context
 
 
 @pytest.fixture
@@ -173,7 +154,7 @@ def _referral_of_friend(server: Seeded) -> Referral:
         engine.dispose()
 
 
-def _program_card(page: Page, server: Seeded) -> playwright_sync.Locator:
+def _program_card(page: Page, server: Seeded) -> Locator:
     return page.locator(f'[data-testid="program"][data-program-id="{server.program_id}"]')
 
 

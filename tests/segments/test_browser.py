@@ -12,6 +12,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import Browser, Locator, Page, expect
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -20,27 +21,23 @@ from siyu.db import make_engine
 from siyu.kit.clock import system_clock
 from siyu.migrate import upgrade
 from siyu.models import Role, Segment, TagGroup
+from tests.browser import (
+    BROWSER_MARKS,
+    Watched,
+    chromium_browser,  # noqa: F401 - pytest takes the shared `browser` fixture from this namespace
+    log_in,
+    watched_page,
+)
 from tests.conftest import BACKENDS
 from tests.factories import make_customer, make_tag, make_user, make_workspace
 from tests.segments.factories import make_event, tag_customer
 from tests.web.console_server import seeded_console
 
-CHROMIUM = "/usr/bin/chromium"
 PASSWORD = "correct-horse-1"
 EMAIL = "operator@huajian.example"
 SCREENSHOT = Path("/tmp/segments-builder.png")
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"{CHROMIUM} not installed (make browser installs it)"),
-]
-
-playwright_sync = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
-Browser = playwright_sync.Browser
-Locator = playwright_sync.Locator
-Page = playwright_sync.Page
-Response = playwright_sync.Response
-expect = playwright_sync.expect
+pytestmark = BROWSER_MARKS
 
 # name, city, VIP?, viewed a page yesterday?
 PEOPLE = [
@@ -97,44 +94,12 @@ def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
         yield seeded
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with playwright_sync.sync_playwright() as p:
-        chromium = p.chromium.launch(
-            executable_path=CHROMIUM, headless=True, args=["--no-sandbox", "--disable-background-networking"]
-        )
-        yield chromium
-        chromium.close()
-
-
-@dataclass
-class Watched:
-    page: Page
-    server_errors: list[str]
-    script_errors: list[str]
-
-
 @pytest.fixture
 def operator(browser: Browser, server: Seeded) -> Iterator[Watched]:
     """The operator's desktop browser, signed in; every 5xx and every script error is collected."""
-    context = browser.new_context(base_url=server.base_url, viewport={"width": 1440, "height": 1000}, locale="zh-CN")
-    context.set_default_timeout(30_000)
-    watched = Watched(context.new_page(), [], [])
-
-    def check(response: Response) -> None:
-        if response.status >= 500:
-            watched.server_errors.append(f"{response.status} {response.url}")
-
-    context.on("response", check)
-    watched.page.on("pageerror", lambda error: watched.script_errors.append(str(error)))
-    page = watched.page
-    page.goto("/login")
-    page.fill("#email", EMAIL)
-    page.fill("#password", PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_url(f"{server.base_url}/")
-    yield watched
-    context.close()
+    with watched_page(browser, server.base_url, viewport={"width": 1440, "height": 1000}) as watched:
+        log_in(watched.page, server.base_url, EMAIL, PASSWORD)
+        yield watched
 
 
 def node(page: Page, path: str) -> str:

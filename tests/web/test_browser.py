@@ -8,27 +8,21 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import Page, expect
 from sqlalchemy.orm import Session
 
 from siyu.db import make_engine
 from siyu.kit.clock import system_clock
 from siyu.migrate import upgrade
 from siyu.models import Role
+from tests.browser import BROWSER_MARKS, launch_chromium, log_in, watched_page
 from tests.factories import actor_for, make_customer, make_staff, make_user, make_workspace
 from tests.web.console_server import console_server
 
-CHROMIUM = "/usr/bin/chromium"
 PASSWORD = "correct-horse-1"
 EMAIL = "admin@huajian.example"
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"{CHROMIUM} not installed (make browser installs it)"),
-]
-
-playwright_sync = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
-Page = playwright_sync.Page
-expect = playwright_sync.expect
+pytestmark = BROWSER_MARKS
 
 
 @dataclass
@@ -73,24 +67,11 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Seeded]:
 
 @pytest.fixture(scope="module")
 def page(server: Seeded) -> Iterator[Page]:
-    with playwright_sync.sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=CHROMIUM,
-            headless=True,
-            args=["--no-sandbox", "--disable-background-networking", "--disable-gpu"],
-        )
-        context = browser.new_context(base_url=server.base_url, viewport={"width": 1440, "height": 900}, locale="zh-CN")
-        context.set_default_timeout(30_000)
-        page = context.new_page()
+    with launch_chromium() as browser, watched_page(browser, server.base_url) as watched:
+        page = watched.page
         page.on("dialog", lambda dialog: dialog.accept())
-        page.goto("/login")
-        page.fill("#email", EMAIL)
-        page.fill("#password", PASSWORD)
-        page.click("button[type=submit]")
-        page.wait_for_url(f"{server.base_url}/")
+        log_in(page, server.base_url, EMAIL, PASSWORD)
         yield page
-        context.close()
-        browser.close()
 
 
 def test_login_lands_on_the_overview(page: Page) -> None:

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import Browser, Page, expect
 from sqlalchemy.orm import Session
 
 from siyu.db import make_engine
@@ -17,11 +18,17 @@ from siyu.kit.clock import system_clock
 from siyu.livecodes.state import MAX_STATE_LENGTH, encode_state
 from siyu.migrate import upgrade
 from siyu.models import Role, TagGroup
+from tests.browser import (
+    BROWSER_MARKS,
+    PHONE,
+    chromium_browser,  # noqa: F401 - pytest takes the shared `browser` fixture from this namespace
+    log_in,
+    watched_page,
+)
 from tests.conftest import BACKENDS
 from tests.factories import make_channel, make_staff, make_tag, make_user, make_workspace
 from tests.web.console_server import seeded_console
 
-CHROMIUM = "/usr/bin/chromium"
 PASSWORD = "correct-horse-1"
 EMAIL = "operator@huajian.example"
 CHANNEL = "双11包裹卡"
@@ -31,17 +38,7 @@ WECHAT_UA = (
     "Mobile/15E148 MicroMessenger/8.0.50(0x1800323d) NetType/WIFI Language/zh_CN"
 )
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"{CHROMIUM} not installed (make browser installs it)"),
-]
-
-playwright_sync = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
-Browser = playwright_sync.Browser
-BrowserContext = playwright_sync.BrowserContext
-Page = playwright_sync.Page
-Response = playwright_sync.Response
-expect = playwright_sync.expect
+pytestmark = BROWSER_MARKS
 
 
 @dataclass
@@ -77,65 +74,34 @@ def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
         yield Seeded(base_url, channel_id)
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with playwright_sync.sync_playwright() as p:
-        chromium = p.chromium.launch(
-            executable_path=CHROMIUM,
-            headless=True,
-            args=["--no-sandbox", "--disable-background-networking", "--disable-gpu"],
-        )
-        yield chromium
-        chromium.close()
-
-
 @pytest.fixture
 def server_errors() -> list[str]:
     """Every 5xx any page of the test received; the test asserts it stays empty."""
     return []
 
 
-def _watch(context: BrowserContext, errors: list[str]) -> None:
-    def check(response: Response) -> None:
-        if response.status >= 500:
-            errors.append(f"{response.status} {response.url}")
-
-    context.on("response", check)
-
-
 @pytest.fixture
 def operator(browser: Browser, server: Seeded, server_errors: list[str]) -> Iterator[Page]:
     """The operator's desktop browser, signed in to the console."""
-    context = browser.new_context(base_url=server.base_url, viewport={"width": 1440, "height": 900}, locale="zh-CN")
-    context.set_default_timeout(30_000)
-    _watch(context, server_errors)
-    page = context.new_page()
-    page.goto("/login")
-    page.fill("#email", EMAIL)
-    page.fill("#password", PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_url(f"{server.base_url}/")
-    yield page
-    context.close()
+    with watched_page(browser, server.base_url, server_errors=server_errors) as watched:
+        log_in(watched.page, server.base_url, EMAIL, PASSWORD)
+        yield watched.page
 
 
 @pytest.fixture
 def phone(browser: Browser, server: Seeded, server_errors: list[str]) -> Iterator[Page]:
     """A customer's phone: iPhone-sized, touch, WeChat's in-app browser, no console session."""
-    context = browser.new_context(
-        base_url=server.base_url,
-        viewport={"width": 390, "height": 844},
+    with watched_page(
+        browser,
+        server.base_url,
+        server_errors=server_errors,
+        viewport=PHONE,
         device_scale_factor=3,
         is_mobile=True,
         has_touch=True,
         user_agent=WECHAT_UA,
-        locale="zh-CN",
-    )
-    context.set_default_timeout(30_000)
-    _watch(context, server_errors)
-    page = context.new_page()
-    yield page
-    context.close()
+    ) as watched:
+        yield watched.page
 
 
 def test_live_code_from_editor_to_attributed_add(

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import Browser, Page, expect
 from sqlalchemy.orm import Session
 
 from siyu.campaigns.broadcasts.tasks import dispatch
@@ -20,13 +21,18 @@ from siyu.kit.clock import system_clock
 from siyu.messaging.planning import bucket
 from siyu.migrate import upgrade
 from siyu.models import Role
+from tests.browser import (
+    BROWSER_MARKS,
+    chromium_browser,  # noqa: F401 - pytest takes the shared `browser` fixture from this namespace
+    log_in,
+    watched_page,
+)
 from tests.conftest import BACKENDS
 from tests.factories import actor_for, make_customer, make_user, make_workspace
 from tests.messaging.factories import make_policy
 from tests.segments.factories import make_consent, make_segment
 from tests.web.console_server import seeded_console
 
-CHROMIUM = "/usr/bin/chromium"
 PASSWORD = "correct-horse-1"
 EMAIL = "admin@huajian.example"
 NAMES = ["王芳", "李雷", "韩梅梅", "周杰", "陈静"]
@@ -34,16 +40,7 @@ UNSUBSCRIBED = "王芳"
 SEGMENT = "双11老客"
 HOLDOUT_PCT = 20
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"{CHROMIUM} not installed (make browser installs it)"),
-]
-
-playwright_sync = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
-Browser = playwright_sync.Browser
-Page = playwright_sync.Page
-Response = playwright_sync.Response
-expect = playwright_sync.expect
+pytestmark = BROWSER_MARKS
 
 
 @dataclass
@@ -82,38 +79,12 @@ def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
         yield Seeded(base_url, url, segment_id, customers)
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with playwright_sync.sync_playwright() as p:
-        chromium = p.chromium.launch(
-            executable_path=CHROMIUM,
-            headless=True,
-            args=["--no-sandbox", "--disable-background-networking", "--disable-gpu"],
-        )
-        yield chromium
-        chromium.close()
-
-
 @pytest.fixture
 def admin(browser: Browser, server: Seeded) -> Iterator[tuple[Page, list[str]]]:
     """The admin's desktop browser, signed in, and every 5xx any page received."""
-    errors: list[str] = []
-    context = browser.new_context(base_url=server.base_url, viewport={"width": 1440, "height": 900}, locale="zh-CN")
-    context.set_default_timeout(30_000)
-
-    def check(response: Response) -> None:
-        if response.status >= 500:
-            errors.append(f"{response.status} {response.url}")
-
-    context.on("response", check)
-    page = context.new_page()
-    page.goto("/login")
-    page.fill("#email", EMAIL)
-    page.fill("#password", PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_url(f"{server.base_url}/")
-    yield page, errors
-    context.close()
+    with watched_page(browser, server.base_url) as watched:
+        log_in(watched.page, server.base_url, EMAIL, PASSWORD)
+        yield watched.page, watched.server_errors
 
 
 def _held_out(salt: str, ids: dict[str, int]) -> set[str]:

@@ -5,15 +5,12 @@ from __future__ import annotations
 import io
 from dataclasses import dataclass
 from datetime import date
-from functools import lru_cache
-from pathlib import Path
 
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image, ImageDraw
 
-FONT_PATH = Path("/usr/share/fonts/truetype/wqy/wqy-microhei.ttc")
+from siyu.kit.fonts import cjk_font
+
 WIDTH, HEIGHT = 900, 1200
-
-Font = ImageFont.FreeTypeFont | ImageFont.ImageFont
 
 
 @dataclass(frozen=True)
@@ -28,15 +25,8 @@ class CertificateText:
     number: str
 
 
-@lru_cache(maxsize=8)
-def _font(size: int) -> Font:
-    if FONT_PATH.exists():
-        return ImageFont.truetype(str(FONT_PATH), size)
-    return ImageFont.load_default()
-
-
 def _centered(draw: ImageDraw.ImageDraw, y: int, text: str, size: int, fill: str) -> None:
-    font = _font(size)
+    font = cjk_font(size)
     left, _top, right, _bottom = draw.textbbox((0, 0), text, font=font)
     draw.text(((WIDTH - (right - left)) // 2, y), text, font=font, fill=fill)
 

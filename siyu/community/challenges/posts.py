@@ -6,7 +6,6 @@ the same transaction as the row, so the count stays exact when members like at t
 
 from __future__ import annotations
 
-from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import date
 
@@ -20,10 +19,9 @@ from siyu.community.challenges.errors import InvalidPost, PostAlreadyRewarded, P
 from siyu.community.challenges.images import CleanImage
 from siyu.customers.repository import visibility_clause
 from siyu.kit.clock import Clock
-from siyu.loyalty.errors import TaskLimitReached, TaskNotFound
-from siyu.loyalty.member_tasks.service import complete_task
+from siyu.loyalty.member_tasks.service import complete_task_of_kind
 from siyu.loyalty.points.service import award_points
-from siyu.models import Customer, LoyaltyTask, PointsReason, TaskKind
+from siyu.models import Customer, PointsReason, TaskKind
 from siyu.models.challenge import Post, PostImage, PostLike, PostStatus
 
 MAX_BODY = 1000
@@ -97,29 +95,16 @@ def insert_post(
 
 
 def complete_post_task(session: Session, *, workspace_id: int, customer_id: int, post: Post, clock: Clock) -> None:
-    """Pay the workspace's loyalty `post` task (晒单) if it has an active one, within its limit."""
-    key = session.scalar(
-        select(LoyaltyTask.key)
-        .where(
-            LoyaltyTask.workspace_id == workspace_id,
-            LoyaltyTask.kind == TaskKind.POST,
-            LoyaltyTask.is_active.is_(True),
-        )
-        .order_by(LoyaltyTask.sort_order, LoyaltyTask.id)
-        .limit(1)
+    """Pay the workspace's loyalty `post` task (晒单) if it has an active one, within its limit
+    (over it, the post still stands)."""
+    complete_task_of_kind(
+        session,
+        workspace_id=workspace_id,
+        customer_id=customer_id,
+        kind=TaskKind.POST,
+        ref=f"post:{post.id}",
+        clock=clock,
     )
-    if key is None:
-        return
-    # over the task's limit this period: the post still stands
-    with suppress(TaskLimitReached, TaskNotFound):
-        complete_task(
-            session,
-            workspace_id=workspace_id,
-            customer_id=customer_id,
-            task_key=key,
-            ref=f"post:{post.id}",
-            clock=clock,
-        )
 
 
 def create_post(

@@ -90,12 +90,31 @@ def snapshot_day(session: Session, group: CommunityGroup, day: date) -> GroupDay
 
 
 def snapshot_workspace(session: Session, *, workspace_id: int, day: date) -> int:
-    """Snapshot `day` for every group of the workspace that existed by its end; returns the rows written."""
+    """Snapshot `day` for the workspace's groups that existed by its end and can have counts that day;
+    returns the rows written.
+
+    That is the active groups, and the inactive ones with a stay open at some point of the day (a
+    group switched off keeps its members; a dismissed one had them until it ended) or a flash group
+    ending on or after the day. Any other inactive group has had no one since before the day: its
+    last kept row already says so, and the chart carries it over."""
     zone = brand_zone(session, workspace_id)
-    end = local_midnight(day + timedelta(days=1), zone)
+    start, end = local_midnight(day, zone), local_midnight(day + timedelta(days=1), zone)
+    had_stays = (
+        select(GroupMember.id)
+        .where(
+            GroupMember.group_id == CommunityGroup.id,
+            GroupMember.joined_at < end,
+            or_(GroupMember.left_at.is_(None), GroupMember.left_at >= start),
+        )
+        .exists()
+    )
     groups = session.scalars(
         select(CommunityGroup)
-        .where(CommunityGroup.workspace_id == workspace_id, CommunityGroup.created_at < end)
+        .where(
+            CommunityGroup.workspace_id == workspace_id,
+            CommunityGroup.created_at < end,
+            or_(CommunityGroup.is_active.is_(True), CommunityGroup.ends_at >= start, had_stays),
+        )
         .order_by(CommunityGroup.id)
     ).all()
     for group in groups:

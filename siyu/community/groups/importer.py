@@ -19,11 +19,12 @@ from sqlalchemy.orm import Session
 
 from siyu.audit.service import record
 from siyu.auth.permissions import Actor, Scope
-from siyu.community.groups.membership import group_in, join_group, open_stay, set_role
+from siyu.community.groups.membership import group_in, join_group, set_role
+from siyu.customers.repository import customer_ids_for_identities
 from siyu.kit.clock import Clock
 from siyu.kit.errors import InvalidInput
 from siyu.kit.phone import InvalidPhone, normalize_phone
-from siyu.models import Customer, Identity, IdentityType
+from siyu.models import Customer, GroupMember, IdentityType
 from siyu.models.group import GroupMemberRole
 
 MAX_BYTES = 1024 * 1024
@@ -72,18 +73,21 @@ def _error(row: int, column: str, message: str) -> dict[str, Any]:
     return {"row": row, "field": column, "message": message}
 
 
-def _customer_id(session: Session, workspace_id: int, kind: str, value: str) -> int | None:
-    found = session.scalar(
-        select(Identity.customer_id)
-        .join(Customer, Customer.id == Identity.customer_id)
-        .where(
-            Identity.workspace_id == workspace_id,
-            Identity.type == kind,
-            Identity.value == value,
-            Customer.erased_at.is_(None),
+def _customer_ids(session: Session, workspace_id: int, pairs: set[tuple[str, str]]) -> dict[tuple[str, str], int]:
+    """The live (not erased) customer of each known (identity type, value): one query per type, one for erasure."""
+    found = customer_ids_for_identities(session, workspace_id, pairs)
+    if not found:
+        return {}
+    live = set(
+        session.scalars(
+            select(Customer.id).where(
+                Customer.workspace_id == workspace_id,
+                Customer.id.in_(sorted(set(found.values()))),
+                Customer.erased_at.is_(None),
+            )
         )
     )
-    return int(found) if found is not None else None
+    return {pair: customer_id for pair, customer_id in found.items() if customer_id in live}
 
 
 def parse_rows(session: Session, *, workspace_id: int, data: bytes) -> list[tuple[int, int, GroupMemberRole | None]]:
@@ -97,30 +101,45 @@ def parse_rows(session: Session, *, workspace_id: int, data: bytes) -> list[tupl
     columns = [HEADERS.get(h.strip().lower()) for h in header]
     if "phone" not in columns and "external_id" not in columns:
         raise InvalidInput("the header needs a phone or external_id column", details={"field": "file"})
-    errors: list[dict[str, Any]] = []
-    rows: list[tuple[int, int, GroupMemberRole | None]] = []
-    seen: dict[int, int] = {}
+    # First the cells of every row (an error, or what to look up), then all customers at once.
+    parsed: list[dict[str, Any] | tuple[int, dict[str, str], str | None, GroupMemberRole, str]] = []
+    pairs: set[tuple[str, str]] = set()
     for number, cells in enumerate(reader, start=2):
         if not any(c.strip() for c in cells):
             continue
-        if len(rows) + len(errors) >= MAX_ROWS:
+        if len(parsed) >= MAX_ROWS:
             raise InvalidInput(f"at most {MAX_ROWS} rows", details={"field": "file"})
         values = {col: cells[i].strip() for i, col in enumerate(columns) if col and i < len(cells)}
         role_text = values.get("role", "").lower()
         role = ROLE_NAMES.get(role_text)
         if role is None:
-            errors.append(_error(number, "role", f"unknown role {values.get('role')!r}"))
+            parsed.append(_error(number, "role", f"unknown role {values.get('role')!r}"))
             continue
-        customer_id: int | None = None
+        phone: str | None = None
         if values.get("phone"):
             try:
                 phone = normalize_phone(values["phone"])
             except InvalidPhone:
-                errors.append(_error(number, "phone", f"not a phone number: {values['phone']!r}"))
+                parsed.append(_error(number, "phone", f"not a phone number: {values['phone']!r}"))
                 continue
-            customer_id = _customer_id(session, workspace_id, IdentityType.PHONE, phone)
+            pairs.add((IdentityType.PHONE, phone))
+        if values.get("external_id"):
+            pairs.add((IdentityType.WECOM_EXTERNAL_USERID, values["external_id"]))
+        parsed.append((number, values, phone, role, role_text))
+    known = _customer_ids(session, workspace_id, pairs)
+    errors: list[dict[str, Any]] = []
+    rows: list[tuple[int, int, GroupMemberRole | None]] = []
+    seen: dict[int, int] = {}
+    for item in parsed:
+        if isinstance(item, dict):
+            errors.append(item)
+            continue
+        number, values, phone, role, role_text = item
+        customer_id: int | None = None
+        if phone is not None:
+            customer_id = known.get((IdentityType.PHONE, phone))
         if customer_id is None and values.get("external_id"):
-            customer_id = _customer_id(session, workspace_id, IdentityType.WECOM_EXTERNAL_USERID, values["external_id"])
+            customer_id = known.get((IdentityType.WECOM_EXTERNAL_USERID, values["external_id"]))
         if customer_id is None:
             column = "phone" if values.get("phone") else "external_id"
             if not values.get("phone") and not values.get("external_id"):
@@ -140,12 +159,30 @@ def parse_rows(session: Session, *, workspace_id: int, data: bytes) -> list[tupl
     return rows
 
 
+def _open_stays(session: Session, group_id: int, customer_ids: list[int]) -> dict[int, GroupMember]:
+    """Each customer's current stay in the group (as `open_stay`: the latest open one), in one query."""
+    stays: dict[int, GroupMember] = {}
+    for stay in session.scalars(
+        select(GroupMember)
+        .where(
+            GroupMember.group_id == group_id,
+            GroupMember.left_at.is_(None),
+            GroupMember.customer_id.in_(sorted(set(customer_ids))),
+        )
+        .order_by(GroupMember.id.desc())
+    ):
+        if stay.customer_id is not None:
+            stays.setdefault(stay.customer_id, stay)
+    return stays
+
+
 def import_members(session: Session, *, actor: Actor, group_id: int, data: bytes, clock: Clock) -> ImportResult:
     """Import the CSV into the group (community:write), all rows or none."""
     actor.require(Scope.COMMUNITY_WRITE)
     group = group_in(session, actor.workspace_id, group_id, lock=True)
     rows = parse_rows(session, workspace_id=actor.workspace_id, data=data)
-    new = [r for r in rows if open_stay(session, group.id, customer_id=r[1]) is None]
+    stays = _open_stays(session, group.id, [customer_id for _number, customer_id, _role in rows])
+    new = [r for r in rows if r[1] not in stays]
     seats = group.member_limit - group.member_count
     if len(new) > seats:
         raise InvalidInput(
@@ -155,7 +192,7 @@ def import_members(session: Session, *, actor: Actor, group_id: int, data: bytes
     result = ImportResult()
     now = clock.now()
     for _number, customer_id, role in rows:
-        existing = open_stay(session, group.id, customer_id=customer_id)
+        existing = stays.get(customer_id)
         if existing is None:
             member = join_group(
                 session,

@@ -24,10 +24,9 @@ from siyu.db import Database, get_database
 from siyu.jobs.scheduler import periodic
 from siyu.jobs.service import JobContext, job_actor
 from siyu.kit.clock import Clock, system_clock
-from siyu.kit.errors import DomainError
 from siyu.loyalty.member_tasks.periods import local_day
 from siyu.loyalty.program import brand_zone
-from siyu.models import CommunityGroup, LoyaltyTask, TaskKind, Workspace
+from siyu.models import CommunityGroup, TaskKind, Workspace
 from siyu.workspaces.scope import bind_workspace
 
 logger = logging.getLogger(__name__)
@@ -40,32 +39,16 @@ def complete_join_group_task(
     session: Session, workspace_id: int, customer_id: int, group_id: int, clock: Clock
 ) -> None:
     """Tick off the workspace's active join-group task for the member (never fails the join)."""
-    task_key = session.scalar(
-        select(LoyaltyTask.key)
-        .where(
-            LoyaltyTask.workspace_id == workspace_id,
-            LoyaltyTask.kind == TaskKind.JOIN_GROUP,
-            LoyaltyTask.is_active.is_(True),
-        )
-        .order_by(LoyaltyTask.id)
-        .limit(1)
-    )
-    if task_key is None:
-        return
-    from siyu.loyalty.member_tasks.service import complete_task
+    from siyu.loyalty.member_tasks.service import complete_task_of_kind
 
-    try:
-        with session.begin_nested():
-            complete_task(
-                session,
-                workspace_id=workspace_id,
-                customer_id=customer_id,
-                task_key=task_key,
-                ref=f"group:{group_id}",
-                clock=clock,
-            )
-    except DomainError as exc:  # over the task's limit, no loyalty program, member erased…
-        logger.info("join_group task not completed", extra={"customer_id": customer_id, "reason": exc.message})
+    complete_task_of_kind(
+        session,
+        workspace_id=workspace_id,
+        customer_id=customer_id,
+        kind=TaskKind.JOIN_GROUP,
+        ref=f"group:{group_id}",
+        clock=clock,
+    )
 
 
 def _workspaces_with_groups(database: Database, workspace_id: int | None) -> list[int]:

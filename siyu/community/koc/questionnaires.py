@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 from typing import Any
 
-import phonenumbers
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -23,6 +22,7 @@ from siyu.community.koc.schemas import FieldIn, FieldType, QuestionnaireIn
 from siyu.customers.masking import shown_phone
 from siyu.customers.repository import visibility_clause
 from siyu.kit.clock import Clock
+from siyu.kit.phone import InvalidPhone, normalize_phone
 from siyu.models import Customer
 from siyu.models.koc import Questionnaire, QuestionnaireResponse, QuestionnaireStatus
 
@@ -321,13 +321,10 @@ def validate_answers(fields: list[dict[str, Any]], raw: dict[str, Any]) -> dict[
                 answers[key] = number
         elif kind is FieldType.PHONE:
             try:
-                parsed = phonenumbers.parse(text, "CN")
-            except phonenumbers.NumberParseException:
-                parsed = None
-            if parsed is None or not phonenumbers.is_valid_number(parsed):
+                answers[key] = normalize_phone(text)
+            except InvalidPhone:
                 fail(key, BAD_PHONE)
                 continue
-            answers[key] = phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
         else:  # single
             if text not in field["choices"]:
                 fail(key, BAD_CHOICE)

@@ -141,7 +141,9 @@ def score_workspace(session: Session, *, workspace_id: int, clock: Clock) -> int
     profiles = {
         p.customer_id: p
         for p in session.scalars(
-            select(KocProfile).where(KocProfile.workspace_id == workspace_id).order_by(KocProfile.id).with_for_update()
+            # No FOR UPDATE: commission earning locks KOC profiles while ingesting orders, and the
+            # ORM's UPDATE writes only the score columns (a concurrent decision writes others).
+            select(KocProfile).where(KocProfile.workspace_id == workspace_id).order_by(KocProfile.id)
         )
     }
     active = {cid for src in (referrals, featured, engagement) for cid, n in src.items() if n > 0}
@@ -170,14 +172,13 @@ def score_workspace(session: Session, *, workspace_id: int, clock: Clock) -> int
             select(KocScoreDay).where(KocScoreDay.workspace_id == workspace_id, KocScoreDay.day == day)
         )
     }
-    scored = 0
-    for cid in wanted:
-        if cid not in live:
-            continue
+    scored_ids = [cid for cid in wanted if cid in live]
+    for cid in scored_ids:
         profile = profiles.get(cid)
         if profile is None:
             profile = KocProfile(workspace_id=workspace_id, customer_id=cid, status=KocStatus.CANDIDATE, created_at=now)
             session.add(profile)
+            profiles[cid] = profile
         score, parts = score_of(
             referrals=referrals.get(cid, 0),
             featured_posts=featured.get(cid, 0),
@@ -185,17 +186,19 @@ def score_workspace(session: Session, *, workspace_id: int, clock: Clock) -> int
             spend_fen=spend.get(cid, 0),
         )
         profile.score, profile.score_parts, profile.scored_at = score, parts, now
-        session.flush()
+    session.flush()  # once, for the new profiles' ids
+    for cid in scored_ids:
+        profile = profiles[cid]
         row = days.get(profile.id)
         if row is None:
-            row = KocScoreDay(workspace_id=workspace_id, koc_profile_id=profile.id, day=day, score=score)
+            row = KocScoreDay(workspace_id=workspace_id, koc_profile_id=profile.id, day=day, score=profile.score)
             session.add(row)
-        row.score = score
+        row.score = profile.score
         row.referrals = referrals.get(cid, 0)
         row.featured_posts = featured.get(cid, 0)
         row.referred_gmv_fen = gmv.get(cid, 0)
         row.commission_fen = commission.get(cid, 0)
-        scored += 1
+    scored = len(scored_ids)
     session.flush()
     return scored
 

@@ -253,12 +253,13 @@ class ProfilePanel:
     """(questionnaire title, submitted at, [(key, label, text)]) newest first."""
 
 
-def profile_panel(session: Session, *, actor: Actor, customer_id: int) -> ProfilePanel:
-    """The customer's KOC status and answers for the customer profile page (phones masked without PII scope)."""
+def profile_panel(session: Session, *, actor: Actor, customer: Customer) -> ProfilePanel:
+    """The customer's KOC status and answers for the customer profile page (phones masked without PII scope).
+
+    `customer` is one the caller already read through `get_visible` (the actor may see it)."""
     from siyu.community.koc.questionnaires import responses_of, shown_answers
     from siyu.customers.masking import sees_pii
 
-    customer = get_visible(session, actor, customer_id)
     whole = sees_pii(actor)
     rows = responses_of(session, workspace_id=actor.workspace_id, customer_id=customer.id)
     return ProfilePanel(

@@ -4,7 +4,7 @@ and downloads counted once per member per brand-local day."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, defer
@@ -18,8 +18,8 @@ from siyu.kit.clock import Clock
 from siyu.kit.sql import insert_or_ignore
 from siyu.loyalty.members import get_member
 from siyu.loyalty.program import brand_zone
-from siyu.loyalty.rewards.service import is_visible as reward_is_visible
-from siyu.models import Reward, Segment, Tier
+from siyu.loyalty.rewards.catalog import check_audience
+from siyu.loyalty.rewards.service import audience_allows
 from siyu.models.resource import Resource, ResourceKind, ResourceStatus, ResourceView
 
 READ = "read"
@@ -29,19 +29,6 @@ ACTIONS = (READ, DOWNLOAD)
 
 def _fail(message: str, field: str) -> InvalidResource:
     return InvalidResource(message, details={"field": field})
-
-
-def _check_visibility(session: Session, workspace_id: int, tier_ids: list[int], segment_id: int | None) -> list[int]:
-    tier_ids = list(dict.fromkeys(tier_ids))
-    if tier_ids:
-        known = set(session.scalars(select(Tier.id).where(Tier.workspace_id == workspace_id, Tier.id.in_(tier_ids))))
-        if unknown := [t for t in tier_ids if t not in known]:
-            raise _fail(f"tier {unknown[0]} not found", "visible_tier_ids")
-    if segment_id is not None:
-        segment = session.scalar(select(Segment).where(Segment.workspace_id == workspace_id, Segment.id == segment_id))
-        if segment is None or segment.archived_at is not None:
-            raise _fail(f"segment {segment_id} not found", "visible_segment_id")
-    return tier_ids
 
 
 def _title(text: str) -> str:
@@ -81,7 +68,9 @@ def create_resource(
     """A new draft. A file resource may carry its upload now or later (`attach_file`)."""
     actor.require(Scope.COMMUNITY_WRITE)
     ws = actor.workspace_id
-    tier_ids = _check_visibility(session, ws, data.visible_tier_ids, data.visible_segment_id)
+    tier_ids = check_audience(
+        session, workspace_id=ws, tier_ids=data.visible_tier_ids, segment_id=data.visible_segment_id, fail=_fail
+    )
     if file is not None and data.kind != ResourceKind.FILE:
         raise _fail("only a file resource carries a file", "file")
     now = clock.now()
@@ -136,7 +125,9 @@ def update_resource(
     sent = data.model_dump(exclude_unset=True)
     tier_ids = sent.get("visible_tier_ids", resource.visible_tier_ids) or []
     segment_id = sent.get("visible_segment_id", resource.visible_segment_id)
-    resource.visible_tier_ids = _check_visibility(session, actor.workspace_id, [int(t) for t in tier_ids], segment_id)
+    resource.visible_tier_ids = check_audience(
+        session, workspace_id=actor.workspace_id, tier_ids=[int(t) for t in tier_ids], segment_id=segment_id, fail=_fail
+    )
     resource.visible_segment_id = segment_id
     if data.title is not None:
         resource.title = _title(data.title)
@@ -245,20 +236,25 @@ def unique_readers(session: Session, *, workspace_id: int, resource_id: int) -> 
 
 def can_see(session: Session, *, resource: Resource, customer_id: int, clock: Clock) -> bool:
     """Published, and the member passes its tier/segment visibility — the rewards mall's rule
-    (`siyu.loyalty.rewards.service.is_visible`), reused so both read the same."""
+    (`siyu.loyalty.rewards.service.audience_allows`), reused so both read the same."""
     if resource.status != ResourceStatus.PUBLISHED:
         return False
-    member = get_member(session, resource.workspace_id, customer_id)
-    # is_visible reads only workspace_id, visible_tier_ids and visible_segment_id, which a Resource has too.
-    return reward_is_visible(
-        session, reward=cast(Reward, resource), member=member, customer_id=customer_id, clock=clock
+    return audience_allows(
+        session,
+        workspace_id=resource.workspace_id,
+        tier_ids=resource.visible_tier_ids,
+        segment_id=resource.visible_segment_id,
+        customer_id=customer_id,
+        member=get_member(session, resource.workspace_id, customer_id),
+        clock=clock,
     )
 
 
 def visible_resources(
     session: Session, *, workspace_id: int, customer_id: int, clock: Clock, kind: ResourceKind | None = None
 ) -> list[Resource]:
-    """What the member's library shows: published and visible to them, pinned first, then newest."""
+    """What the member's library shows: published and visible to them, pinned first, then newest.
+    The member is read once and each segment asked once."""
     statement = (
         select(Resource)
         .options(defer(Resource.file_data))
@@ -267,7 +263,31 @@ def visible_resources(
     if kind is not None:
         statement = statement.where(Resource.kind == kind)
     statement = statement.order_by(Resource.is_pinned.desc(), Resource.published_at.desc(), Resource.id.desc())
-    return [r for r in session.scalars(statement) if can_see(session, resource=r, customer_id=customer_id, clock=clock)]
+    member = get_member(session, workspace_id, customer_id)
+    in_segment: dict[int, bool] = {}
+
+    def allowed(tier_ids: list[Any] | None, segment_id: int | None) -> bool:
+        return audience_allows(
+            session,
+            workspace_id=workspace_id,
+            tier_ids=tier_ids,
+            segment_id=segment_id,
+            customer_id=customer_id,
+            member=member,
+            clock=clock,
+        )
+
+    visible = []
+    for resource in session.scalars(statement):
+        if not allowed(resource.visible_tier_ids, None):
+            continue
+        if (segment_id := resource.visible_segment_id) is not None:
+            if segment_id not in in_segment:
+                in_segment[segment_id] = allowed(None, segment_id)
+            if not in_segment[segment_id]:
+                continue
+        visible.append(resource)
+    return visible
 
 
 def member_resource(

@@ -56,7 +56,7 @@ def detail_context(ctx: Ctx, customer_id: IdPath, *, events_cursor: str | None =
         "consent_statuses": [str(s) for s in ConsentStatus],
         "events": events.items,
         "events_next": f"/customers/{customer.id}?events_cursor={events.next_cursor}" if events.next_cursor else None,
-        "koc_panel": profile_panel(ctx.session, actor=ctx.actor, customer_id=customer.id),
+        "koc_panel": profile_panel(ctx.session, actor=ctx.actor, customer=customer),
         "merges": merge.merges_of(ctx.session, actor=ctx.actor, customer_id=customer.id),
         "deliveries": deliveries_of_customer(ctx.session, ctx.actor, customer.id, limit=20),
         "staff": staff,

@@ -9,6 +9,7 @@ member's row lock, inside a savepoint: a refused completion leaves nothing behin
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -20,6 +21,7 @@ from sqlalchemy.orm import Session
 
 from siyu.customers.service.timeline import system_event
 from siyu.kit.clock import Clock
+from siyu.kit.errors import DomainError
 from siyu.loyalty.errors import AlreadyCheckedIn, MemberNotFound, TaskLimitReached, TaskNotFound, TaskRequirementsNotMet
 from siyu.loyalty.member_tasks.definitions import CHECK_IN_KEY, DEFAULT_PROFILE_FIELDS
 from siyu.loyalty.member_tasks.periods import local_day, period_key
@@ -27,6 +29,8 @@ from siyu.loyalty.members import ensure_member, get_member
 from siyu.loyalty.points.ledger import earn
 from siyu.loyalty.program import brand_zone
 from siyu.models import Customer, LoyaltyTask, Member, PointsReason, TaskCompletion, TaskKind
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -239,6 +243,36 @@ def complete_task(
         session.flush()
         _timeline(session, member, completion, task, clock)
     return completion
+
+
+def complete_task_of_kind(
+    session: Session, *, workspace_id: int, customer_id: int, kind: TaskKind, ref: str, clock: Clock
+) -> TaskCompletion | None:
+    """Complete the workspace's active task of `kind` for the member, if it has one — what other areas
+    call when a member posts, joins a group or brings an invitee; it never fails the caller.
+
+    With several active tasks of the kind, the first in the task board's order (`sort_order`, then
+    `id`) is the one. The completion runs in a savepoint: over the task's limit this period
+    (`TaskLimitReached`) or no such task any more (`TaskNotFound`) is ignored; any other refusal
+    (member erased…) is logged and ignored. None when nothing was completed."""
+    key = session.scalar(
+        select(LoyaltyTask.key)
+        .where(LoyaltyTask.workspace_id == workspace_id, LoyaltyTask.kind == kind, LoyaltyTask.is_active.is_(True))
+        .order_by(LoyaltyTask.sort_order, LoyaltyTask.id)
+        .limit(1)
+    )
+    if key is None:
+        return None
+    try:
+        with session.begin_nested():
+            return complete_task(
+                session, workspace_id=workspace_id, customer_id=customer_id, task_key=key, ref=ref, clock=clock
+            )
+    except (TaskLimitReached, TaskNotFound):
+        return None
+    except DomainError as exc:
+        logger.info("%s task not completed", kind, extra={"customer_id": customer_id, "reason": exc.message})
+        return None
 
 
 def _by_ref(session: Session, task: LoyaltyTask, member: Member, period: str, ref: str) -> TaskCompletion | None:

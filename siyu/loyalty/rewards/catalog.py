@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from sqlalchemy import select
@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 from siyu.audit.service import record
 from siyu.auth.permissions import Actor
 from siyu.kit.clock import Clock
+from siyu.kit.errors import DomainError
 from siyu.loyalty.errors import InvalidReward, RewardNotFound
 from siyu.loyalty.rewards.schemas import RewardIn
 from siyu.models import CouponTemplate, LotteryDraw, Reward, RewardKind, Segment, Tier
@@ -18,6 +19,31 @@ from siyu.models import CouponTemplate, LotteryDraw, Reward, RewardKind, Segment
 
 def _fail(message: str, field: str) -> InvalidReward:
     return InvalidReward(message, details={"field": field})
+
+
+def check_audience(
+    session: Session,
+    *,
+    workspace_id: int,
+    tier_ids: Sequence[int],
+    segment_id: int | None,
+    fields: tuple[str, str] = ("visible_tier_ids", "visible_segment_id"),
+    fail: Callable[[str, str], DomainError] = _fail,
+) -> list[int]:
+    """The audience of something shown to some members only (see `service.audience_allows`): the
+    tier ids, deduplicated in order, each a tier of the workspace, and the segment, if any, one of
+    the workspace's that is not archived. A refusal is `fail(message, field)` (`InvalidReward` by
+    default) naming `fields[0]` (tiers) or `fields[1]` (segment)."""
+    tier_ids = list(dict.fromkeys(tier_ids))
+    if tier_ids:
+        known = set(session.scalars(select(Tier.id).where(Tier.workspace_id == workspace_id, Tier.id.in_(tier_ids))))
+        if unknown := [t for t in tier_ids if t not in known]:
+            raise fail(f"tier {unknown[0]} not found", fields[0])
+    if segment_id is not None:
+        segment = session.scalar(select(Segment).where(Segment.workspace_id == workspace_id, Segment.id == segment_id))
+        if segment is None or segment.archived_at is not None:
+            raise fail(f"segment {segment_id} not found", fields[1])
+    return tier_ids
 
 
 def validate_reward(session: Session, *, workspace_id: int, data: RewardIn) -> dict[str, Any]:
@@ -47,17 +73,9 @@ def validate_reward(session: Session, *, workspace_id: int, data: RewardIn) -> d
         )
         if draw is None:
             raise _fail(f"lottery draw {data.lottery_draw_id} not found", "lottery_draw_id")
-    tier_ids = list(dict.fromkeys(data.visible_tier_ids))
-    if tier_ids:
-        known = set(session.scalars(select(Tier.id).where(Tier.workspace_id == workspace_id, Tier.id.in_(tier_ids))))
-        if unknown := [t for t in tier_ids if t not in known]:
-            raise _fail(f"tier {unknown[0]} not found", "visible_tier_ids")
-    if data.visible_segment_id is not None:
-        segment = session.scalar(
-            select(Segment).where(Segment.workspace_id == workspace_id, Segment.id == data.visible_segment_id)
-        )
-        if segment is None or segment.archived_at is not None:
-            raise _fail(f"segment {data.visible_segment_id} not found", "visible_segment_id")
+    tier_ids = check_audience(
+        session, workspace_id=workspace_id, tier_ids=data.visible_tier_ids, segment_id=data.visible_segment_id
+    )
     image_url = (data.image_url or "").strip() or None
     if image_url is not None and not image_url.startswith(("https://", "http://", "/")):
         raise _fail("image_url must be an http(s) URL or a path on this site", "image_url")

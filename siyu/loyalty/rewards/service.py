@@ -11,6 +11,7 @@ idempotency key returns the first redemption and changes nothing.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -60,11 +61,13 @@ from siyu.segments.service.members import member_ids
 
 __all__ = [
     "RewardView",
+    "audience_allows",
     "cancel_redemption",
     "clean_address",
     "deliver_redemption",
     "find_by_key",
     "get_redemption",
+    "grant_reward",
     "list_redemptions",
     "mall",
     "member_redemptions",
@@ -125,14 +128,38 @@ def _base_tier_id(session: Session, workspace_id: int) -> int | None:
     return session.scalar(select(Tier.id).where(Tier.workspace_id == workspace_id, Tier.rank == 0))
 
 
-def is_visible(session: Session, *, reward: Reward, member: Member | None, customer_id: int, clock: Clock) -> bool:
-    """Does the member see the reward: their tier among `visible_tier_ids` (empty: every tier; a
-    customer without a member row counts as the base tier) and in `visible_segment_id` if set."""
-    if reward.visible_tier_ids:
-        tier_id = member.tier_id if member is not None else _base_tier_id(session, reward.workspace_id)
-        if tier_id not in {int(t) for t in reward.visible_tier_ids}:
+def audience_allows(
+    session: Session,
+    *,
+    workspace_id: int,
+    tier_ids: Sequence[int | str] | None,
+    segment_id: int | None,
+    customer_id: int,
+    member: Member | None,
+    clock: Clock,
+) -> bool:
+    """The mall's audience rule, for anything that shows to some members only (rewards, resources,
+    referral programs): the member's tier among `tier_ids` (empty: every tier; a customer without a
+    member row counts as the base tier) and, if `segment_id` is set, the customer in that segment
+    (an archived or missing segment lets no one in). `member` is only read when `tier_ids` is set."""
+    if tier_ids:
+        tier_id = member.tier_id if member is not None else _base_tier_id(session, workspace_id)
+        if tier_id not in {int(t) for t in tier_ids}:
             return False
-    return reward.visible_segment_id is None or _in_segment(session, reward.visible_segment_id, customer_id, clock)
+    return segment_id is None or _in_segment(session, segment_id, customer_id, clock)
+
+
+def is_visible(session: Session, *, reward: Reward, member: Member | None, customer_id: int, clock: Clock) -> bool:
+    """Does the member see the reward: `audience_allows` with its `visible_tier_ids` and `visible_segment_id`."""
+    return audience_allows(
+        session,
+        workspace_id=reward.workspace_id,
+        tier_ids=reward.visible_tier_ids,
+        segment_id=reward.visible_segment_id,
+        customer_id=customer_id,
+        member=member,
+        clock=clock,
+    )
 
 
 def _redeemed_counts(session: Session, member: Member | None) -> dict[int, int]:
@@ -315,38 +342,103 @@ def redeem(
                 source_ref=f"redemption:{redemption.id}",
             )
             redemption.points_entry_id = posting.entry.id
-        if reward.stock is not None:
-            reward.stock -= 1
-        reward.redeemed_count += 1
-        reward.updated_at = clock.now()
-        if reward.kind == RewardKind.COUPON and reward.coupon_template_id is not None:
-            coupon = issue_coupon(
-                session,
-                workspace_id=workspace_id,
-                template_id=reward.coupon_template_id,
-                customer_id=customer_id,
-                source="reward",
-                idempotency_key=f"redemption:{key}",
-                clock=clock,
-            )
-            redemption.coupon_id = coupon.id
-        if reward.kind == RewardKind.LOTTERY_ENTRY and reward.lottery_draw_id is not None:
-            from siyu.community.lottery.entries import enter_for_redemption
+        _fulfil(
+            session,
+            reward=reward,
+            redemption=redemption,
+            customer_id=customer_id,
+            coupon_source="reward",
+            coupon_key=f"redemption:{key}",
+            clock=clock,
+        )
+    return redemption
 
-            enter_for_redemption(session, redemption=redemption, reward=reward, clock=clock)
-        session.flush()
-        customer = session.get(Customer, customer_id)
-        if customer is not None:
-            properties = {"reward_id": reward.id, "reward": reward.name, "points": reward.points_price}
-            system_event(
-                session,
-                customer,
-                "loyalty.redeemed",
-                f"loyalty:redemption:{redemption.id}",
-                clock.now(),
-                clock,
-                properties,
-            )
+
+def _fulfil(
+    session: Session,
+    *,
+    reward: Reward,
+    redemption: Redemption,
+    customer_id: int,
+    coupon_source: str,
+    coupon_key: str,
+    clock: Clock,
+) -> None:
+    """What a written redemption sets off, redeemed or granted: one from the stock, the coupon of a
+    coupon reward (source and idempotency key given), the ticket of a lottery-entry reward, and the
+    customer's `loyalty.redeemed` timeline event (with the points the redemption cost)."""
+    if reward.stock is not None:
+        reward.stock -= 1
+    reward.redeemed_count += 1
+    reward.updated_at = clock.now()
+    if reward.kind == RewardKind.COUPON and reward.coupon_template_id is not None:
+        coupon = issue_coupon(
+            session,
+            workspace_id=reward.workspace_id,
+            template_id=reward.coupon_template_id,
+            customer_id=customer_id,
+            source=coupon_source,
+            idempotency_key=coupon_key,
+            clock=clock,
+        )
+        redemption.coupon_id = coupon.id
+    if reward.kind == RewardKind.LOTTERY_ENTRY and reward.lottery_draw_id is not None:
+        from siyu.community.lottery.entries import enter_for_redemption
+
+        enter_for_redemption(session, redemption=redemption, reward=reward, clock=clock)
+    session.flush()
+    customer = session.get(Customer, customer_id)
+    if customer is not None:
+        properties = {"reward_id": reward.id, "reward": reward.name, "points": redemption.points}
+        system_event(
+            session,
+            customer,
+            "loyalty.redeemed",
+            f"loyalty:redemption:{redemption.id}",
+            clock.now(),
+            clock,
+            properties,
+        )
+
+
+def grant_reward(
+    session: Session,
+    *,
+    workspace_id: int,
+    customer_id: int,
+    reward_id: int,
+    idempotency_key: str,
+    clock: Clock,
+    source: str = "referral",
+) -> Redemption:
+    """Give a mall reward without points (a referral gift): a redemption at 0 points, fulfilled as
+    `redeem` fulfils one (stock, coupon, lottery ticket, timeline event). The stock and the
+    per-member limit apply; visibility does not. The coupon of a coupon reward is issued with
+    `source` under `idempotency_key` itself. Refusals: `RewardNotFound` (unknown or inactive),
+    `OutOfStock`, `RedemptionLimitReached`, the coupon template's and the draw's own; in a savepoint,
+    so a refusal leaves nothing. The caller keeps the key unique (no retry lookup here)."""
+    with session.begin_nested():
+        member = ensure_member(session, workspace_id=workspace_id, customer_id=customer_id, clock=clock)
+        reward = get_reward(session, workspace_id=workspace_id, reward_id=reward_id)
+        if reward.kind == RewardKind.COUPON and reward.coupon_template_id is not None:
+            lock_template(session, workspace_id, reward.coupon_template_id)
+        reward = get_reward(session, workspace_id=workspace_id, reward_id=reward_id, for_update=True)
+        message, details = f"mall reward {reward.name!r} is not available", {"reward_id": reward.id}
+        if not reward.is_active:
+            raise RewardNotFound(message, details=details)
+        if reward.stock is not None and reward.stock <= 0:
+            raise OutOfStock(message, details=details)
+        redemption = _insert(session, reward=reward, member=member, key=idempotency_key, address=None, clock=clock)
+        redemption.points = 0
+        _fulfil(
+            session,
+            reward=reward,
+            redemption=redemption,
+            customer_id=customer_id,
+            coupon_source=source,
+            coupon_key=idempotency_key,
+            clock=clock,
+        )
     return redemption
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import date, datetime
 from typing import Annotated, Literal
 
@@ -180,6 +181,17 @@ def generate_statements(body: PeriodIn, ctx: Writer) -> list[StatementRead]:
     return [statement_read(s) for s in statements.generate(ctx.session, actor=ctx.actor, period=body, clock=ctx.clock)]
 
 
+def settlement_download(rows: Sequence[statements.ExportRow], *, period: PeriodIn, format: str) -> Response:
+    """The settlement export as an attachment, "xlsx" or else CSV (the API and the console page serve
+    the same file)."""
+    name = f"commission-{period.period_start.isoformat()}-{period.period_end.isoformat()}.{format}"
+    headers = {"Content-Disposition": f'attachment; filename="{name}"', "X-Content-Type-Options": "nosniff"}
+    if format == "xlsx":
+        media = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+        return Response(statements.export_xlsx(rows), media_type=media, headers=headers)
+    return Response(statements.export_csv(rows), media_type="text/csv; charset=utf-8", headers=headers)
+
+
 @router.get("/commission/statements/export")
 def export_statements(
     ctx: Reader, period_start: date, period_end: date, format: Literal["csv", "xlsx"] = "csv"
@@ -187,12 +199,7 @@ def export_statements(
     """The period's statements for payment, as CSV (UTF-8 with BOM) or XLSX."""
     period = validated(PeriodIn, {"period_start": period_start, "period_end": period_end})
     rows = statements.export_rows(ctx.session, workspace_id=ctx.actor.workspace_id, period=period)
-    name = f"commission-{period.period_start.isoformat()}-{period.period_end.isoformat()}.{format}"
-    headers = {"Content-Disposition": f'attachment; filename="{name}"', "X-Content-Type-Options": "nosniff"}
-    if format == "xlsx":
-        media = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
-        return Response(statements.export_xlsx(rows), media_type=media, headers=headers)
-    return Response(statements.export_csv(rows), media_type="text/csv; charset=utf-8", headers=headers)
+    return settlement_download(rows, period=period, format=format)
 
 
 @router.get("/commission/statements/{statement_id}", response_model=StatementDetail)

@@ -7,18 +7,17 @@ open statement can be regenerated (new entries join it); a settled one is frozen
 
 from __future__ import annotations
 
-import csv
-import io
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
+from typing import cast
 
-from openpyxl import Workbook
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from siyu.audit.service import record
 from siyu.auth.permissions import Actor, Scope
+from siyu.customers.export import csv_lines, safe_cell
 from siyu.customers.masking import shown_phone
 from siyu.kit.clock import Clock
 from siyu.loyalty.program import brand_zone, local_midnight
@@ -26,6 +25,7 @@ from siyu.models import CommissionEntry, CommissionStatement, Customer, Statemen
 from siyu.referrals.commission.errors import StatementNotFound, StatementSettled
 from siyu.referrals.commission.ledger import lock_koc
 from siyu.referrals.commission.schemas import PeriodIn, SettleIn
+from siyu.segments.service.members import xlsx_bytes
 
 
 def generate(session: Session, *, actor: Actor, period: PeriodIn, clock: Clock) -> list[CommissionStatement]:
@@ -211,35 +211,30 @@ def export_rows(session: Session, *, workspace_id: int, period: PeriodIn) -> lis
     return rows
 
 
-def _safe(text: str) -> str:
-    """A cell a spreadsheet will not run as a formula (member names are member input)."""
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
-
-
 def _values(row: ExportRow) -> list[str | int]:
-    return [row.statement_id, _safe(row.koc_name), row.phone, row.period_start.isoformat(),
-            row.period_end.isoformat(), row.entries, row.total_yuan, row.status, _safe(row.payment_ref)]  # fmt: skip
+    return [
+        row.statement_id,
+        safe_cell(row.koc_name),
+        row.phone,
+        row.period_start.isoformat(),
+        row.period_end.isoformat(),
+        row.entries,
+        row.total_yuan,
+        row.status,
+        safe_cell(row.payment_ref),
+    ]
+
+
+def _table(rows: Sequence[ExportRow]) -> Iterator[list[str]]:
+    # ids and entry counts stay numbers (an .xlsx cell keeps its type; CSV writes them as text anyway)
+    return cast("Iterator[list[str]]", iter([list(HEADER), *map(_values, rows)]))
 
 
 def export_csv(rows: Sequence[ExportRow]) -> bytes:
     """UTF-8 CSV with a BOM (Excel opens Chinese names correctly)."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow(HEADER)
-    for row in rows:
-        writer.writerow(_values(row))
-    return ("\ufeff" + buffer.getvalue()).encode("utf-8")
+    return "".join(csv_lines(_table(rows))).encode("utf-8")
 
 
 def export_xlsx(rows: Sequence[ExportRow]) -> bytes:
     """An .xlsx workbook with one sheet of the same columns as the CSV."""
-    workbook = Workbook()
-    sheet = workbook.active
-    assert sheet is not None
-    sheet.title = "settlement"
-    sheet.append(list(HEADER))
-    for row in rows:
-        sheet.append(_values(row))
-    buffer = io.BytesIO()
-    workbook.save(buffer)
-    return buffer.getvalue()
+    return xlsx_bytes(_table(rows), title="settlement")

@@ -26,6 +26,7 @@ from siyu.commerce.views.kit import (
 from siyu.kit.clock import Clock
 from siyu.kit.errors import DomainError, InvalidInput
 from siyu.referrals.commission import ledger, rules, statements
+from siyu.referrals.commission.api import settlement_download
 from siyu.referrals.commission.schemas import AdjustIn, PeriodIn, RuleIn, SettleIn
 from siyu.web.deps import ConsoleCtx, Ctx, FormDep, IdPath
 from siyu.web.pages import error_text, redirect
@@ -292,9 +293,4 @@ def export(
         raise InvalidInput("format: expected csv or xlsx", details={"field": "format"})
     period = _period_from({"period_start": period_start, "period_end": period_end})
     rows = statements.export_rows(ctx.session, workspace_id=ctx.actor.workspace_id, period=period)
-    name = f"commission-{period.period_start}-{period.period_end}.{format}"
-    headers = {"Content-Disposition": f'attachment; filename="{name}"', "X-Content-Type-Options": "nosniff"}
-    if format == "xlsx":
-        media = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
-        return Response(statements.export_xlsx(rows), media_type=media, headers=headers)
-    return Response(statements.export_csv(rows), media_type="text/csv; charset=utf-8", headers=headers)
+    return settlement_download(rows, period=period, format=format)

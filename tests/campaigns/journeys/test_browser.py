@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import Browser, Page, expect
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -18,24 +19,21 @@ from siyu.db import make_engine
 from siyu.kit.clock import system_clock
 from siyu.migrate import upgrade
 from siyu.models import AdapterKind, ChannelAccount, ContentItem, Journey, Role
+from tests.browser import (
+    BROWSER_MARKS,
+    chromium_browser,  # noqa: F401 - pytest takes the shared `browser` fixture from this namespace
+    log_in,
+    watched_page,
+)
 from tests.conftest import BACKENDS
 from tests.factories import make_tag, make_user, make_workspace
 from tests.web.console_server import seeded_console
 
-CHROMIUM = "/usr/bin/chromium"
 PASSWORD = "correct-horse-1"
 EMAIL = "operator@huajian.example"
 SCREENSHOT = Path("/tmp/journeys-editor.png")
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"{CHROMIUM} not installed (make browser installs it)"),
-]
-
-playwright_sync = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
-Browser = playwright_sync.Browser
-Page = playwright_sync.Page
-expect = playwright_sync.expect
+pytestmark = BROWSER_MARKS
 
 
 @dataclass
@@ -83,32 +81,13 @@ def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
         yield seeded
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with playwright_sync.sync_playwright() as p:
-        chromium = p.chromium.launch(
-            executable_path=CHROMIUM, headless=True, args=["--no-sandbox", "--disable-background-networking"]
-        )
-        yield chromium
-        chromium.close()
-
-
 @pytest.fixture
 def page(browser: Browser, server: Seeded) -> Iterator[Page]:
-    context = browser.new_context(base_url=server.base_url, viewport={"width": 1440, "height": 1000}, locale="zh-CN")
-    context.set_default_timeout(30_000)
-    errors: list[str] = []
-    context.on("response", lambda r: errors.append(f"{r.status} {r.url}") if r.status >= 500 else None)
-    page = context.new_page()
-    page.on("pageerror", lambda error: errors.append(str(error)))
-    page.goto("/login")
-    page.fill("#email", EMAIL)
-    page.fill("#password", PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_url(f"{server.base_url}/")
-    yield page
-    context.close()
-    assert errors == []
+    """The operator's desktop browser, signed in; no 5xx and no script error may happen."""
+    with watched_page(browser, server.base_url, viewport={"width": 1440, "height": 1000}) as watched:
+        log_in(watched.page, server.base_url, EMAIL, PASSWORD)
+        yield watched.page
+    assert watched.server_errors + watched.script_errors == []
 
 
 def step(index: int) -> str:

@@ -8,10 +8,10 @@ import io
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 from PIL import Image
+from playwright.sync_api import Browser, expect
 from sqlalchemy.orm import Session
 
 from siyu.community.challenges import service
@@ -19,23 +19,20 @@ from siyu.db import make_engine
 from siyu.kit.clock import system_clock
 from siyu.loyalty.h5.links import member_link_token
 from siyu.migrate import upgrade
+from tests.browser import (
+    BROWSER_MARKS,
+    PHONE,
+    chromium_browser,  # noqa: F401 - pytest takes the shared `browser` fixture from this namespace
+    new_context,
+)
 from tests.community.challenges.factories import make_challenge, make_person
 from tests.conftest import BACKENDS
 from tests.factories import make_workspace
 from tests.web.console_server import seeded_console
 
-CHROMIUM = "/usr/bin/chromium"
 SECRET = "browser-secret"  # what tests.web.console_server signs with
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"{CHROMIUM} not installed (make browser installs it)"),
-]
-
-playwright_sync = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
-Browser = playwright_sync.Browser
-Page = playwright_sync.Page
-expect = playwright_sync.expect
+pytestmark = BROWSER_MARKS
 
 
 @dataclass
@@ -72,16 +69,6 @@ def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
         yield Seeded(base_url, link, challenge_id)
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with playwright_sync.sync_playwright() as p:
-        chromium = p.chromium.launch(
-            executable_path=CHROMIUM, headless=True, args=["--no-sandbox", "--disable-background-networking"]
-        )
-        yield chromium
-        chromium.close()
-
-
 def _png() -> bytes:
     out = io.BytesIO()
     Image.new("RGB", (120, 90), "#2fb344").save(out, "PNG")
@@ -90,11 +77,9 @@ def _png() -> bytes:
 
 def test_member_joins_checks_in_with_an_image_and_sees_it(browser: Browser, server: Seeded) -> None:
     errors: list[str] = []
-    context = browser.new_context(
-        base_url=server.base_url, viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True, locale="zh-CN"
+    context = new_context(
+        browser, server.base_url, server_errors=errors, viewport=PHONE, is_mobile=True, has_touch=True
     )
-    context.set_default_timeout(30_000)
-    context.on("response", lambda r: errors.append(f"{r.status} {r.url}") if r.status >= 500 else None)
     page = context.new_page()
     # given 王芳 opens her link: it lands on the challenges
     page.goto(server.link)

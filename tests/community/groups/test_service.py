@@ -5,17 +5,18 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from siyu.community.groups import days, service
-from siyu.community.groups.membership import join_group, leave_group
+from siyu.community.groups.importer import parse_rows
+from siyu.community.groups.membership import dismiss_group, join_group, leave_group
 from siyu.community.groups.schemas import GroupCreate, GroupPatch
 from siyu.community.groups.tasks import snapshot_days
 from siyu.db import Database
 from siyu.kit.clock import FrozenClock
 from siyu.kit.errors import Conflict, InvalidInput
-from siyu.models import GroupDay
+from siyu.models import GroupDay, Identity, IdentityType
 from siyu.models.group import GroupKind
 from tests.community.groups.factories import customer_of
 from tests.factories import actor_for, make_tag, make_workspace
@@ -103,4 +104,68 @@ def test_the_snapshot_recomputes_days_from_stays_in_brand_time(
         (21, 0, 0, 0),
         (22, 1, 1, 0),
         (23, 1, 1, 1),
+    ]
+
+
+def test_the_snapshot_skips_inactive_groups_nobody_was_in_that_day(db: Session, clock: FrozenClock) -> None:
+    # given an active group, a switched-off group that keeps a member, and two dismissed groups:
+    # one on Sunday, one ten days earlier
+    ws = make_workspace(db, clock=clock)
+    admin = actor_for(ws)
+    long_ago = clock.now() - timedelta(days=20)
+
+    def group_with_member(name: str) -> int:
+        group = service.create_group(db, actor=admin, data=GroupCreate(name=name), clock=clock)
+        group.created_at = long_ago
+        member = customer_of(db, workspace=ws, clock=clock)
+        join_group(db, workspace_id=ws.id, group_id=group.id, customer_id=member.id, at=long_ago, clock=clock)
+        return group.id
+
+    active, switched_off, dismissed_sunday, dismissed_long_ago = (group_with_member(n) for n in "abcd")
+    service.update_group(db, actor=admin, group_id=switched_off, data=GroupPatch(is_active=False), clock=clock)
+    sunday = datetime.fromisoformat("2026-11-22T04:00:00+00:00")
+    for group_id, at in ((dismissed_sunday, sunday), (dismissed_long_ago, sunday - timedelta(days=10))):
+        dismiss_group(db, group=service.get_group(db, actor=admin, group_id=group_id), at=at, clock=clock)
+    db.execute(delete(GroupDay).where(GroupDay.workspace_id == ws.id))
+    # when Sunday and Monday (Shanghai) are snapshotted
+    assert days.snapshot_workspace(db, workspace_id=ws.id, day=date(2026, 11, 22)) == 3
+    assert days.snapshot_workspace(db, workspace_id=ws.id, day=date(2026, 11, 23)) == 2
+    # then the groups someone was in that day have rows, the long-dismissed one none
+    rows = {(r.group_id, r.day): (r.member_count, r.joined, r.left) for r in db.scalars(select(GroupDay))}
+    assert rows == {
+        (active, date(2026, 11, 22)): (1, 0, 0),
+        (active, date(2026, 11, 23)): (1, 0, 0),
+        (switched_off, date(2026, 11, 22)): (1, 0, 0),
+        (switched_off, date(2026, 11, 23)): (1, 0, 0),
+        (dismissed_sunday, date(2026, 11, 22)): (0, 0, 1),
+    }
+
+
+def test_the_import_matches_live_customers_by_phone_then_external_id(db: Session, clock: FrozenClock) -> None:
+    # given an erased customer still holding a phone, and a customer known by a WeCom external id
+    ws = make_workspace(db, clock=clock)
+    erased = customer_of(db, workspace=ws, clock=clock, name="甲", phone="13800138009")
+    erased.erased_at = clock.now()
+    known = customer_of(db, workspace=ws, clock=clock, name="乙")
+    db.add(
+        Identity(
+            workspace_id=ws.id,
+            customer_id=known.id,
+            type=IdentityType.WECOM_EXTERNAL_USERID,
+            value="wm_known",
+            created_at=clock.now(),
+        )
+    )
+    db.flush()
+    csv_rows = "姓名,手机,external_id\n甲,13800138009,\n乙,13800138009,wm_known\n丙,,wm_nobody\n丁,,\n"
+    # when the rows are parsed, then the erased customer matches no row, the external id does
+    with pytest.raises(InvalidInput) as refused:
+        parse_rows(db, workspace_id=ws.id, data=csv_rows.encode())
+    assert refused.value.details["rows"] == [
+        {"row": 2, "field": "phone", "message": "no customer matches 甲"},
+        {"row": 4, "field": "external_id", "message": "no customer matches 丙"},
+        {"row": 5, "field": "phone", "message": "a phone or an external id is needed"},
+    ]
+    assert parse_rows(db, workspace_id=ws.id, data="手机,external_id\n13800138009,wm_known\n".encode()) == [
+        (2, known.id, None)
     ]

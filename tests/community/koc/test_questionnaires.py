@@ -212,8 +212,8 @@ def test_the_profile_panel_shows_answers_with_the_phone_masked_for_staff(db: Ses
     member = make_customer(db, actor=admin, clock=clock).customer
     apply(db, questionnaire=q, customer_id=member.id, raw=VALID_ANSWERS, clock=clock)
     # when an admin and an analyst (no PII scope) read the profile panel
-    whole = profile_panel(db, actor=admin, customer_id=member.id)
-    masked = profile_panel(db, actor=actor_for(ws, role=Role.ANALYST), customer_id=member.id)
+    whole = profile_panel(db, actor=admin, customer=member)
+    masked = profile_panel(db, actor=actor_for(ws, role=Role.ANALYST), customer=member)
     # then both see the status and answers; only the admin sees the whole phone
     assert whole.profile is not None and whole.profile.status == KocStatus.APPLIED
     (title, submitted_at, answers) = whole.responses[0]

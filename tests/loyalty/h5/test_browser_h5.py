@@ -8,9 +8,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
+from playwright.sync_api import Browser, Page, expect
 from sqlalchemy.orm import Session
 
 from siyu.db import make_engine
@@ -18,25 +18,21 @@ from siyu.kit.clock import FrozenClock, system_clock
 from siyu.loyalty.h5.links import member_link_token
 from siyu.migrate import upgrade
 from siyu.models import RewardKind
+from tests.browser import (
+    BROWSER_MARKS,
+    PHONE,
+    chromium_browser,  # noqa: F401 - pytest takes the shared `browser` fixture from this namespace
+    watched_page,
+)
 from tests.conftest import BACKENDS
 from tests.factories import make_order
 from tests.loyalty.h5.factories import make_coupon, make_loyalty, make_member, make_reward
 from tests.web.console_server import seeded_console
 
-CHROMIUM = "/usr/bin/chromium"
 SECRET = "browser-secret"  # what tests.web.console_server signs with
 COUPON = "K7M2XQ9PTA"
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"{CHROMIUM} not installed (make browser installs it)"),
-]
-
-playwright_sync = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
-Browser = playwright_sync.Browser
-Page = playwright_sync.Page
-Response = playwright_sync.Response
-expect = playwright_sync.expect
+pytestmark = BROWSER_MARKS
 
 
 @dataclass
@@ -82,39 +78,13 @@ def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
         yield Seeded(base_url, link, expired)
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with playwright_sync.sync_playwright() as p:
-        chromium = p.chromium.launch(
-            executable_path=CHROMIUM,
-            headless=True,
-            args=["--no-sandbox", "--disable-background-networking", "--disable-gpu"],
-        )
-        yield chromium
-        chromium.close()
-
-
 @pytest.fixture
 def phone(browser: Browser, server: Seeded) -> Iterator[tuple[Page, list[str]]]:
     """A phone-sized touch browser in Chinese, and every 5xx any page received."""
-    errors: list[str] = []
-    context = browser.new_context(
-        base_url=server.base_url,
-        viewport={"width": 390, "height": 844},
-        device_scale_factor=3,
-        is_mobile=True,
-        has_touch=True,
-        locale="zh-CN",
-    )
-    context.set_default_timeout(30_000)
-
-    def check(response: Response) -> None:
-        if response.status >= 500:
-            errors.append(f"{response.status} {response.url}")
-
-    context.on("response", check)
-    yield context.new_page(), errors
-    context.close()
+    with watched_page(
+        browser, server.base_url, viewport=PHONE, device_scale_factor=3, is_mobile=True, has_touch=True
+    ) as watched:
+        yield watched.page, watched.server_errors
 
 
 def test_member_checks_in_redeems_and_sees_coupons_on_a_phone(phone: tuple[Page, list[str]], server: Seeded) -> None:

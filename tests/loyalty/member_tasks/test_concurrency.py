@@ -12,12 +12,10 @@ from siyu.kit.clock import FrozenClock
 from siyu.loyalty.member_tasks.service import check_in, complete_task
 from siyu.loyalty.points.ledger import balance_from_ledger
 from siyu.models import LimitPeriod, Member, TaskCompletion, TaskKind
+from tests.concurrency import committed_database, outcome_names  # noqa: F401 - fixture `database`: real commits
 from tests.conftest import NOW
 from tests.factories import make_customer, make_workspace
 from tests.loyalty.member_tasks.factories import make_task
-from tests.loyalty.rewards.test_concurrency import _run_together, database
-
-__all__ = ["database"]
 
 
 def test_ten_threads_completing_a_twice_a_day_task_pay_exactly_twice(database: Database) -> None:
@@ -41,7 +39,8 @@ def test_ten_threads_completing_a_twice_a_day_task_pay_exactly_twice(database: D
             check_in(session, workspace_id=ws_id, customer_id=customer_id, clock=clock)
 
     # when 10 threads post and 5 check in at once
-    errors = _run_together([lambda i=i: post(i) for i in range(10)] + [sign for _ in range(5)])
+    outcomes = outcome_names([lambda i=i: post(i) for i in range(10)] + [sign for _ in range(5)], success="ok")
+    errors = [o for o in outcomes if o != "ok"]
     # then two posts and one check-in were paid, the rest refused; one member row; ledger consistent
     assert Counter(errors) == {"TaskLimitReached": 8, "AlreadyCheckedIn": 4}
     with database.session() as session:

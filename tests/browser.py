@@ -1,0 +1,113 @@
+"""What the Playwright browser tests share: launching the system Chromium, a browser context that
+collects every 5xx response and every script error, and the console's log-in.
+
+A test module takes the fixture by importing it (pytest finds fixtures in the module's namespace):
+
+    from tests.browser import BROWSER_MARKS, chromium_browser  # noqa: F401 - the `browser` fixture
+
+and marks itself `pytestmark = BROWSER_MARKS` (selectable with `-m browser`, skipped when the
+Chromium binary is missing)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from playwright.sync_api import Browser, BrowserContext, Page, Response, ViewportSize, sync_playwright
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-background-networking", "--disable-gpu"]
+TIMEOUT_MS = 30_000
+DESKTOP: ViewportSize = {"width": 1440, "height": 900}
+PHONE: ViewportSize = {"width": 390, "height": 844}
+
+BROWSER_MARKS = [
+    pytest.mark.browser,
+    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"{CHROMIUM} not installed (make browser installs it)"),
+]
+
+
+@contextmanager
+def launch_chromium() -> Iterator[Browser]:
+    """The system Chromium, headless, closed (with Playwright) on exit."""
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+@pytest.fixture(scope="module", name="browser")
+def chromium_browser() -> Iterator[Browser]:
+    """One headless Chromium per test module."""
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"{CHROMIUM} not installed (make browser installs it)")
+    with launch_chromium() as browser:
+        yield browser
+
+
+def watch_responses(context: BrowserContext, server_errors: list[str]) -> None:
+    """Note every 5xx any page of `context` receives in `server_errors`."""
+
+    def check(response: Response) -> None:
+        if response.status >= 500:
+            server_errors.append(f"{response.status} {response.url}")
+
+    context.on("response", check)
+
+
+def new_context(
+    browser: Browser,
+    base_url: str,
+    *,
+    server_errors: list[str],
+    viewport: ViewportSize = DESKTOP,
+    locale: str = "zh-CN",
+    **options: Any,
+) -> BrowserContext:
+    """A browser context on the server (Chinese, 30 s default timeout) whose 5xx land in `server_errors`;
+    `options` go to `Browser.new_context` (a phone's `is_mobile`, `has_touch`, `user_agent` ...)."""
+    context = browser.new_context(base_url=base_url, viewport=viewport, locale=locale, **options)
+    context.set_default_timeout(TIMEOUT_MS)
+    watch_responses(context, server_errors)
+    return context
+
+
+@dataclass
+class Watched:
+    """A page, and every 5xx and every uncaught script error it met."""
+
+    page: Page
+    server_errors: list[str] = field(default_factory=list)
+    script_errors: list[str] = field(default_factory=list)
+
+
+@contextmanager
+def watched_page(
+    browser: Browser, base_url: str, *, server_errors: list[str] | None = None, **options: Any
+) -> Iterator[Watched]:
+    """A page in a new context (see `new_context`) with its 5xx and script errors collected; the
+    context is closed on exit. Pass `server_errors` to share one list between several pages."""
+    errors: list[str] = [] if server_errors is None else server_errors
+    context = new_context(browser, base_url, server_errors=errors, **options)
+    try:
+        page = context.new_page()
+        watched = Watched(page, errors)
+        page.on("pageerror", lambda error: watched.script_errors.append(str(error)))
+        yield watched
+    finally:
+        context.close()
+
+
+def log_in(page: Page, base_url: str, email: str, password: str) -> None:
+    """Sign in to the console through its form and wait for the overview."""
+    page.goto("/login")
+    page.fill("#email", email)
+    page.fill("#password", password)
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{base_url}/")
