@@ -22,6 +22,8 @@ from sqlalchemy.orm import Session
 
 from siyu.audit.service import record
 from siyu.auth.permissions import Actor
+from siyu.community.groups.schemas import GroupCreate
+from siyu.community.groups.service import create_group
 from siyu.demo import channels as plan
 from siyu.demo.bulk import insert_rows
 from siyu.demo.catalog import CHANNELS, DEMO_DOMAIN
@@ -29,8 +31,7 @@ from siyu.demo.channels import CHANNEL_SETUP, GROUPS, ONLINE_CODES, TRIAL, CodeS
 from siyu.demo.costs import cost_entries
 from siyu.demo.funnel import Code, Funnel, Group, Route, Trial
 from siyu.kit.clock import FrozenClock
-from siyu.livecodes.groups import create_group
-from siyu.livecodes.schemas import GroupIn, LiveCodeIn, RouteIn, WelcomeIn
+from siyu.livecodes.schemas import LiveCodeIn, RouteIn, WelcomeIn
 from siyu.livecodes.service import create_live_code, routes_of
 from siyu.models import (
     Channel,
@@ -242,25 +243,29 @@ def _store_codes(ctx: _Setup, channel: Channel, at: datetime, tag: int | None) -
 
 
 def _group_code(ctx: _Setup, channel: Channel) -> tuple[Code, list[Group]]:
-    """The welfare groups, two full and the last nearly so, behind one group code."""
+    """The welfare groups, two full and the last nearly so, behind one group code.
+
+    Created through the community groups service, then their seats set from the plan: the people in
+    these chats are not the demo's customers (its joins are timeline events), so there are no stays
+    to seat them through `join_group`; the counts are seed data, like the experiment's rows. No owner
+    is named: the service would seat them (an open stay the community demo's exact counts don't have)."""
     at = ctx.local(plan.GROUP_CODE_STARTED_DAYS_AGO)
-    owner = ctx.staff[plan.GROUP_OWNER].id
-    groups = [
-        create_group(
+    groups = []
+    for n, g in enumerate(GROUPS, 1):
+        group = create_group(
             ctx.session,
             actor=ctx.actor,
-            data=GroupIn(
+            data=GroupCreate(
                 name=g.name,
                 member_limit=g.member_limit,
-                member_count=g.member_count,
-                owner_staff_id=owner,
                 wecom_chat_id=f"wrQiwuFuli{n:02d}",
                 join_url=f"https://work.weixin.qq.com/gm/qiwu-fuli-{n}",
             ),
             clock=FrozenClock(at),
         )
-        for n, g in enumerate(GROUPS, 1)
-    ]
+        group.member_count = g.member_count
+        groups.append(group)
+    ctx.session.flush()
     data = LiveCodeIn(
         name=plan.GROUP_CODE_NAME,
         kind=LiveCodeKind.GROUP,

@@ -64,10 +64,14 @@ class LiveCodeIn(Input):
 
 
 class GroupIn(Input):
+    """A group as the live codes' form and `PUT /api/v1/groups/{id}` send it.
+
+    No `member_count`: seats are taken by members joining (`siyu.community.groups.membership`). A body
+    that still sends it is accepted and the field ignored (unknown fields are ignored), for API compatibility."""
+
     name: str = Field(min_length=1, max_length=100)
     join_url: str | None = Field(default=None, max_length=500)
     member_limit: int = DEFAULT_GROUP_LIMIT
-    member_count: int = Field(default=0, ge=0)
     owner_staff_id: DbId | None = None
     wecom_chat_id: str | None = Field(default=None, max_length=64)
 

@@ -316,21 +316,16 @@ def create_group(
     name: Annotated[str, Form(max_length=100)] = "",
     join_url: Annotated[str, Form(max_length=500)] = "",
     member_limit: Annotated[str, Form(max_length=6)] = "200",
-    member_count: Annotated[str, Form(max_length=6)] = "0",
 ) -> Response:
+    # a `member_count` field posted by an old form is ignored: seats are taken by members joining
     ctx.actor.require(Scope.ACQUISITION_WRITE)
-    values = {"name": name, "join_url": join_url, "member_limit": member_limit, "member_count": member_count}
+    values = {"name": name, "join_url": join_url, "member_limit": member_limit}
     try:
         if not name.strip():
             raise InvalidInput("name is required", details={"field": "name"})
-        if not _is_id(member_limit + "0") or not _is_id(member_count + "0"):
-            raise InvalidInput("group limit and member count are whole numbers", details={"field": "member_limit"})
-        data = GroupIn(
-            name=name.strip(),
-            join_url=join_url.strip() or None,
-            member_limit=int(member_limit),
-            member_count=int(member_count),
-        )
+        if not _is_id(member_limit + "0"):
+            raise InvalidInput("the group limit is a whole number", details={"field": "member_limit"})
+        data = GroupIn(name=name.strip(), join_url=join_url.strip() or None, member_limit=int(member_limit))
         group_service.create_group(ctx.session, actor=ctx.actor, data=data, clock=ctx.clock)
     except DomainError as exc:
         ctx.session.rollback()

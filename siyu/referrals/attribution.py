@@ -24,9 +24,10 @@ from sqlalchemy.orm import Session
 
 from siyu.kit.clock import Clock
 from siyu.loyalty.member_tasks.periods import local_day
-from siyu.loyalty.program import brand_zone
+from siyu.loyalty.program import brand_zone, local_midnight
 from siyu.models import (
     Customer,
+    GroupMember,
     Identity,
     LoyaltyTask,
     Member,
@@ -57,8 +58,7 @@ COUNTED = (ReferralStatus.PENDING, ReferralStatus.QUALIFIED, ReferralStatus.FLAG
 
 def _local_day_start(session: Session, workspace_id: int, at: datetime) -> datetime:
     zone = brand_zone(session, workspace_id)
-    day = local_day(at, zone)
-    return datetime(day.year, day.month, day.day, tzinfo=zone)
+    return local_midnight(local_day(at, zone), zone)
 
 
 def record_visit(
@@ -301,16 +301,47 @@ def attribute(
     except IntegrityError:
         existing = _referral_of(session, workspace_id, referee_customer_id)
         return existing if existing is not None and existing.code_id == code.id else None
-    if status == ReferralStatus.PENDING and program.condition == ReferralCondition.ADDED_STAFF:
-        qualify(session, referral=referral, order_id=None, clock=clock)
-    elif (
-        status == ReferralStatus.PENDING
-        and program.condition in ORDER_CONDITIONS
-        and (first := _first_order(session, referee_customer_id)) is not None
-    ):
-        # the referee ordered between the scan and the add: their first order decides now
-        _decide_on_first_order(session, program=program, referral=referral, first=first, clock=clock)
+    if status == ReferralStatus.PENDING and program.condition != ReferralCondition.JOINED_GROUP:
+        # an added_staff referral qualifies at once; if the referee ordered between the scan and the
+        # add, their first order decides now. A group join is left to `on_group_join`, as before.
+        settle_pending(session, program=program, referral=referral, clock=clock)
     return referral
+
+
+def settle_pending(session: Session, *, program: ReferralProgram, referral: Referral, clock: Clock) -> None:
+    """Decide a pending referral whose program's condition may already be met; nothing when it is
+    not (yet), or when the referral is not pending.
+
+    - `added_staff`: qualifies (no order).
+    - `joined_group`: qualifies if the referee is still in a group (the program's group if set) they
+      joined at or after the attribution.
+    - `first_order` / `first_order_over`: the referee's first paid order, if any, qualifies the
+      referral, or rejects it `first_order_below_minimum` (`order_meets`).
+
+    Used at attribution and when a flagged referral is approved on review."""
+    if referral.status != ReferralStatus.PENDING:
+        return
+    if program.condition == ReferralCondition.ADDED_STAFF:
+        qualify(session, referral=referral, order_id=None, clock=clock)
+    elif program.condition == ReferralCondition.JOINED_GROUP:
+        if _in_group_since(session, program=program, referral=referral):
+            qualify(session, referral=referral, order_id=None, clock=clock)
+    elif program.condition in ORDER_CONDITIONS:
+        first = _first_order(session, referral.referee_customer_id)
+        if first is not None:
+            _decide_on_first_order(session, program=program, referral=referral, first=first, clock=clock)
+
+
+def _in_group_since(session: Session, *, program: ReferralProgram, referral: Referral) -> bool:
+    """Is the referee in a group (the program's, if set) that they joined at or after attribution?"""
+    query = select(GroupMember.id).where(
+        GroupMember.customer_id == referral.referee_customer_id,
+        GroupMember.left_at.is_(None),
+        GroupMember.joined_at >= referral.attributed_at,
+    )
+    if program.group_id is not None:
+        query = query.where(GroupMember.group_id == program.group_id)
+    return session.scalar(query.limit(1)) is not None
 
 
 def _referral_of(session: Session, workspace_id: int, referee_id: int) -> Referral | None:

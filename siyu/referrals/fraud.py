@@ -12,10 +12,7 @@ from siyu.customers.repository import visibility_clause
 from siyu.kit.clock import Clock
 from siyu.models import (
     Customer,
-    GroupMember,
-    Order,
     Referral,
-    ReferralCondition,
     ReferralProgram,
     ReferralStatus,
 )
@@ -35,33 +32,6 @@ def get_referral(session: Session, *, actor: Actor, referral_id: int) -> Referra
     if referral is None:
         raise ReferralNotFound(f"referral {referral_id} not found", details={"referral_id": referral_id})
     return referral
-
-
-def _condition_met(session: Session, program: ReferralProgram, referral: Referral) -> tuple[bool | None, int | None]:
-    """Is the program's condition met for this referral now: True (with the qualifying order if any),
-    False (not yet), or None (it can never be: a first order under the minimum)."""
-    if program.condition == ReferralCondition.ADDED_STAFF:
-        return True, None
-    if program.condition == ReferralCondition.JOINED_GROUP:
-        query = select(GroupMember.id).where(
-            GroupMember.customer_id == referral.referee_customer_id,
-            GroupMember.left_at.is_(None),
-            GroupMember.joined_at >= referral.attributed_at,
-        )
-        if program.group_id is not None:
-            query = query.where(GroupMember.group_id == program.group_id)
-        return session.scalar(query.limit(1)) is not None, None
-    first = session.scalar(
-        select(Order)
-        .where(Order.customer_id == referral.referee_customer_id)
-        .order_by(Order.paid_at, Order.id)
-        .limit(1)
-    )
-    if first is None:
-        return False, None
-    if not attribution.order_meets(program, first):
-        return None, first.id
-    return True, first.id
 
 
 def review(session: Session, *, actor: Actor, referral_id: int, approve: bool, note: str, clock: Clock) -> Referral:
@@ -84,13 +54,7 @@ def review(session: Session, *, actor: Actor, referral_id: int, approve: bool, n
         session.flush()
         program = session.get(ReferralProgram, referral.program_id)
         assert program is not None
-        met, order_id = _condition_met(session, program, referral)
-        if met:
-            attribution.qualify(session, referral=referral, order_id=order_id, clock=clock)
-        elif met is None:  # the first order came in under the minimum, as attribution would decide
-            referral.status = ReferralStatus.REJECTED
-            referral.reason = "first_order_below_minimum"
-            session.flush()
+        attribution.settle_pending(session, program=program, referral=referral, clock=clock)
     else:
         referral.status = ReferralStatus.REJECTED
         referral.reason = f"review: {note}"[:200] if note else "review"

@@ -18,7 +18,7 @@ from __future__ import annotations
 from bisect import bisect_left
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session
 
 from siyu.auth.permissions import Actor
 from siyu.kit.errors import InvalidInput
-from siyu.loyalty.program import brand_zone
+from siyu.loyalty.program import brand_zone, local_midnight
 from siyu.models import Referral, ReferralCode, ReferralReward, ReferralStatus, ReferralVisit, VisitKind
 from siyu.referrals.programs import get_program
 
@@ -96,10 +96,7 @@ def _finish(row: PeriodMetrics, inviters: set[int]) -> PeriodMetrics:
 
 
 def _bounds(start: date, end: date, zone: ZoneInfo) -> tuple[datetime, datetime]:
-    lo = datetime(start.year, start.month, start.day, tzinfo=zone).astimezone(UTC)
-    after = end + timedelta(days=1)
-    hi = datetime(after.year, after.month, after.day, tzinfo=zone).astimezone(UTC)
-    return lo, hi
+    return local_midnight(start, zone), local_midnight(end + timedelta(days=1), zone)
 
 
 def program_metrics(

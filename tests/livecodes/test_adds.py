@@ -16,6 +16,7 @@ from siyu.livecodes.adds import record_add, record_group_join, simulated_externa
 from siyu.livecodes.scan import scan_code
 from siyu.livecodes.state import decode_state
 from siyu.models import CustomerEvent, CustomerTag, ExperimentExposure, LiveCodeScan, Relationship
+from tests.community.groups.factories import seat
 from tests.factories import (
     make_channel,
     make_experiment,
@@ -211,7 +212,8 @@ def experiment_variants(db: Session, experiment_id: int) -> list:  # type: ignor
 
 def test_group_code_fills_groups_in_order_and_never_past_the_limit(db: Session, clock: FrozenClock) -> None:
     ws = make_workspace(db, clock=clock)
-    first = make_group(db, workspace=ws, clock=clock, name="福利1群", limit=2, members=1)
+    first = make_group(db, workspace=ws, clock=clock, name="福利1群", limit=2)
+    seat(db, group=first, clock=clock, count=1)
     second = make_group(db, workspace=ws, clock=clock, name="福利2群", limit=2, members=0)
     code = make_live_code(
         db, workspace=ws, clock=clock, kind="group", routes=[{"group_id": first.id}, {"group_id": second.id}]

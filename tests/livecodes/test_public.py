@@ -13,6 +13,7 @@ from siyu.auth.permissions import Actor
 from siyu.kit.clock import FrozenClock
 from siyu.livecodes.service import delete_live_code
 from siyu.models import CustomerTag, LiveCodeScan, Relationship, Workspace
+from tests.community.groups.factories import seat
 from tests.factories import make_channel, make_group, make_live_code, make_staff, make_tag
 
 SCAN_ID = re.compile(r'name="scan_id" value="(\d+)"')
@@ -116,7 +117,8 @@ def test_unknown_malformed_deleted_and_expired_codes_answer_friendly_pages(
 
 
 def test_group_code_landing_and_join(client: TestClient, db: Session, clock: FrozenClock, workspace: Workspace) -> None:
-    group = make_group(db, workspace=workspace, clock=clock, name="福利1群", limit=200, members=199)
+    group = make_group(db, workspace=workspace, clock=clock, name="福利1群", limit=3)
+    seat(db, group=group, clock=clock, count=2)  # one seat left
     spare = make_group(db, workspace=workspace, clock=clock, name="福利2群")
     code = make_live_code(
         db, workspace=workspace, clock=clock, kind="group", routes=[{"group_id": group.id}, {"group_id": spare.id}]

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from siyu.kit.clock import FrozenClock
 from siyu.models import LiveCode, LiveCodeRoute, Role, Workspace
+from tests.community.groups.factories import seat
 from tests.factories import make_channel, make_group, make_live_code, make_staff, make_tag
 from tests.web.conftest import login
 
@@ -133,8 +134,10 @@ def test_list_warns_when_groups_fill_up_and_zips_qr_codes(
     client: TestClient, db: Session, clock: FrozenClock, workspace: Workspace, user_with_role: object
 ) -> None:
     user = user_with_role(Role.OPERATOR)  # type: ignore[operator]
-    full = make_group(db, workspace=workspace, clock=clock, limit=200, members=200)
-    almost = make_group(db, workspace=workspace, clock=clock, limit=200, members=190)
+    full = make_group(db, workspace=workspace, clock=clock, limit=3)
+    almost = make_group(db, workspace=workspace, clock=clock, limit=3)
+    seat(db, group=full, clock=clock, count=3)
+    seat(db, group=almost, clock=clock, count=2)
     code = make_live_code(
         db,
         workspace=workspace,
@@ -146,7 +149,7 @@ def test_list_warns_when_groups_fill_up_and_zips_qr_codes(
     db.commit()
     csrf = login(client, user.email)
     page = client.get("/live-codes")
-    assert f'data-warning="{code.id}"' in page.text and "390/400" in page.text
+    assert f'data-warning="{code.id}"' in page.text and "5/6" in page.text
     archive = client.post("/live-codes/qr.zip", data=_form(csrf, ids=[str(code.id)], format="svg", size="s"))
     with zipfile.ZipFile(io.BytesIO(archive.content)) as zipped:
         assert zipped.namelist() == ["福利群活码.svg"]

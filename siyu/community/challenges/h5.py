@@ -14,7 +14,6 @@ from siyu.community.challenges import posts, service
 from siyu.community.challenges.certificate import CertificateText, render_certificate
 from siyu.community.challenges.errors import ChallengeNotFound, ChallengeNotOpen, InvalidPost, PostNotFound
 from siyu.community.challenges.images import MAX_IMAGE_BYTES, MAX_IMAGES, clean_images
-from siyu.kit.clock import as_utc
 from siyu.kit.errors import DomainError
 from siyu.kit.ids import MAX_ID
 from siyu.loyalty.h5 import reading
@@ -194,7 +193,7 @@ def certificate(request: Request, challenge_id: str, member: MemberDep) -> Respo
             member=posts.display_name(customer.name if customer else None, member.customer_id),
             title=challenge.certificate_title or challenge.title,
             days=entry.days_done,
-            completed_on=local_day(as_utc(entry.completed_at), reading.zone_of(session, member.workspace_id)),
+            completed_on=local_day(entry.completed_at, reading.zone_of(session, member.workspace_id)),
             number=entry.certificate_no,
         )
     return Response(

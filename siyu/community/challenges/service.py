@@ -22,16 +22,15 @@ from siyu.community.challenges.images import CleanImage
 from siyu.community.challenges.posts import clean_body, complete_post_task, display_name, insert_post
 from siyu.community.challenges.schemas import ChallengeIn
 from siyu.kit.clock import Clock
-from siyu.loyalty.member_tasks.periods import local_day
+from siyu.loyalty.h5.reading import local_day
 from siyu.loyalty.points.service import award_points
-from siyu.loyalty.program import brand_zone
 from siyu.models import Customer, PointsReason
 from siyu.models.challenge import Challenge, ChallengeEntry, ChallengeStatus, Post
 
 
 def today_for(session: Session, workspace_id: int, clock: Clock) -> date:
     """The brand-local date now."""
-    return local_day(clock.now(), brand_zone(session, workspace_id))
+    return local_day(session, workspace_id, clock)
 
 
 def _check(data: ChallengeIn) -> None:

@@ -1,4 +1,8 @@
-"""Community groups: create/edit (reusing the live codes' group validation), tags, listing."""
+"""Community groups: create/edit, tags, listing.
+
+The one service that writes groups: the live codes' group form and `PUT /api/v1/groups/{id}`
+(`siyu.livecodes.groups`) and the demo delegate here. Seats (`member_count`) are never set here:
+they are taken and freed by `membership.py`."""
 
 from __future__ import annotations
 
@@ -15,16 +19,21 @@ from siyu.community.groups.membership import group_in
 from siyu.community.groups.schemas import GroupCreate, GroupPatch
 from siyu.kit.clock import Clock
 from siyu.kit.errors import Conflict, InvalidInput
-from siyu.livecodes.groups import _check_limit
 from siyu.livecodes.service import in_workspace
 from siyu.models import CommunityGroup, GroupMember, GroupTag, Staff, Tag
-from siyu.models.group import GroupKind, GroupMemberRole
+from siyu.models.group import MAX_GROUP_LIMIT, GroupKind, GroupMemberRole
 
 
 def _utc(value: datetime | None) -> datetime | None:
     if value is None:
         return None
     return value.astimezone(UTC) if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+def _check_limit(limit: int) -> None:
+    """A group's member limit: 1..500 (WeCom's ceiling), else InvalidInput naming `member_limit`."""
+    if not 1 <= limit <= MAX_GROUP_LIMIT:
+        raise InvalidInput(f"group limit must be between 1 and {MAX_GROUP_LIMIT}", details={"field": "member_limit"})
 
 
 def _check_kind(kind: GroupKind, ends_at: datetime | None, *, now: datetime, changed: bool) -> None:

@@ -23,6 +23,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from siyu.kit.clock import Clock
+from siyu.loyalty.member_tasks.periods import local_day
 from siyu.loyalty.program import brand_zone
 from siyu.models import Customer, Member
 from siyu.models.challenge import Post, PostLike, PostStatus
@@ -82,7 +83,7 @@ def score_workspace(session: Session, *, workspace_id: int, clock: Clock) -> int
     """Rescore every KOC profile of the workspace (creating candidates for active customers) and write
     today's `KocScoreDay` rows (brand-local day; a rerun the same day overwrites). Returns profiles scored."""
     now = clock.now()
-    day: date = now.astimezone(brand_zone(session, workspace_id)).date()
+    day: date = local_day(now, brand_zone(session, workspace_id))
     since = now - timedelta(days=ENGAGEMENT_DAYS)
     referrals = _counts(
         session,

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from siyu.community.lottery.errors import DrawNotOpen, EntryLimitReached, InvalidDraw
 from siyu.community.lottery.service import get_draw
-from siyu.kit.clock import Clock, as_utc
+from siyu.kit.clock import Clock
 from siyu.kit.errors import Conflict, NotFound
 from siyu.loyalty.members import ensure_member
 from siyu.loyalty.points.ledger import spend
@@ -51,9 +51,9 @@ def is_taking_entries(draw: LotteryDraw, now: datetime) -> bool:
     """Open, and within its dates if it has them."""
     if draw.status != DrawStatus.OPEN:
         return False
-    if draw.opens_at is not None and now < as_utc(draw.opens_at):
+    if draw.opens_at is not None and now < draw.opens_at:
         return False
-    return not (draw.closes_at is not None and now >= as_utc(draw.closes_at))
+    return not (draw.closes_at is not None and now >= draw.closes_at)
 
 
 def member_entry_count(session: Session, draw_id: int, customer_id: int) -> int:

@@ -16,6 +16,7 @@ from siyu.community.resources.files import CheckedFile
 from siyu.community.resources.schemas import ResourceIn, ResourcePatch
 from siyu.kit.clock import Clock
 from siyu.kit.sql import insert_or_ignore
+from siyu.loyalty.member_tasks.periods import local_day
 from siyu.loyalty.members import get_member
 from siyu.loyalty.program import brand_zone
 from siyu.loyalty.rewards.catalog import check_audience
@@ -310,7 +311,7 @@ def record_view(session: Session, *, resource: Resource, customer_id: int, actio
     if action not in ACTIONS:
         raise ValueError(f"unknown action {action!r}")
     now = clock.now()
-    day_key = now.astimezone(brand_zone(session, resource.workspace_id)).date().isoformat()
+    day_key = local_day(now, brand_zone(session, resource.workspace_id)).isoformat()
     values = {
         "workspace_id": resource.workspace_id,
         "resource_id": resource.id,

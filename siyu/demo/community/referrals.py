@@ -167,13 +167,7 @@ def _candidates(ctx: Ctx) -> list[tuple[int, datetime]]:
         )
         .order_by(firsts.c.first_add, firsts.c.customer_id)
     ).all()
-    return [(cid, _aware(at)) for cid, at in rows]
-
-
-def _aware(value: datetime) -> datetime:
-    from siyu.kit.clock import as_utc
-
-    return as_utc(value)
+    return [(cid, at) for cid, at in rows]
 
 
 def _roots(ctx: Ctx) -> list[int]:

@@ -147,8 +147,8 @@ def _earn_one(
         return None
     if _by_key(session, ws, order_key(order.id)) is not None:
         return None  # a re-ingested order earns once
-    paid_at = as_utc(order.paid_at)
-    attributed = as_utc(match.referral.attributed_at)
+    paid_at = order.paid_at
+    attributed = match.referral.attributed_at
     if paid_at < attributed or paid_at > attributed + timedelta(days=rule.days):
         return None
     amount = paid_fen(order) * rule.rate_bp // 10_000

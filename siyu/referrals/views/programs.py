@@ -14,6 +14,7 @@ from siyu.auth.permissions import Scope
 from siyu.commerce.views.kit import brand_tz, error_field, text_values
 from siyu.kit.errors import DomainError, InvalidInput
 from siyu.loyalty.h5.reading import brand_name
+from siyu.loyalty.member_tasks.periods import local_day
 from siyu.referrals import metrics, programs
 from siyu.referrals.posters import MAX_BACKGROUND_BYTES, PosterSpec, check_background, poster_png
 from siyu.referrals.views.forms import (
@@ -132,7 +133,7 @@ def program_page(
     ctx.actor.require(Scope.GROWTH_READ)
     program = programs.get_program(ctx.session, actor=ctx.actor, program_id=program_id)
     tz = brand_tz(ctx.session, ctx.actor.workspace_id)
-    today = ctx.clock.now().astimezone(tz).date()
+    today = local_day(ctx.clock.now(), tz)
     end = end or today
     start = start or end - timedelta(days=55)
     if start > end:

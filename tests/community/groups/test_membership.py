@@ -24,7 +24,7 @@ from siyu.kit.clock import FrozenClock
 from siyu.kit.errors import InvalidInput, NotFound, PermissionDenied
 from siyu.models import AuditEntry, CustomerEvent, GroupDay, GroupMember, Member, TaskKind
 from siyu.models.group import GroupKind, GroupMemberRole
-from tests.community.groups.factories import customer_of, refreshed
+from tests.community.groups.factories import customer_of, refreshed, seat
 from tests.factories import actor_for, make_group, make_staff, make_workspace
 from tests.loyalty.member_tasks.factories import make_task
 
@@ -55,12 +55,14 @@ def test_a_join_takes_a_seat_opens_a_stay_and_is_idempotent(db: Session, clock: 
 
 def test_a_full_group_refuses_and_writes_nothing(db: Session, clock: FrozenClock) -> None:
     ws = make_workspace(db, clock=clock)
-    group = make_group(db, workspace=ws, clock=clock, limit=1, members=1)
+    group = make_group(db, workspace=ws, clock=clock, limit=1)
+    [seated] = seat(db, group=group, clock=clock, count=1)
     customer = customer_of(db, workspace=ws, clock=clock)
     with pytest.raises(GroupFull) as raised:
         join_group(db, workspace_id=ws.id, group_id=group.id, customer_id=customer.id, at=clock.now(), clock=clock)
     assert raised.value.details == {"field": "group_id"}
-    assert db.scalar(select(GroupMember).where(GroupMember.group_id == group.id)) is None
+    stays = db.scalars(select(GroupMember.customer_id).where(GroupMember.group_id == group.id)).all()
+    assert stays == [seated.id]
     assert refreshed(db, group).member_count == 1
 
 
