@@ -15,6 +15,7 @@ from siyu.commerce.views.kit import (
     brand_tz,
     customer_names,
     error_field,
+    form_page,
     object_values,
     parse,
     parse_int,
@@ -145,15 +146,15 @@ def _form(
     request: Request, ctx: Ctx, values: dict[str, str], template_id: int | None, errors: dict[str, str] | None = None
 ) -> Response:
     _ = translator(request)
-    context = {
-        "title": _("编辑优惠券模板") if template_id else _("新建优惠券模板"),
-        "back": "/coupons",
-        "action": f"/coupons/templates/{template_id}/edit" if template_id else "/coupons/templates",
-        "spec": FIELDS,
-        "values": values,
-        "errors": errors or {},
-    }
-    return render(request, "commerce/form.html", context, status_code=422 if errors else 200)
+    return form_page(
+        request,
+        title=_("编辑优惠券模板") if template_id else _("新建优惠券模板"),
+        back="/coupons",
+        action=f"/coupons/templates/{template_id}/edit" if template_id else "/coupons/templates",
+        spec=FIELDS,
+        values=values,
+        errors=errors,
+    )
 
 
 @router.get("/coupons/templates/new")

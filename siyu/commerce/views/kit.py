@@ -15,14 +15,17 @@ from decimal import Decimal, InvalidOperation
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
+from fastapi import Request
 from pydantic import BaseModel, ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 from starlette.datastructures import FormData
+from starlette.responses import Response
 
 from siyu.kit.errors import DomainError, InvalidInput
 from siyu.kit.ids import parse_id
 from siyu.models import Customer, Workspace
+from siyu.web.templating import render
 
 LOCAL_FORMAT = "%Y-%m-%dT%H:%M"
 """What an <input type="datetime-local"> posts: the brand's wall-clock time."""
@@ -187,3 +190,27 @@ def customer_names(session: Session, workspace_id: int, customer_ids: Iterable[i
         select(Customer.id, Customer.name).where(Customer.workspace_id == workspace_id, Customer.id.in_(ids))
     )
     return {cid: name or f"#{cid}" for cid, name in rows}
+
+
+def form_page(
+    request: Request,
+    *,
+    title: str,
+    back: str,
+    action: str,
+    spec: Fields,
+    values: dict[str, str],
+    errors: dict[str, str] | None = None,
+    error_status: int = 422,
+) -> Response:
+    """The shared console form page (`commerce/form.html`) for a field spec: 200 when first shown,
+    `error_status` (422 unless the caller says otherwise) when it comes back with errors."""
+    context: dict[str, Any] = {
+        "title": title,
+        "back": back,
+        "action": action,
+        "spec": spec,
+        "values": values,
+        "errors": errors or {},
+    }
+    return render(request, "commerce/form.html", context, status_code=error_status if errors else 200)

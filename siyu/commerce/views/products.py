@@ -8,7 +8,16 @@ from starlette.responses import Response
 
 from siyu.auth.permissions import Scope
 from siyu.commerce import products as service
-from siyu.commerce.views.kit import FormField, brand_tz, error_field, object_values, parse, text_values, validated
+from siyu.commerce.views.kit import (
+    FormField,
+    brand_tz,
+    error_field,
+    form_page,
+    object_values,
+    parse,
+    text_values,
+    validated,
+)
 from siyu.kit.errors import DomainError, InvalidInput
 from siyu.web.deps import ConsoleCtx, Ctx, FormDep, IdPath
 from siyu.web.pages import error_text, redirect
@@ -45,15 +54,15 @@ def _form(
     request: Request, ctx: Ctx, values: dict[str, str], product_id: int | None, errors: dict[str, str] | None = None
 ) -> Response:
     _ = translator(request)
-    context = {
-        "title": _("编辑商品") if product_id else _("新建商品"),
-        "back": "/products",
-        "action": f"/products/{product_id}/edit" if product_id else "/products",
-        "spec": EDIT_FIELDS if product_id else FIELDS,
-        "values": values,
-        "errors": errors or {},
-    }
-    return render(request, "commerce/form.html", context, status_code=422 if errors else 200)
+    return form_page(
+        request,
+        title=_("编辑商品") if product_id else _("新建商品"),
+        back="/products",
+        action=f"/products/{product_id}/edit" if product_id else "/products",
+        spec=EDIT_FIELDS if product_id else FIELDS,
+        values=values,
+        errors=errors,
+    )
 
 
 @router.get("/products/new")

@@ -9,7 +9,16 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from siyu.auth.permissions import Scope
-from siyu.commerce.views.kit import FormField, brand_tz, error_field, object_values, parse, text_values, validated
+from siyu.commerce.views.kit import (
+    FormField,
+    brand_tz,
+    error_field,
+    form_page,
+    object_values,
+    parse,
+    text_values,
+    validated,
+)
 from siyu.community.challenges import posts, service
 from siyu.community.challenges.schemas import ChallengeIn
 from siyu.kit.errors import DomainError
@@ -64,15 +73,15 @@ def _form(
     request: Request, values: dict[str, str], challenge_id: int | None, errors: dict[str, str] | None = None
 ) -> Response:
     t = translator(request)
-    context: dict[str, Any] = {
-        "title": t("编辑挑战") if challenge_id else t("新建挑战"),
-        "back": f"/community/challenges/{challenge_id}" if challenge_id else "/community/challenges",
-        "action": f"/community/challenges/{challenge_id}/edit" if challenge_id else "/community/challenges",
-        "spec": FIELDS,
-        "values": values,
-        "errors": errors or {},
-    }
-    return render(request, "commerce/form.html", context, status_code=422 if errors else 200)
+    return form_page(
+        request,
+        title=t("编辑挑战") if challenge_id else t("新建挑战"),
+        back=f"/community/challenges/{challenge_id}" if challenge_id else "/community/challenges",
+        action=f"/community/challenges/{challenge_id}/edit" if challenge_id else "/community/challenges",
+        spec=FIELDS,
+        values=values,
+        errors=errors,
+    )
 
 
 @router.get("/community/challenges/new")

@@ -11,7 +11,16 @@ from starlette.datastructures import UploadFile
 from starlette.responses import Response
 
 from siyu.auth.permissions import Scope
-from siyu.commerce.views.kit import FormField, brand_tz, error_field, object_values, parse, text_values, validated
+from siyu.commerce.views.kit import (
+    FormField,
+    brand_tz,
+    error_field,
+    form_page,
+    object_values,
+    parse,
+    text_values,
+    validated,
+)
 from siyu.community.groups import days, importer, membership, queries, service
 from siyu.community.groups.schemas import GroupCreate, GroupPatch
 from siyu.kit.errors import DomainError, InvalidInput
@@ -74,15 +83,15 @@ def _form(
     errors: dict[str, str] | None = None,
 ) -> Response:
     _ = translator(request)
-    context: dict[str, Any] = {
-        "title": _("编辑社群") if group_id else _("新建社群"),
-        "back": f"/community/groups/{group_id}" if group_id else "/community/groups",
-        "action": f"/community/groups/{group_id}/edit" if group_id else "/community/groups",
-        "spec": _fields(ctx),
-        "values": values,
-        "errors": errors or {},
-    }
-    return render(request, "commerce/form.html", context, status_code=422 if errors else 200)
+    return form_page(
+        request,
+        title=_("编辑社群") if group_id else _("新建社群"),
+        back=f"/community/groups/{group_id}" if group_id else "/community/groups",
+        action=f"/community/groups/{group_id}/edit" if group_id else "/community/groups",
+        spec=_fields(ctx),
+        values=values,
+        errors=errors,
+    )
 
 
 @router.get("/community/groups")

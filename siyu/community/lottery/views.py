@@ -14,6 +14,7 @@ from siyu.commerce.views.kit import (
     brand_tz,
     customer_names,
     error_field,
+    form_page,
     object_values,
     parse,
     parse_int,
@@ -121,15 +122,16 @@ def _form(
     status: int = 422,
 ) -> Response:
     _ = translator(request)
-    context: dict[str, Any] = {
-        "title": _("编辑抽奖") if draw_id else _("新建抽奖"),
-        "back": f"/growth/lottery/{draw_id}" if draw_id else "/growth/lottery",
-        "action": f"/growth/lottery/{draw_id}/edit" if draw_id else "/growth/lottery",
-        "spec": FIELDS,
-        "values": values,
-        "errors": errors or {},
-    }
-    return render(request, "commerce/form.html", context, status_code=status if errors else 200)
+    return form_page(
+        request,
+        title=_("编辑抽奖") if draw_id else _("新建抽奖"),
+        back=f"/growth/lottery/{draw_id}" if draw_id else "/growth/lottery",
+        action=f"/growth/lottery/{draw_id}/edit" if draw_id else "/growth/lottery",
+        spec=FIELDS,
+        values=values,
+        errors=errors,
+        error_status=status,
+    )
 
 
 def _refused(request: Request, ctx: Ctx, values: dict[str, str], draw_id: int | None, exc: DomainError) -> Response:

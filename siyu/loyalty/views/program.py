@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Any
 
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from siyu.auth.permissions import Scope
-from siyu.commerce.views.kit import FormField, brand_tz, error_field, object_values, parse, text_values, validated
+from siyu.commerce.views.kit import (
+    FormField,
+    brand_tz,
+    error_field,
+    form_page,
+    object_values,
+    parse,
+    text_values,
+    validated,
+)
 from siyu.kit.errors import DomainError
 from siyu.loyalty.tiers import catalogue
 from siyu.loyalty.tiers.schemas import ProgramIn, TierIn
@@ -191,15 +199,15 @@ def _tier_form(
     request: Request, ctx: Ctx, values: dict[str, str], tier_id: int | None, errors: dict[str, str] | None = None
 ) -> Response:
     _ = translator(request)
-    context: dict[str, Any] = {
-        "title": _("编辑会员等级") if tier_id else _("新建会员等级"),
-        "back": "/loyalty/tiers",
-        "action": f"/loyalty/tiers/{tier_id}/edit" if tier_id else "/loyalty/tiers",
-        "spec": tier_fields(_basis(ctx)),
-        "values": values,
-        "errors": errors or {},
-    }
-    return render(request, "commerce/form.html", context, status_code=422 if errors else 200)
+    return form_page(
+        request,
+        title=_("编辑会员等级") if tier_id else _("新建会员等级"),
+        back="/loyalty/tiers",
+        action=f"/loyalty/tiers/{tier_id}/edit" if tier_id else "/loyalty/tiers",
+        spec=tier_fields(_basis(ctx)),
+        values=values,
+        errors=errors,
+    )
 
 
 @router.get("/loyalty/tiers/new")

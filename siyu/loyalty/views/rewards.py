@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from siyu.auth.permissions import Scope
-from siyu.commerce.views.kit import FormField, brand_tz, error_field, object_values, parse, text_values, validated
+from siyu.commerce.views.kit import (
+    FormField,
+    brand_tz,
+    error_field,
+    form_page,
+    object_values,
+    parse,
+    text_values,
+    validated,
+)
 from siyu.kit.errors import DomainError
 from siyu.loyalty.rewards import catalog
 from siyu.loyalty.rewards.schemas import RewardIn
@@ -69,15 +76,15 @@ def _form(
     request: Request, ctx: Ctx, values: dict[str, str], reward_id: int | None, errors: dict[str, str] | None = None
 ) -> Response:
     _ = translator(request)
-    context: dict[str, Any] = {
-        "title": _("编辑奖品") if reward_id else _("新建奖品"),
-        "back": "/loyalty/rewards",
-        "action": f"/loyalty/rewards/{reward_id}/edit" if reward_id else "/loyalty/rewards",
-        "spec": FIELDS,
-        "values": values,
-        "errors": errors or {},
-    }
-    return render(request, "commerce/form.html", context, status_code=422 if errors else 200)
+    return form_page(
+        request,
+        title=_("编辑奖品") if reward_id else _("新建奖品"),
+        back="/loyalty/rewards",
+        action=f"/loyalty/rewards/{reward_id}/edit" if reward_id else "/loyalty/rewards",
+        spec=FIELDS,
+        values=values,
+        errors=errors,
+    )
 
 
 @router.get("/loyalty/rewards/new")

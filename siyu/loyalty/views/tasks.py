@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
@@ -12,6 +10,7 @@ from siyu.commerce.views.kit import (
     FormField,
     brand_tz,
     error_field,
+    form_page,
     object_values,
     parse,
     parse_int,
@@ -99,15 +98,15 @@ def _form(
     request: Request, ctx: Ctx, values: dict[str, str], task_id: int | None, errors: dict[str, str] | None = None
 ) -> Response:
     _ = translator(request)
-    context: dict[str, Any] = {
-        "title": _("编辑会员任务") if task_id else _("新建会员任务"),
-        "back": "/loyalty/tasks",
-        "action": f"/loyalty/tasks/{task_id}/edit" if task_id else "/loyalty/tasks",
-        "spec": FIELDS,
-        "values": values,
-        "errors": errors or {},
-    }
-    return render(request, "commerce/form.html", context, status_code=422 if errors else 200)
+    return form_page(
+        request,
+        title=_("编辑会员任务") if task_id else _("新建会员任务"),
+        back="/loyalty/tasks",
+        action=f"/loyalty/tasks/{task_id}/edit" if task_id else "/loyalty/tasks",
+        spec=FIELDS,
+        values=values,
+        errors=errors,
+    )
 
 
 @router.get("/loyalty/tasks/new")

@@ -16,6 +16,7 @@ from siyu.commerce.views.kit import (
     brand_tz,
     customer_names,
     error_field,
+    form_page,
     object_values,
     parse,
     parse_yuan,
@@ -103,15 +104,15 @@ def _rule_form(
     request: Request, values: dict[str, str], rule_id: int | None, errors: dict[str, str] | None = None
 ) -> Response:
     _ = translator(request)
-    context: dict[str, Any] = {
-        "title": _("编辑佣金规则") if rule_id else _("新建佣金规则"),
-        "back": BASE,
-        "action": f"{BASE}/rules/{rule_id}/edit" if rule_id else f"{BASE}/rules",
-        "spec": RULE_FIELDS,
-        "values": values,
-        "errors": errors or {},
-    }
-    return render(request, "commerce/form.html", context, status_code=422 if errors else 200)
+    return form_page(
+        request,
+        title=_("编辑佣金规则") if rule_id else _("新建佣金规则"),
+        back=BASE,
+        action=f"{BASE}/rules/{rule_id}/edit" if rule_id else f"{BASE}/rules",
+        spec=RULE_FIELDS,
+        values=values,
+        errors=errors,
+    )
 
 
 def _rule_input(values: dict[str, str], ctx: Ctx) -> RuleIn:
