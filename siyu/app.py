@@ -154,6 +154,13 @@ def create_app(
         return JSONResponse({"status": "ok", "version": __version__})
 
     from siyu.addtasks.api import router as addtasks_api
+    from siyu.analytics.clv.api import router as analytics_clv_api
+    from siyu.analytics.funnels.api import router as analytics_funnels_api
+    from siyu.analytics.overview.api import router as analytics_overview_api
+    from siyu.analytics.performance.api import router as analytics_performance_api
+    from siyu.analytics.planning.api import router as analytics_planning_api
+    from siyu.analytics.retention.api import router as analytics_retention_api
+    from siyu.analytics.rfm.api import router as analytics_rfm_api
     from siyu.audit.api import router as audit_api
     from siyu.auth.api import router as auth_api
     from siyu.campaigns.broadcasts.api import router as broadcasts_api
@@ -228,6 +235,13 @@ def create_app(
         challenges_api,
         lottery_api,
         koc_api,
+        analytics_overview_api,
+        analytics_funnels_api,
+        analytics_retention_api,
+        analytics_rfm_api,
+        analytics_clv_api,
+        analytics_performance_api,
+        analytics_planning_api,
         orders_webhook,
         member_h5,
         referrals_public,

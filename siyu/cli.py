@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn, TimeRemainingColumn
 from sqlalchemy.orm import Session
 
+from siyu.analytics.cli import analytics_app
 from siyu.auth.permissions import Actor
 from siyu.campaigns.cli import touch_app
 from siyu.config import get_settings
@@ -43,6 +44,7 @@ app.add_typer(segment_app, name="segment")
 app.add_typer(touch_app, name="touch")
 app.add_typer(loyalty_app, name="loyalty")
 app.add_typer(member_app, name="member")
+app.add_typer(analytics_app, name="analytics")
 
 
 app.add_typer(ab_app, name="ab")

@@ -1,5 +1,6 @@
 """Imports every module that declares background jobs, so workers know all actors."""
 
+import siyu.analytics.clv.tasks
 import siyu.campaigns.broadcasts.tasks
 import siyu.campaigns.calendars.tasks
 import siyu.campaigns.journeys.tasks

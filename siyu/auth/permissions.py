@@ -70,6 +70,11 @@ class Scope(StrEnum):
     """Manage groups, members and group tags, resources and challenges."""
     COMMUNITY_MODERATE = "community:moderate"
     """Feature, hide and reward members' posts."""
+    ANALYTICS_READ = "analytics:read"
+    """See the measure pages: overview, funnels, retention, RFM, CLV, ROI, staff performance, KPI plans."""
+    ANALYTICS_WRITE = "analytics:write"
+    """Save funnels and cohort reports, change analytics settings, fit CLV, plan KPIs, and turn any
+    figure into a static segment of the customers behind it."""
 
 
 ALL_SCOPES = frozenset(Scope)
@@ -105,10 +110,14 @@ ROLE_SCOPES: dict[Role, frozenset[Scope]] = {
             Scope.COMMUNITY_READ,
             Scope.COMMUNITY_WRITE,
             Scope.COMMUNITY_MODERATE,
+            Scope.ANALYTICS_READ,
+            Scope.ANALYTICS_WRITE,
         }
     ),
     Role.ANALYST: frozenset(
         {
+            Scope.ANALYTICS_READ,
+            Scope.ANALYTICS_WRITE,
             Scope.CUSTOMERS_READ,
             Scope.JOBS_READ,
             Scope.ACQUISITION_READ,

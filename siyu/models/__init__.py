@@ -1,6 +1,15 @@
 """All tables, one module per aggregate. Importing this package registers every model."""
 
 from siyu.models.add_task import AddTask, AddTaskList, AddTaskStatus
+from siyu.models.analytics import (
+    AnalyticsSettings,
+    ClvFit,
+    ClvFitStatus,
+    CustomerValue,
+    KpiPlan,
+    ReportKind,
+    SavedReport,
+)
 from siyu.models.audit import AuditEntry
 from siyu.models.base import Base, WorkspaceScoped
 from siyu.models.calendar import GroupCalendar, GroupCalendarEntry, GroupPost, MomentPost, Persona, Script, Slot
@@ -180,6 +189,7 @@ __all__ = [
     "AddTask",
     "AddTaskList",
     "AddTaskStatus",
+    "AnalyticsSettings",
     "ApiToken",
     "AttributeDefinition",
     "AttributeType",
@@ -194,6 +204,8 @@ __all__ = [
     "ChannelAccount",
     "ChannelCostEntry",
     "ChannelType",
+    "ClvFit",
+    "ClvFitStatus",
     "CommerceSettings",
     "CommissionEntry",
     "CommissionKind",
@@ -217,6 +229,7 @@ __all__ = [
     "CustomerEvent",
     "CustomerMerge",
     "CustomerTag",
+    "CustomerValue",
     "Delivery",
     "DeliveryCallback",
     "DeliveryStatus",
@@ -251,6 +264,7 @@ __all__ = [
     "KocProfile",
     "KocScoreDay",
     "KocStatus",
+    "KpiPlan",
     "LifecycleStage",
     "LimitPeriod",
     "LiveCode",
@@ -307,6 +321,7 @@ __all__ = [
     "Region",
     "Relationship",
     "RemovedBy",
+    "ReportKind",
     "Resource",
     "ResourceKind",
     "ResourceStatus",
@@ -319,6 +334,7 @@ __all__ = [
     "RotationMode",
     "RouteShift",
     "SandboxMessage",
+    "SavedReport",
     "ScheduledRun",
     "Script",
     "Segment",

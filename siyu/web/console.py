@@ -5,6 +5,13 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from siyu.addtasks.views import router as addtasks_views
+from siyu.analytics.clv.views import router as analytics_clv_views
+from siyu.analytics.funnels.views import router as analytics_funnels_views
+from siyu.analytics.overview.views import router as analytics_overview_views
+from siyu.analytics.performance.views import router as analytics_performance_views
+from siyu.analytics.planning.views import router as analytics_planning_views
+from siyu.analytics.retention.views import router as analytics_retention_views
+from siyu.analytics.rfm.views import router as analytics_rfm_views
 from siyu.audit.views import router as audit_views
 from siyu.auth.views import router as auth_views
 from siyu.campaigns.broadcasts.views import router as broadcasts_views
@@ -53,6 +60,13 @@ for area in (
     challenges_views,
     lottery_views,
     koc_views,
+    analytics_overview_views,
+    analytics_funnels_views,
+    analytics_retention_views,
+    analytics_rfm_views,
+    analytics_clv_views,
+    analytics_performance_views,
+    analytics_planning_views,
     job_views,
     audit_views,
 ):

@@ -14,6 +14,7 @@ from fastapi import Request
 from fastapi.templating import Jinja2Templates
 from starlette.responses import Response
 
+from siyu.analytics.tables import display
 from siyu.kit.i18n import LOCALES, gettext_for, normalize_locale
 from siyu.kit.phone import display_phone, mask_phone
 from siyu.web.deps import csrf_token
@@ -29,6 +30,7 @@ templates = Jinja2Templates(
 )
 templates.env.filters["mask_phone"] = mask_phone
 templates.env.filters["display_phone"] = display_phone
+templates.env.filters["cell"] = display  # analytics report cells: yuan, percents, "—" for None
 
 
 def compact_json(value: Any) -> str:

@@ -1,0 +1,1 @@
+"""clv (stub: being built)."""

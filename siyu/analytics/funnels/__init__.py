@@ -1,0 +1,1 @@
+"""funnels (stub: being built)."""

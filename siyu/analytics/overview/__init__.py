@@ -1,0 +1,1 @@
+"""overview (stub: being built)."""

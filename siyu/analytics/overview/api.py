@@ -1,0 +1,7 @@
+"""JSON API of analytics: overview."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+router = APIRouter(prefix="/api/v1/analytics", tags=["analytics"])

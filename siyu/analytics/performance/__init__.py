@@ -1,0 +1,1 @@
+"""performance (stub: being built)."""

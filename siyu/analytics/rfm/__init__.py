@@ -1,0 +1,1 @@
+"""rfm (stub: being built)."""
