@@ -62,6 +62,7 @@ bench-tiny: install
 	$(BIN)/siyu bench dispatch --size tiny --json
 	$(BIN)/siyu bench orders --size tiny --json
 	$(BIN)/siyu bench redeem --size tiny --json $(if $(SIYU_TEST_DATABASE_URL),--database $(SIYU_TEST_DATABASE_URL))
+	$(BIN)/siyu bench analytics --size tiny --json
 
 test: lint typecheck pytest bench-tiny
 

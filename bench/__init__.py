@@ -17,6 +17,7 @@ BenchFn = Callable[..., dict[str, Any]]
 
 def _benches() -> dict[str, BenchFn]:
     from bench import (
+        analytics_bench,
         dispatch_bench,
         import_bench,
         lookup_bench,
@@ -34,6 +35,7 @@ def _benches() -> dict[str, BenchFn]:
         "dispatch": dispatch_bench.run,
         "orders": orders_bench.run,
         "redeem": redeem_bench.run,
+        "analytics": analytics_bench.run,
     }
 
 

@@ -169,6 +169,7 @@ def demo(
     serve_after: Annotated[bool, typer.Option("--serve/--no-serve", help="Start the console afterwards.")] = True,
 ) -> None:
     """Build a realistic demo brand (once) and start the console."""
+    from siyu.demo.analytics import build_analytics
     from siyu.demo.builder import DEMO_EMAIL, DEMO_PASSWORD, build_demo
     from siyu.demo.community import build_community
     from siyu.demo.loyalty import build_loyalty
@@ -195,6 +196,8 @@ def demo(
             build_loyalty(database, clock=system_clock)
         with console.status("community: referrals, groups, challenge, lottery, KOCs, resources"):
             build_community(database, clock=system_clock)
+        with console.status("measure: settings, saved funnels and cohorts, CLV fit, KPI plan"):
+            build_analytics(database, clock=system_clock)
     else:
         console.print("demo brand already present; keeping it")
     console.print(

@@ -111,3 +111,18 @@ def log_in(page: Page, base_url: str, email: str, password: str) -> None:
     page.fill("#password", password)
     page.click("button[type=submit]")
     page.wait_for_url(f"{base_url}/")
+
+
+SCREENSHOTS_ENV = "SIYU_SCREENSHOTS"
+"""Set to a folder (docs/screenshots) to keep the pages' screenshots there, as the docs show them."""
+
+
+def screenshot(page: Page, name: str, tmp_path: Path) -> Path:
+    """A full-page PNG of `page` named `name`.png: in $SIYU_SCREENSHOTS when set, else in `tmp_path`."""
+    import os
+
+    folder = Path(os.environ.get(SCREENSHOTS_ENV) or tmp_path)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    return path

@@ -20,6 +20,8 @@ from siyu.segments.service.static import _new_static
 from siyu.segments.service.tracking import insert_members, record_size
 
 MAX_NAME = 100
+_CHUNK = 5000
+"""Ids checked per query: well under SQLite's 32,766 bound parameters."""
 
 
 def _free_name(session: Session, workspace_id: int, name: str) -> str:
@@ -46,7 +48,7 @@ def segment_from_ids(
     clock: Clock,
     description: str | None = None,
 ) -> Segment:
-    """A static segment holding `customer_ids` (merged-away customers are dropped).
+    """A static segment holding `customer_ids` (merged-away and erased customers are dropped).
 
     `source` says where it came from ("analytics:funnel:step2"…); `name` gets " (2)" appended
     if taken. Needs `analytics:write` and a role that sees the whole pool.
@@ -56,14 +58,16 @@ def segment_from_ids(
         raise PermissionDenied("only roles that see the whole pool can make segments from reports")
     ids = sorted(set(customer_ids))
     live: list[int] = []
-    for start in range(0, len(ids), 1000):
-        chunk = ids[start : start + 1000]
+    for start in range(0, len(ids), _CHUNK):
+        chunk = ids[start : start + _CHUNK]
         live.extend(
             session.scalars(
                 select(Customer.id).where(
                     Customer.workspace_id == actor.workspace_id,
                     Customer.id.in_(chunk),
                     Customer.merged_into_id.is_(None),
+                    # erased people (PIPL) are never listed or touched again
+                    Customer.erased_at.is_(None),
                 )
             )
         )

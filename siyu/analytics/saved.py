@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from siyu.audit.service import record
@@ -76,7 +77,11 @@ def save_report(
     else:
         report = get_report(session, actor=actor, kind=kind, report_id=report_id)
         report.name, report.config, report.updated_at = name, config, now
-    session.flush()
+    try:
+        with session.begin_nested():  # a concurrent save of the same name loses here, not with a 500
+            session.flush()
+    except IntegrityError:
+        raise Conflict(f"a {kind} report named {name!r} already exists", details={"field": "name"}) from None
     record(session, actor, action="save", entity_type=f"{kind}_report", entity_id=report.id, after=config, clock=clock)
     return report
 

@@ -20,8 +20,10 @@ from typing import Any
 from urllib.parse import quote
 
 from openpyxl import Workbook
+from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE, WriteOnlyCell
 from starlette.responses import Response
 
+from siyu.customers.export import safe_cell
 from siyu.kit.errors import InvalidInput
 
 
@@ -80,9 +82,12 @@ def display(value: Any, kind: Kind) -> str:
 
 
 def _file_value(value: Any, kind: Kind) -> Any:
-    """The value a cell exports: yuan for money, the fraction for rates, blank for None."""
+    """The value a cell exports: yuan for money, the fraction for rates, blank for None; text that a
+    spreadsheet would run as a formula gets a leading quote, and control characters are dropped."""
     if value is None or (isinstance(value, float) and clean(value) is None):
         return None
+    if isinstance(value, str):
+        return safe_cell(ILLEGAL_CHARACTERS_RE.sub("", value))
     if kind == Kind.FEN:
         return round(value / 100, 2)
     if kind == Kind.RATE:
@@ -94,27 +99,42 @@ def csv_bytes(table: ReportTable) -> bytes:
     """UTF-8 with a BOM, so Excel opens the Chinese headers correctly."""
     out = io.StringIO()
     writer = csv.writer(out)
-    writer.writerow([c.label for c in table.columns])
+    writer.writerow([safe_cell(c.label) for c in table.columns])
     for row in table.all_rows():
         values = [_file_value(row.get(c.key), c.kind) for c in table.columns]
         writer.writerow(["" if v is None else v for v in values])
     return ("\ufeff" + out.getvalue()).encode("utf-8")
 
 
+MAX_XLSX_ROWS = 1_048_575
+"""A sheet holds 1,048,576 rows, one of them the header; larger tables export as CSV only."""
+
+_NUMBER_FORMATS = {Kind.FEN: "#,##0.00", Kind.RATE: "0.0%", Kind.NUMBER: "#,##0.00"}
+
+
 def xlsx_bytes(table: ReportTable) -> bytes:
-    """One sheet; numbers stay numbers (money in yuan, rates as fractions formatted as percents)."""
-    book = Workbook()
-    sheet = book.active
-    assert sheet is not None
-    sheet.title = re.sub(r"[\[\]:*?/\\]", " ", table.title)[:31] or "report"
-    sheet.append([c.label for c in table.columns])
-    for row in table.all_rows():
-        sheet.append([_file_value(row.get(c.key), c.kind) for c in table.columns])
-    for index, column in enumerate(table.columns, start=1):
-        number_format = {Kind.FEN: "#,##0.00", Kind.RATE: "0.0%", Kind.NUMBER: "#,##0.00"}.get(column.kind)
-        if number_format:
-            for (cell,) in sheet.iter_rows(min_row=2, min_col=index, max_col=index):
+    """One sheet, written in openpyxl's streaming mode; numbers stay numbers (money in yuan, rates
+    as fractions formatted as percents). More rows than a sheet holds: `InvalidInput` on "format"."""
+    rows = table.all_rows()
+    if len(rows) > MAX_XLSX_ROWS:
+        raise InvalidInput(
+            f"{len(rows):,} rows do not fit in one XLSX sheet; export CSV instead", details={"field": "format"}
+        )
+    book = Workbook(write_only=True)
+    sheet = book.create_sheet(re.sub(r"[\[\]:*?/\\]", " ", table.title)[:31] or "report")
+    sheet.append([safe_cell(ILLEGAL_CHARACTERS_RE.sub("", c.label)) for c in table.columns])
+    formats = [_NUMBER_FORMATS.get(c.kind) for c in table.columns]
+    for row in rows:
+        cells: list[Any] = []
+        for column, number_format in zip(table.columns, formats, strict=True):
+            value = _file_value(row.get(column.key), column.kind)
+            if number_format and value is not None:
+                cell = WriteOnlyCell(sheet, value=value)
                 cell.number_format = number_format
+                cells.append(cell)
+            else:
+                cells.append(value)
+        sheet.append(cells)
     out = io.BytesIO()
     book.save(out)
     return out.getvalue()
@@ -176,6 +196,7 @@ def change(current: float | None, previous: float | None) -> float | None:
 
 __all__: Sequence[str] = (
     "EXPORT_FORMATS",
+    "MAX_XLSX_ROWS",
     "Column",
     "Kind",
     "ReportTable",

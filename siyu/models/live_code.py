@@ -122,6 +122,7 @@ class LiveCodeScan(WorkspaceScoped, Base):
         Index("ix_live_code_scans_ws_channel_time", "workspace_id", "channel_id", "scanned_at"),
         Index("ix_live_code_scans_visitor", "live_code_id", "visitor_id"),
         Index("ix_live_code_scans_customer", "customer_id"),
+        Index("ix_live_code_scans_ws_time", "workspace_id", "scanned_at"),  # funnels: scans of a period
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)

@@ -49,6 +49,7 @@ from siyu.models import (
     SegmentMember,
 )
 from siyu.segments import sqlparts
+from siyu.segments.analytics_conditions import AnalyticsConditions
 from siyu.segments.compiler_loyalty import LoyaltyConditions
 from siyu.segments.definition import (
     Comparison,
@@ -97,7 +98,7 @@ class CompileScope:
 
 
 @dataclass
-class SegmentCompiler(LoyaltyConditions):
+class SegmentCompiler(LoyaltyConditions, AnalyticsConditions):
     scope: CompileScope
     _ctes: dict[int, CTE] = field(default_factory=dict)
     _stack: list[int] = field(default_factory=list)

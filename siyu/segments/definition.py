@@ -575,6 +575,10 @@ _CONDITIONS: dict[str, tuple[set[str], Any]] = {
 from siyu.segments import loyalty_conditions as _loyalty  # noqa: E402
 
 _CONDITIONS.update(_loyalty.PARSERS)
+# Predicted customer value (super users, CLV): `siyu.segments.analytics_conditions`.
+from siyu.segments import analytics_conditions as _analytics  # noqa: E402
+
+_CONDITIONS.update(_analytics.PARSERS)
 CONDITION_KINDS = tuple(_CONDITIONS)
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from siyu.models import ConsentChannel
+from siyu.segments.analytics_conditions import json_schemas as _analytics_conditions
 from siyu.segments.definition import (
     AMOUNT_OPS,
     COUNT_ALIASES,
@@ -188,6 +189,7 @@ def definition_schema() -> dict[str, Any]:
                         ["percent"],
                     ),
                     *_loyalty_conditions(number_ops),
+                    *_analytics_conditions(number_ops),
                 ]
             },
         },

@@ -438,13 +438,13 @@ def test_the_sql_writes_a_referenced_segment_once(client: TestClient, db: Sessio
     }
 
 
-def test_the_schema_lists_the_sixteen_condition_kinds(client: TestClient) -> None:
+def test_the_schema_lists_the_eighteen_condition_kinds(client: TestClient) -> None:
     schema = client.get("/api/v1/segments/schema").json()
     assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
     assert schema["$ref"] == "#/$defs/node"
     kinds = [c["properties"]["kind"]["const"] for c in schema["$defs"]["condition"]["oneOf"]]
     assert kinds == list(CONDITION_KINDS)
-    assert len(kinds) == 16
+    assert len(kinds) == 18
     assert {g["required"][0] for g in schema["$defs"]["group"]["oneOf"]} == {"all", "any", "not"}
 
 

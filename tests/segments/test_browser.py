@@ -254,6 +254,8 @@ def test_every_condition_kind_can_be_added_negated_and_removed(operator: Watched
         "coupon",
         "first_order",
         "repurchaser",
+        "super_user",
+        "clv_value",
     ]
     # when one condition of every kind is added
     for index, kind in enumerate(kinds):

@@ -127,7 +127,7 @@ def test_defaults_aliases_and_windows() -> None:
     assert only_from.window == Window(start=date(2026, 6, 1))
 
 
-def test_the_sixteen_condition_kinds() -> None:
+def test_the_eighteen_condition_kinds() -> None:
     assert CONDITION_KINDS == (
         "field",
         "identity",
@@ -145,6 +145,8 @@ def test_the_sixteen_condition_kinds() -> None:
         "coupon",
         "first_order",
         "repurchaser",
+        "super_user",
+        "clv_value",
     )
 
 

@@ -1,1 +1,1 @@
-"""performance (stub: being built)."""
+"""Performance measures: channel ROI, staff performance and campaign results (docs/analytics-performance.md)."""

@@ -224,6 +224,10 @@ class Describer:
         return self._label("flag_value", bool(raw.get("value", True)))
 
     _repurchaser = _first_order
+    _super_user = _first_order
+
+    def _clv_value(self, raw: dict[str, Any]) -> str:
+        return self._comparison(raw, money=True)
 
     def _sample(self, raw: dict[str, Any]) -> str:
         seed = raw.get("seed") or ""

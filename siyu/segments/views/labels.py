@@ -84,6 +84,8 @@ def builder_labels(_: Translate) -> dict[str, Any]:
             "coupon": _("优惠券"),
             "first_order": _("私域首单"),
             "repurchaser": _("私域复购"),
+            "super_user": _("超级用户"),
+            "clv_value": _("预测价值"),
         },
         "ops": {
             "eq": _("等于"),

@@ -203,6 +203,8 @@
       case "coupon": return { kind: "coupon", state: "unused", has: true };
       case "first_order": return { kind: "first_order", value: true };
       case "repurchaser": return { kind: "repurchaser", value: true };
+      case "super_user": return { kind: "super_user", value: true };
+      case "clv_value": return { kind: "clv_value", op: "gte", value: 100000 };
     }
     return { kind: kind };
   }
@@ -716,6 +718,10 @@
     first_order: function (node) { return [flagSelect(node)]; },
 
     repurchaser: function (node) { return [flagSelect(node)]; },
+
+    super_user: function (node) { return [flagSelect(node)]; },
+
+    clv_value: function (node) { return pointsComparison(node); },
 
     sample: function (node) {
       return [

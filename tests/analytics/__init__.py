@@ -1,0 +1,1 @@
+"""Tests of siyu.analytics, one folder per area."""

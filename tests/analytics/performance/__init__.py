@@ -1,0 +1,1 @@
+"""Tests of channel ROI, staff performance and campaign results."""
