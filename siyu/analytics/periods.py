@@ -21,11 +21,14 @@ __all__ = [
     "MAX_PERIOD_DAYS",
     "Grain",
     "Period",
+    "add_months",
     "brand_today",
     "bucket_of",
     "local_day",
     "parse_date",
     "parse_period",
+    "parse_whole",
+    "resolve_period",
     "utc_start",
     "workspace_zone",
 ]
@@ -122,3 +125,49 @@ def parse_period(
     if (end - start).days + 1 > max_days:
         raise InvalidInput(f"the range can cover at most {max_days} days", details={"field": "from"})
     return Period(start, end)
+
+
+def add_months(first: date, months: int) -> date:
+    """The first day of the month `months` after (negative: before) the month of `first`."""
+    index = first.year * 12 + first.month - 1 + months
+    return date(index // 12, index % 12 + 1, 1)
+
+
+MAX_WHOLE_DIGITS = 7
+
+
+def parse_whole(text: str | None, field: str, *, low: int, high: int, default: int | None = None) -> int:
+    """A whole number typed by a person, within [low, high]; blank gives `default` (or an error).
+
+    Only ASCII digits (an optional leading minus when `low` < 0) and at most 7 of them, so nothing
+    reaches `int()` that could raise anything but a field error."""
+    value = (text or "").strip()
+    if not value:
+        if default is not None:
+            return default
+        raise InvalidInput(f"{field} is required", details={"field": field})
+    digits = value[1:] if value.startswith("-") and low < 0 else value
+    if not digits.isascii() or not digits.isdigit() or len(digits) > MAX_WHOLE_DIGITS:
+        raise InvalidInput(f"{field} must be a whole number from {low} to {high}", details={"field": field})
+    number = int(value)
+    if not low <= number <= high:
+        raise InvalidInput(f"{field} must be a whole number from {low} to {high}", details={"field": field})
+    return number
+
+
+def resolve_period(
+    session: Session,
+    workspace_id: int,
+    clock: Clock,
+    date_from: str | date | None,
+    date_to: str | date | None,
+    *,
+    default_days: int = 30,
+    max_days: int = MAX_PERIOD_DAYS,
+) -> Period:
+    """A report's range from what a query string, form or API gave ("from"/"to" as text or dates),
+    counted back from the brand-local today; `InvalidInput` names "from" or "to"."""
+    start = date_from if isinstance(date_from, date) else parse_date(date_from, "from")
+    end = date_to if isinstance(date_to, date) else parse_date(date_to, "to")
+    today = brand_today(session, workspace_id, clock)
+    return parse_period(start, end, today=today, default_days=default_days, max_days=max_days)

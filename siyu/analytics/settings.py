@@ -57,6 +57,8 @@ SETTING_FIELDS = (
     "clv_time_unit",
 )
 CLV_TIME_UNITS = ("day", "week")
+WHOLE_RANGES = {"rfm_window_days": (1, 1095), "super_user_top_pct": (1, 100), "clv_horizon_days": (1, 1825)}
+"""The settings that are whole numbers, with their ranges (the console form parses them with these)."""
 
 
 def _int_in(value: Any, field: str, lo: int, hi: int, *, optional: bool = False) -> int | None:
@@ -74,18 +76,14 @@ def validate_changes(changes: dict[str, Any]) -> dict[str, Any]:
         raise InvalidInput(f"unknown setting {unknown[0]}", details={"field": unknown[0]})
     clean: dict[str, Any] = {}
     for name, value in changes.items():
-        if name == "rfm_window_days":
-            clean[name] = _int_in(value, name, 1, 1095)
+        if name in WHOLE_RANGES:
+            clean[name] = _int_in(value, name, *WHOLE_RANGES[name])
         elif name == "rfm_segments":
             clean[name] = [rule.as_dict() for rule in parse_rules(value if value is not None else [], name)]
         elif name == "gross_margin_bp":
             clean[name] = _int_in(value, name, 0, 10_000, optional=True)
         elif name == "operating_cost_fen_per_member_month":
             clean[name] = _int_in(value, name, 0, 100_000_000, optional=True)
-        elif name == "super_user_top_pct":
-            clean[name] = _int_in(value, name, 1, 100)
-        elif name == "clv_horizon_days":
-            clean[name] = _int_in(value, name, 1, 1825)
         elif name == "clv_time_unit":
             if value not in CLV_TIME_UNITS:
                 raise InvalidInput("clv_time_unit must be day or week", details={"field": name})

@@ -11,9 +11,16 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Request
 from starlette.responses import Response
 
+from siyu.analytics.periods import parse_whole
 from siyu.analytics.rfm.naming import default_document
 from siyu.analytics.rfm.schemas import SettingsIn
-from siyu.analytics.settings import current_settings, settings_document, update_settings, validate_changes
+from siyu.analytics.settings import (
+    WHOLE_RANGES,
+    current_settings,
+    settings_document,
+    update_settings,
+    validate_changes,
+)
 from siyu.auth.permissions import Scope
 from siyu.channels.money import parse_percent, parse_yuan
 from siyu.kit.errors import InvalidInput
@@ -69,19 +76,10 @@ def _values_of(row: AnalyticsSettings) -> dict[str, str]:
     }
 
 
-MAX_DIGITS = 7
-"""Whole numbers longer than this are refused before `int()` (which raises past 4,300 digits)."""
 MAX_NUMBER_CHARS = 32
 """Money and percent fields longer than this are refused before parsing."""
 MAX_SEGMENTS_CHARS = 20_000
 """The naming-table JSON (30 rules fit in a few thousand characters)."""
-
-
-def _whole(text: str, field: str) -> int:
-    value = text.strip()
-    if not (value.isascii() and value.isdigit() and len(value) <= MAX_DIGITS):
-        raise InvalidInput(f"{field} must be a whole number of at most {MAX_DIGITS} digits", details={"field": field})
-    return int(value)
 
 
 def _segments_json(text: str) -> Any:
@@ -111,7 +109,8 @@ def _parse_field(name: str, text: str) -> dict[str, Any]:
         return {"operating_cost_fen_per_member_month": cost}
     if name == "clv_time_unit":
         return {name: text}
-    return {name: _whole(text, name)}
+    low, high = WHOLE_RANGES[name]
+    return {name: parse_whole(text, name, low=low, high=high)}
 
 
 def _page(request: Request, values: dict[str, str], errors: dict[str, str], status: int = 200) -> Response:

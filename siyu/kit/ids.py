@@ -19,7 +19,8 @@ DbId = Annotated[int, Field(gt=0, le=MAX_ID)]
 def parse_id(text: str | None) -> int | None:
     """An id typed by a person ("42"), or None for anything else (only ASCII digits, within range)."""
     text = (text or "").strip()
-    if not text.isascii() or not text.isdigit():
+    # 19 digits hold any id; longer text is refused before int() (which rejects >4,300 digits)
+    if not text.isascii() or not text.isdigit() or len(text) > 19:
         return None
     value = int(text)
     return value if 0 < value <= MAX_ID else None

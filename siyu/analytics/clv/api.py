@@ -10,8 +10,9 @@ from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from siyu.analytics.clv import service
-from siyu.analytics.clv.pareto import pareto_table
+from siyu.analytics.clv.pareto import MAX_WINDOW_DAYS, drill_name, pareto_table, top_buyers
 from siyu.analytics.clv.tasks import queue_fit
+from siyu.analytics.drill import MAX_NAME, segment_from_ids
 from siyu.analytics.tables import clean
 from siyu.auth.permissions import Scope
 from siyu.models import ClvFit
@@ -27,6 +28,14 @@ class FitRequest(BaseModel):
 
     calibration_end: date | None = Field(None, description="Fit orders up to this brand-local day (default today).")
     holdout_days: int | None = Field(None, ge=0, le=service.MAX_HOLDOUT_DAYS, description="Validation hold-out (90).")
+
+
+class ParetoDrillIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    top_pct: int = Field(..., ge=1, le=100, description="The top p % of buyers (the Pareto rows: 1, 5, 10, 20).")
+    window_days: int | None = Field(None, ge=1, le=MAX_WINDOW_DAYS, description="Default: the RFM window.")
+    name: str | None = Field(None, max_length=MAX_NAME, description="Segment name (default: one naming the window).")
 
 
 def _floats(doc: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -55,11 +64,29 @@ def fit_json(fit: ClvFit | None) -> dict[str, Any] | None:
 
 
 @router.get("/pareto", summary="Share of revenue from the top 1/5/10/20 % of customers")
-def get_pareto(ctx: Reader, window_days: Annotated[int | None, Query(ge=1, le=3650)] = None) -> dict[str, Any]:
+def get_pareto(
+    ctx: Reader, window_days: Annotated[int | None, Query(ge=1, le=MAX_WINDOW_DAYS)] = None
+) -> dict[str, Any]:
     result = pareto_table(ctx.session, actor=ctx.actor, clock=ctx.clock, window_days=window_days)
     out = asdict(result)
     out["start"], out["end"] = result.start.isoformat(), result.end.isoformat()
     return out
+
+
+@router.post("/pareto/drill", summary="A static segment of the top p % of buyers in the Pareto window")
+def post_pareto_drill(body: ParetoDrillIn, ctx: Writer) -> dict[str, Any]:
+    period, ids = top_buyers(
+        ctx.session, actor=ctx.actor, clock=ctx.clock, top_pct=body.top_pct, window_days=body.window_days
+    )
+    segment = segment_from_ids(
+        ctx.session,
+        actor=ctx.actor,
+        name=body.name or drill_name(period, body.top_pct),
+        customer_ids=ids,
+        source=f"analytics:clv:pareto:top{body.top_pct}",
+        clock=ctx.clock,
+    )
+    return {"segment_id": segment.id, "members": segment.member_count}
 
 
 @router.post("/clv/fits", status_code=202, summary="Queue a CLV fit (BG/NBD + Gamma-Gamma)")

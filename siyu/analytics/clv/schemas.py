@@ -17,9 +17,11 @@ class ParetoRow:
     share: float | None
     """Their share of the window's revenue (None without revenue)."""
     pool_customers: int
-    """The top `top_pct` % of the whole pool (buyers or not)."""
+    """The top `top_pct` % of every customer not merged away (buyers or not): "全部客户"."""
     pool_share: float | None
-    """The revenue share of that pool top group."""
+    """The revenue share of that group."""
+    multiple: float | None = None
+    """Mean revenue of a buyer in the top group ÷ mean revenue of the other buyers (None if none)."""
 
 
 @dataclass(frozen=True)
@@ -28,7 +30,7 @@ class ParetoResult:
     end: date
     window_days: int
     pool: int
-    """Customers in scope (not merged away)."""
+    """Every customer not merged away ("全部客户"), buyers or not."""
     buyers: int
     revenue_fen: int
     rows: list[ParetoRow] = field(default_factory=list)

@@ -8,6 +8,7 @@ brand-local purchase days), stores the fit (`ClvFit`) and replaces the `Customer
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
@@ -16,8 +17,9 @@ import numpy as np
 from sqlalchemy import delete, func, insert, select
 from sqlalchemy.orm import Session
 
+from siyu.analytics import scope
 from siyu.analytics.clv import models
-from siyu.analytics.clv.pareto import merged_ids, revenue_by_customer
+from siyu.analytics.clv.pareto import revenue_by_customer
 from siyu.analytics.clv.schemas import SuperUsers
 from siyu.analytics.clv.summary import Summary, summarize, unit_days
 from siyu.analytics.periods import Period, brand_today, local_day, utc_start, workspace_zone
@@ -27,7 +29,7 @@ from siyu.auth.permissions import Actor, Scope
 from siyu.kit.clock import Clock
 from siyu.kit.errors import InvalidInput
 from siyu.kit.pagination import MAX_PAGE_SIZE, Page, decode_id_cursor, encode_cursor
-from siyu.models import ClvFit, ClvFitStatus, Customer, CustomerValue, Order, OrderStatus, Segment
+from siyu.models import ClvFit, ClvFitStatus, Customer, CustomerValue, Order, Segment
 
 DEFAULT_HOLDOUT_DAYS = 90
 """The validation fit holds out the last 90 days before the calibration end (0 skips it)."""
@@ -56,10 +58,8 @@ def read_orders(session: Session, workspace_id: int, *, until: date, clock: Cloc
     """
     zone = workspace_zone(session, workspace_id)
     day = local_day(session, Order.paid_at, zone, clock.now())
-    statement = select(Order.customer_id, day, Order.total_fen - Order.refunded_fen).where(
-        Order.workspace_id == workspace_id,
-        Order.customer_id.not_in(merged_ids(workspace_id)),
-        Order.status != OrderStatus.REFUNDED,
+    statement = select(Order.customer_id, day, scope.NET_FEN).where(
+        *scope.counted_orders(workspace_id, pool_only=False),
         Order.paid_at.is_not(None),
         Order.paid_at < utc_start(until + timedelta(days=1), zone),
     )
@@ -308,17 +308,45 @@ def customer_values(session: Session, *, actor: Actor, limit: int = 50, cursor: 
     actor.require(Scope.ANALYTICS_READ)
     if not 1 <= limit <= MAX_PAGE_SIZE:
         raise InvalidInput(f"limit must be 1 to {MAX_PAGE_SIZE}", details={"field": "limit"})
-    query = (
-        select(CustomerValue, Customer.name, Customer.erased_at)
-        .join(Customer, Customer.id == CustomerValue.customer_id)
-        .where(CustomerValue.workspace_id == actor.workspace_id, Customer.merged_into_id.is_(None))
-    )
+    query = _values_query(actor.workspace_id)
     if cursor:
         query = query.where(CustomerValue.value_rank > decode_id_cursor(cursor))
     rows = session.execute(query.order_by(CustomerValue.value_rank).limit(limit + 1)).all()
     items = [ValueRow(row[0], None if row[2] is not None else row[1]) for row in rows[:limit]]
     more = len(rows) > limit
     return Page(items=items, next_cursor=encode_cursor(items[-1].value.value_rank) if more else None)
+
+
+def _values_query(workspace_id: int) -> Any:
+    return (
+        select(CustomerValue, Customer.name, Customer.erased_at)
+        .join(Customer, Customer.id == CustomerValue.customer_id)
+        .where(CustomerValue.workspace_id == workspace_id, Customer.merged_into_id.is_(None))
+    )
+
+
+def count_customer_values(session: Session, *, actor: Actor) -> int:
+    """How many customers have a predicted value (merged-away ones left out)."""
+    actor.require(Scope.ANALYTICS_READ)
+    return int(
+        session.scalar(
+            select(func.count())
+            .select_from(CustomerValue)
+            .join(Customer, Customer.id == CustomerValue.customer_id)
+            .where(CustomerValue.workspace_id == actor.workspace_id, Customer.merged_into_id.is_(None))
+        )
+        or 0
+    )
+
+
+def every_customer_value(session: Session, *, actor: Actor) -> Iterator[ValueRow]:
+    """Every customer's predicted value by rank, read in partitions (for the full export)."""
+    actor.require(Scope.ANALYTICS_READ)
+    query = _values_query(actor.workspace_id).order_by(CustomerValue.value_rank)
+    result = session.execute(query.execution_options(yield_per=INSERT_CHUNK))
+    for part in result.partitions():
+        for row in part:
+            yield ValueRow(row[0], None if row[2] is not None else row[1])
 
 
 def super_user_segment_id(session: Session, workspace_id: int) -> int | None:
@@ -347,16 +375,14 @@ def super_users(session: Session, *, actor: Actor, start: date, end: date, total
     ).one()
     zone = workspace_zone(session, ws)
     start_utc, end_utc = Period(start, end).utc_bounds(zone)
-    revenue = func.sum(Order.total_fen - Order.refunded_fen)
+    revenue = func.sum(scope.NET_FEN)
     supers = select(CustomerValue.customer_id).where(
         CustomerValue.workspace_id == ws, CustomerValue.is_super_user.is_(True)
     )
     super_revenue = session.scalar(
         select(revenue).where(
-            Order.workspace_id == ws,
+            *scope.counted_orders(ws, pool_only=False),
             Order.customer_id.in_(supers),
-            Order.customer_id.not_in(merged_ids(ws)),
-            Order.status != OrderStatus.REFUNDED,
             Order.paid_at >= start_utc,
             Order.paid_at < end_utc,
         )

@@ -1,4 +1,4 @@
-"""JSON API of analytics: funnels (run, saved funnels, drop-off drill)."""
+"""JSON API of analytics: funnels (run, saved funnels, drop-off and reached drills)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pydantic import BaseModel
 
 from siyu.analytics.funnels import service
 from siyu.analytics.funnels.report import result_json
-from siyu.analytics.funnels.schemas import FunnelDropOff, FunnelRun, FunnelSave
+from siyu.analytics.funnels.schemas import FunnelDropOff, FunnelReached, FunnelRun, FunnelSave
 from siyu.auth.permissions import Scope
 from siyu.models import SavedReport
 from siyu.web.deps import Ctx, IdPath, require
@@ -42,6 +42,8 @@ class SavedFunnelRead(BaseModel):
 
 
 class DropOffRead(BaseModel):
+    """A drill's segment and its member count."""
+
     segment_id: int
     members: int
 
@@ -69,6 +71,28 @@ def drop_off(body: FunnelDropOff, ctx: Writer) -> DropOffRead:
         ctx.session, actor=ctx.actor, definition=body.definition, report_id=body.report_id
     )
     segment, members = service.drop_off_segment(
+        ctx.session,
+        actor=ctx.actor,
+        definition=definition,
+        period=period,
+        step=body.step,
+        clock=ctx.clock,
+        breakdown_value=body.breakdown_value,
+        name=body.name,
+    )
+    return DropOffRead(segment_id=segment.id, members=members)
+
+
+@router.post("/funnels/reached")
+def reached(body: FunnelReached, ctx: Writer) -> DropOffRead:
+    """The customers who reached `step` (in total or in `breakdown_value`'s group), as a new static segment."""
+    period = service.resolve_period(
+        ctx.session, actor=ctx.actor, clock=ctx.clock, date_from=body.date_from, date_to=body.date_to
+    )
+    definition = service.resolve_definition(
+        ctx.session, actor=ctx.actor, definition=body.definition, report_id=body.report_id
+    )
+    segment, members = service.reached_segment(
         ctx.session,
         actor=ctx.actor,
         definition=definition,

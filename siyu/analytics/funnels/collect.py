@@ -15,11 +15,13 @@ from sqlalchemy.orm import Session
 
 from siyu.analytics.funnels.engine import Occurrence
 from siyu.analytics.funnels.schemas import StepKind, StepSpec
-from siyu.models import Customer, CustomerEvent, GroupMember, LiveCodeScan, Order, OrderStatus, Relationship
+from siyu.analytics.scope import merged_ids
+from siyu.models import CustomerEvent, GroupMember, LiveCodeScan, Order, OrderStatus, Relationship
 from siyu.segments.sqlparts import _JSON_KEY, json_bool_literal, json_value
 
-Attrs = tuple[int | None, int | None, str | None]
-"""(channel_id, staff_id, variant) of an occurrence; None where the step's table has no such column."""
+Attrs = tuple[int | None, int | None, str | None, int | None]
+"""(channel_id, staff_id, variant, live_code_id) of an occurrence; None where the step's table has no
+such column. A variant key means something only with its live code (every experiment has an "A")."""
 
 STREAM_ROWS = 50_000
 
@@ -91,11 +93,7 @@ def entrants(spec: StepSpec, workspace_id: int, lo: datetime, hi: datetime) -> S
     customer, at, _id, conds = _table(spec)
     query = select(customer).where(_workspace_column(spec) == workspace_id, at >= lo, at < hi, *conds)
     # event property filters are left out: a superset of the entrants only widens the later fetches
-    return query.where(customer.not_in(_merged(workspace_id)))
-
-
-def _merged(workspace_id: int) -> Select[Any]:
-    return select(Customer.id).where(Customer.workspace_id == workspace_id, Customer.merged_into_id.is_not(None))
+    return query.where(customer.not_in(merged_ids(workspace_id)))
 
 
 def _same(a: Any, b: Any) -> bool:
@@ -135,27 +133,27 @@ def occurrences(
     if is_event:
         extra = [CustomerEvent.properties if rest else null()]
     elif spec.kind == StepKind.ORDER:
-        extra = [null(), Order.staff_id, null()]
+        extra = [null(), Order.staff_id, null(), null()]
     elif spec.kind == StepKind.SCAN:
-        extra = [LiveCodeScan.channel_id, LiveCodeScan.staff_id, LiveCodeScan.variant]
+        extra = [LiveCodeScan.channel_id, LiveCodeScan.staff_id, LiveCodeScan.variant, LiveCodeScan.live_code_id]
     elif spec.kind == StepKind.ADDED:
-        extra = [Relationship.channel_id, Relationship.staff_id, Relationship.variant]
+        extra = [Relationship.channel_id, Relationship.staff_id, Relationship.variant, Relationship.live_code_id]
     else:
         extra = []
     query = (
         select(customer, at, row_id, *extra)
         .where(_workspace_column(spec) == workspace_id, at >= lo, at < hi, *conds)
-        .where(customer.in_(among) if among is not None else customer.not_in(_merged(workspace_id)))
+        .where(customer.in_(among) if among is not None else customer.not_in(merged_ids(workspace_id)))
         .order_by(at, row_id)
     )
     times: dict[int, list[Occurrence]] = defaultdict(list)
     attrs: dict[int, Attrs] = {}
-    with_attrs = len(extra) == 3
+    with_attrs = len(extra) == 4
     for row in session.execute(query, execution_options={"yield_per": STREAM_ROWS}):
         customer_id = row[0]
         if rest and not _matches(row[3], rest):
             continue
         times[customer_id].append((row[1].timestamp(), row[2]))
         if with_attrs and customer_id not in attrs:
-            attrs[customer_id] = (row[3], row[4], row[5])
+            attrs[customer_id] = (row[3], row[4], row[5], row[6])
     return Occurrences(dict(times), attrs)

@@ -287,6 +287,14 @@ class FunnelDropOff(FunnelRun):
     name: str | None = Field(default=None, max_length=100)
 
 
+class FunnelReached(FunnelRun):
+    """The customers who reached `step` (1-based), in total or in one breakdown group, as a static segment."""
+
+    step: int = Field(ge=1, le=MAX_STEPS)
+    breakdown_value: str | None = None
+    name: str | None = Field(default=None, max_length=100)
+
+
 class FunnelSave(BaseModel):
     name: str = Field(min_length=1, max_length=100)
     definition: dict[str, Any]

@@ -2,7 +2,8 @@
 
 `run_funnel` fetches each step's occurrences in one query, matches customers in Python
 (`engine.match`), applies exclusions and splits the counts by the breakdown. The drop-off drill
-recomputes the same result and turns the customers who stopped at a step into a static segment.
+and the reached drill recompute the same result and turn the customers who stopped at a step, or who
+reached it, into a static segment.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from siyu.analytics import drill, saved
+from siyu.analytics import drill, periods, saved
 from siyu.analytics.funnels import collect, engine
 from siyu.analytics.funnels.schemas import (
     DEFAULT_DEFINITION,
@@ -26,12 +27,12 @@ from siyu.analytics.funnels.schemas import (
     FunnelOrder,
     parse_definition,
 )
-from siyu.analytics.periods import Period, brand_today, parse_date, parse_period, workspace_zone
+from siyu.analytics.periods import Period, workspace_zone
 from siyu.analytics.tables import ratio
 from siyu.auth.permissions import Actor, Scope
 from siyu.kit.clock import Clock
 from siyu.kit.errors import InvalidInput, NotFound
-from siyu.models import Channel, CustomerTag, ReportKind, SavedReport, Segment, Staff, Tag, TagGroup
+from siyu.models import Channel, CustomerTag, LiveCode, ReportKind, SavedReport, Segment, Staff, Tag, TagGroup
 
 NONE_KEY = ""
 """The breakdown value of customers with no channel / staff / variant / tag."""
@@ -53,7 +54,7 @@ class StepFigures:
 class FunnelGroup:
     key: str
     label: str | None
-    """The breakdown value's name (channel, staff, tag name, variant key); None for the total or "none"."""
+    """The breakdown value's name (channel, staff, tag, "live code · variant"); None for the total or "none"."""
     steps: list[StepFigures]
 
     @property
@@ -76,6 +77,13 @@ class FunnelResult:
         """Customers who reached `step` (1-based) and not the next one, optionally in one breakdown group."""
         return sorted(
             c for c, level in self.levels.items() if level == step and (key is None or key in self.groups.get(c, ()))
+        )
+
+    def reached_ids(self, step: int, key: str | None = None) -> list[int]:
+        """Customers who reached `step` (1-based; perhaps further), optionally in one breakdown group:
+        the people behind customers(k) in the step and breakdown tables."""
+        return sorted(
+            c for c, level in self.levels.items() if level >= step and (key is None or key in self.groups.get(c, ()))
         )
 
 
@@ -102,6 +110,38 @@ def _figures(paths: Sequence[engine.Path], n: int, order: FunnelOrder) -> list[S
     return out
 
 
+_NO_ATTRS: collect.Attrs = (None, None, None, None)
+
+
+def _variant_keys(
+    session: Session, workspace_id: int, entry_attrs: dict[int, collect.Attrs], customers: Sequence[int]
+) -> tuple[dict[int, tuple[str, ...]], dict[str, str]]:
+    """Experiment variants keyed "<live code id>:<variant>" (two codes' "A" are different arms),
+    labelled "<live code name> · <variant>"; a variant without a live code is keyed ":<variant>"."""
+    keys: dict[int, tuple[str, ...]] = {}
+    arms: dict[str, tuple[int | None, str]] = {}
+    for c in customers:
+        _channel, _staff, variant, code_id = entry_attrs.get(c, _NO_ATTRS)
+        if variant is None:
+            keys[c] = (NONE_KEY,)
+            continue
+        key = f"{'' if code_id is None else code_id}:{variant}"
+        keys[c] = (key,)
+        arms[key] = (code_id, variant)
+    code_ids = {code_id for code_id, _variant in arms.values() if code_id is not None}
+    names: dict[int, str] = {}
+    if code_ids:
+        codes = select(LiveCode.id, LiveCode.name).where(
+            LiveCode.workspace_id == workspace_id, LiveCode.id.in_(code_ids)
+        )
+        names = {int(i): n for i, n in session.execute(codes)}
+    labels = {
+        key: variant if code_id is None else f"{names.get(code_id, f'#{code_id}')} · {variant}"
+        for key, (code_id, variant) in arms.items()
+    }
+    return keys, labels
+
+
 def _group_keys(
     session: Session,
     workspace_id: int,
@@ -114,20 +154,20 @@ def _group_keys(
     if b is None:
         return {}, {}
     keys: dict[int, tuple[str, ...]] = {}
+    if b.by == BreakdownBy.VARIANT:
+        return _variant_keys(session, workspace_id, entry_attrs, customers)
     if b.by != BreakdownBy.TAG:
-        slot = {BreakdownBy.CHANNEL: 0, BreakdownBy.STAFF: 1, BreakdownBy.VARIANT: 2}[b.by]
+        slot = {BreakdownBy.CHANNEL: 0, BreakdownBy.STAFF: 1}[b.by]
         for c in customers:
-            value = entry_attrs.get(c, (None, None, None))[slot]
+            value = entry_attrs.get(c, _NO_ATTRS)[slot]
             keys[c] = (NONE_KEY if value is None else str(value),)
-        ids = {int(k) for (k,) in keys.values() if k and b.by != BreakdownBy.VARIANT}
+        ids = {int(k) for (k,) in keys.values() if k}
         if b.by == BreakdownBy.CHANNEL:
             channels = select(Channel.id, Channel.name).where(Channel.workspace_id == workspace_id, Channel.id.in_(ids))
             labels = {str(i): n for i, n in session.execute(channels)}
-        elif b.by == BreakdownBy.STAFF:
+        else:
             staff = select(Staff.id, Staff.name).where(Staff.workspace_id == workspace_id, Staff.id.in_(ids))
             labels = {str(i): n for i, n in session.execute(staff)}
-        else:
-            labels = {k: k for (k,) in keys.values() if k}
         return keys, labels
     tags = select(Tag.id, Tag.name).where(Tag.workspace_id == workspace_id)
     tags = tags.where(Tag.group_id == b.tag_group_id) if b.tag_group_id else tags.where(Tag.id.in_(b.tag_ids))
@@ -217,23 +257,89 @@ def drop_off_segment(
 
     Returns the segment and its member count. `step` must be 1 … n − 1.
     """
+    return _drill(
+        session,
+        actor=actor,
+        definition=definition,
+        period=period,
+        step=step,
+        clock=clock,
+        breakdown_value=breakdown_value,
+        name=name,
+        reached=False,
+    )
+
+
+def reached_segment(
+    session: Session,
+    *,
+    actor: Actor,
+    definition: dict[str, Any],
+    period: Period,
+    step: int,
+    clock: Clock,
+    breakdown_value: str | None = None,
+    name: str | None = None,
+) -> tuple[Segment, int]:
+    """A static segment of the customers who reached `step` (the figure customers(k), in total or in
+    one breakdown group), recomputed here. Returns the segment and its member count; `step` is 1 … n."""
+    return _drill(
+        session,
+        actor=actor,
+        definition=definition,
+        period=period,
+        step=step,
+        clock=clock,
+        breakdown_value=breakdown_value,
+        name=name,
+        reached=True,
+    )
+
+
+def _drill(
+    session: Session,
+    *,
+    actor: Actor,
+    definition: dict[str, Any],
+    period: Period,
+    step: int,
+    clock: Clock,
+    breakdown_value: str | None,
+    name: str | None,
+    reached: bool,
+) -> tuple[Segment, int]:
     actor.require(Scope.ANALYTICS_WRITE)
     parsed = parse_definition(definition)
-    if not 1 <= step < len(parsed.steps):
-        raise InvalidInput(f"step must be from 1 to {len(parsed.steps) - 1}", details={"field": "step"})
+    last = len(parsed.steps) if reached else len(parsed.steps) - 1
+    if not 1 <= step <= last:
+        raise InvalidInput(f"step must be from 1 to {last}", details={"field": "step"})
     result = run_funnel(session, actor=actor, definition=definition, period=period, clock=clock)
-    if breakdown_value is not None and breakdown_value not in {g.key for g in result.breakdown}:
-        raise InvalidInput("no such breakdown value in this funnel", details={"field": "breakdown_value"})
-    ids = result.drop_off_ids(step, breakdown_value)
-    default = f"漏斗流失 第{step}步 {period.start.isoformat()}~{period.end.isoformat()}"
+    group = None
+    if breakdown_value is not None:
+        group = next((g for g in result.breakdown if g.key == breakdown_value), None)
+        if group is None:
+            raise InvalidInput("no such breakdown value in this funnel", details={"field": "breakdown_value"})
+    span = f"{period.start.isoformat()}~{period.end.isoformat()}"
+    where = "" if group is None else f" {group.label or ('未记录' if group.key == NONE_KEY else group.key)}"
+    if reached:
+        ids = result.reached_ids(step, breakdown_value)
+        default = f"漏斗到达 第{step}步{where} {span}"
+        source, description = f"analytics:funnel:reached:{step}", f"reached step {step}"
+    else:
+        ids = result.drop_off_ids(step, breakdown_value)
+        default = f"漏斗流失 第{step}步{where} {span}"
+        source = f"analytics:funnel:drop-off:{step}"
+        description = f"reached step {step} and not step {step + 1}"
+    if breakdown_value is not None:
+        description += f", breakdown value {breakdown_value!r}"
     segment = drill.segment_from_ids(
         session,
         actor=actor,
         name=name or default,
         customer_ids=ids,
-        source=f"analytics:funnel:drop-off:{step}",
+        source=source,
         clock=clock,
-        description=f"reached step {step} and not step {step + 1}",
+        description=description,
     )
     return segment, len(ids)
 
@@ -274,8 +380,7 @@ def resolve_period(
     session: Session, *, actor: Actor, clock: Clock, date_from: str | None, date_to: str | None
 ) -> Period:
     """The brand-local range asked for (default: the last 30 days); `InvalidInput` on "from"/"to"."""
-    today = brand_today(session, actor.workspace_id, clock)
-    return parse_period(parse_date(date_from, "from"), parse_date(date_to, "to"), today=today)
+    return periods.resolve_period(session, actor.workspace_id, clock, date_from, date_to)
 
 
 def resolve_definition(

@@ -1,4 +1,5 @@
-"""Console pages of analytics: funnels (write or open a funnel, run it, export, save, drill into drop-offs)."""
+"""Console pages of analytics: funnels (write or open a funnel, run it, export, save, drill into who
+reached or dropped off at a step)."""
 
 from __future__ import annotations
 
@@ -10,8 +11,9 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from siyu.analytics.funnels import report, service
-from siyu.analytics.funnels.schemas import DEFAULT_DEFINITION
+from siyu.analytics.funnels.schemas import DEFAULT_DEFINITION, MAX_STEPS
 from siyu.analytics.funnels.service import FunnelResult
+from siyu.analytics.periods import parse_whole
 from siyu.analytics.tables import export_response
 from siyu.auth.permissions import Scope
 from siyu.kit.errors import DomainError, InvalidInput
@@ -55,7 +57,7 @@ def _definition_of(text: str | None) -> dict[str, Any] | None:
 def _report_id(text: str | None) -> int | None:
     if text is None or not text.strip():
         return None
-    report_id = parse_id(text.strip())
+    report_id = parse_id(text)
     if report_id is None:
         raise InvalidInput("report must be a saved funnel id", details={"field": "report"})
     return report_id
@@ -162,27 +164,25 @@ def delete_funnel(report_id: IdPath, ctx: ConsoleCtx) -> Response:
     return redirect(PAGE)
 
 
-@router.post(f"{PAGE}/drop-off")
-def drop_off(request: Request, ctx: ConsoleCtx, form: FormDep) -> Response:
-    """Recompute the funnel from the form's parameters and open a segment of one step's drop-offs."""
+def _drill(request: Request, ctx: Ctx, form: FormDep, *, reached: bool) -> Response:
+    """Recompute the funnel from the form's parameters and open a segment of one step's customers."""
     params = _form_params(form)
     ctx.actor.require(Scope.ANALYTICS_WRITE)
+    make = service.reached_segment if reached else service.drop_off_segment
     try:
-        step_text = params.get("step", "").strip()
-        if not step_text.isdigit():
-            raise InvalidInput("step must be a step number", details={"field": "step"})
+        step = parse_whole(params.get("step"), "step", low=1, high=MAX_STEPS)
         definition = service.resolve_definition(
             ctx.session, actor=ctx.actor, definition=_definition_of(params.get("definition")), report_id=None
         )
         period = service.resolve_period(
             ctx.session, actor=ctx.actor, clock=ctx.clock, date_from=params.get("from"), date_to=params.get("to")
         )
-        segment, _members = service.drop_off_segment(
+        segment, _members = make(
             ctx.session,
             actor=ctx.actor,
             definition=definition,
             period=period,
-            step=int(step_text),
+            step=step,
             clock=ctx.clock,
             breakdown_value=params.get("breakdown_value") if "breakdown_value" in params else None,
         )
@@ -192,3 +192,15 @@ def drop_off(request: Request, ctx: ConsoleCtx, form: FormDep) -> Response:
         ctx.session.rollback()
         return _page(request, ctx, params, result=None, errors={_field(exc): error_text(request, exc)})
     return redirect(f"/segments/{segment.id}")
+
+
+@router.post(f"{PAGE}/drop-off")
+def drop_off(request: Request, ctx: ConsoleCtx, form: FormDep) -> Response:
+    """A segment of the customers who reached the form's step and not the next one."""
+    return _drill(request, ctx, form, reached=False)
+
+
+@router.post(f"{PAGE}/reached")
+def reached(request: Request, ctx: ConsoleCtx, form: FormDep) -> Response:
+    """A segment of the customers who reached the form's step (in total or in one breakdown group)."""
+    return _drill(request, ctx, form, reached=True)

@@ -5,7 +5,8 @@
 - 员工登录率: staff with a console user who logged in during the period ÷ staff with a console user.
   Based on `User.last_login_at`, the latest login only: a past period shows who has not logged in
   since, so it has no previous-period comparison.
-- 回复率: staff tasks due in the period (not cancelled) done by their due time ÷ tasks due.
+- 回复率: staff tasks due in the period and before now (not cancelled; a task due later today is not
+  yet counted) done by their due time ÷ tasks due.
 - 转化率: customers held by staff at the period's end (an open friend edge) whose first private-domain
   order was paid in the period ÷ customers held.
 """
@@ -47,7 +48,7 @@ def _flag(column: Any, cur_lo: datetime) -> ColumnElement[Any]:
     return case((column < sql.at(cur_lo), literal_column("0")), else_=literal_column("1"))
 
 
-def three_rates(session: Session, scope: Scope, *, period: Period, zone: ZoneInfo) -> list[Rate]:
+def three_rates(session: Session, scope: Scope, *, period: Period, zone: ZoneInfo, now: datetime) -> list[Rate]:
     """The rates for `period` with the previous period's values (four queries)."""
     ws = scope.workspace_id
     prev_lo, _ = period.previous().utc_bounds(zone)
@@ -95,7 +96,8 @@ def three_rates(session: Session, scope: Scope, *, period: Period, zone: ZoneInf
             .where(
                 StaffTask.workspace_id == ws,
                 StaffTask.status != StaffTaskStatus.CANCELLED,
-                sql.in_range(StaffTask.due_at, prev_lo, cur_hi),
+                # due and already past due: a task due later today is not yet late (as in staff performance)
+                sql.in_range(StaffTask.due_at, prev_lo, min(cur_hi, now)),
                 scope.staff_condition(StaffTask.staff_id),
             )
             .group_by(task_flag)

@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 
 from siyu.analytics.overview.schemas import Filters, Overview
 from siyu.analytics.overview.service import parse_grain
-from siyu.analytics.periods import Grain, Period, brand_today, parse_date, parse_period
+from siyu.analytics.periods import Grain, Period, resolve_period
 from siyu.analytics.tables import Kind, ReportTable, columns
 from siyu.kit.clock import Clock
 from siyu.kit.errors import InvalidInput
@@ -39,11 +39,7 @@ def parse_params(session: Session, *, workspace_id: int, clock: Clock, values: M
         ids[name] = parse_id(text) if text else None
         if text and ids[name] is None:
             raise InvalidInput(f"{name} must be an id", details={"field": name})
-    period = parse_period(
-        parse_date(values.get("from"), "from"),
-        parse_date(values.get("to"), "to"),
-        today=brand_today(session, workspace_id, clock),
-    )
+    period = resolve_period(session, workspace_id, clock, values.get("from"), values.get("to"))
     return Params(period=period, grain=parse_grain(values.get("grain")), filters=Filters(**ids))
 
 

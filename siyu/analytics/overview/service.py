@@ -20,6 +20,7 @@ from siyu.analytics.overview.rates import three_rates
 from siyu.analytics.overview.schemas import Filters, Overview, PoolCounts, Stat, TrendRow
 from siyu.analytics.overview.scope import Scope, build_scope
 from siyu.analytics.periods import Grain, Period, bucket_of, local_day, workspace_zone
+from siyu.analytics.scope import NET_FEN
 from siyu.analytics.tables import change, ratio
 from siyu.auth.permissions import Actor
 from siyu.auth.permissions import Scope as Perm
@@ -262,7 +263,7 @@ def overview(
             pay_day,
             func.sum(case((Order.pool_sequence == 1, 1), else_=0)),
             func.sum(case((Order.pool_sequence >= 2, 1), else_=0)),
-            func.sum(Order.total_fen - Order.refunded_fen),
+            func.sum(NET_FEN),
         )
         .where(*sql.counted_orders(scope), sql.in_range(Order.paid_at, span_lo, cur_hi))
         .group_by(pay_day)
@@ -357,7 +358,7 @@ def overview(
         _stat("gmv", total(gmv, period), total(gmv, previous), "fen"),
         _stat("active", active_total.get(1, 0), active_total.get(0, 0)),
     ]
-    rates = three_rates(session, scope, period=period, zone=zone)
+    rates = three_rates(session, scope, period=period, zone=zone, now=now)
     return Overview(
         period=period,
         grain=grain,

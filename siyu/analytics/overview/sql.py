@@ -22,6 +22,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.selectable import Subquery
 
+from siyu.analytics import scope as shared
 from siyu.analytics.overview.scope import Scope
 from siyu.models import (
     Consent,
@@ -30,7 +31,6 @@ from siyu.models import (
     CustomerEvent,
     GroupMember,
     Order,
-    OrderStatus,
     Relationship,
 )
 from siyu.models.base import UTCDateTime
@@ -93,13 +93,8 @@ def in_range(column: Any, lo: datetime, hi: datetime) -> ColumnElement[bool]:
 
 
 def counted_orders(scope: Scope) -> list[ColumnElement[bool]]:
-    """Private-domain orders of customers in scope, fully refunded ones left out."""
-    return [
-        Order.workspace_id == scope.workspace_id,
-        Order.status != OrderStatus.REFUNDED,
-        Order.pool_sequence.is_not(None),
-        Order.customer_id.in_(scope.customers),
-    ]
+    """Private-domain orders of customers in scope (the overview's filters), fully refunded ones left out."""
+    return [*shared.counted_orders(scope.workspace_id, pool_only=True), Order.customer_id.in_(scope.customers)]
 
 
 def activity(session: Session, scope: Scope, lo: datetime, hi: datetime, day: Any) -> Subquery:
@@ -146,9 +141,8 @@ def first_orders(scope: Scope, prev_lo: datetime, cur_lo: datetime, cur_hi: date
     return (
         select(Order.customer_id.label("cid"), flag(prev_lo, cur_lo).label("prev"), flag(cur_lo, cur_hi).label("cur"))
         .where(
-            Order.workspace_id == scope.workspace_id,
+            *shared.counted_orders(scope.workspace_id, pool_only=True),
             Order.pool_sequence == 1,
-            Order.status != OrderStatus.REFUNDED,
             in_range(Order.paid_at, prev_lo, cur_hi),
         )
         .group_by(Order.customer_id)

@@ -6,11 +6,11 @@ from typing import Any
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request
-from sqlalchemy import select, union
 from starlette.responses import Response
 
 from siyu.analytics.overview.drill import drill_segment, parse_metric
 from siyu.analytics.overview.report import (
+    FILTER_FIELDS,
     TABLES,
     parse_params,
     pool_table,
@@ -21,10 +21,10 @@ from siyu.analytics.overview.report import (
 )
 from siyu.analytics.overview.schemas import Filters, Metric
 from siyu.analytics.overview.service import overview
+from siyu.analytics.scope import filter_choices
 from siyu.analytics.tables import export_response
 from siyu.auth.permissions import Scope
 from siyu.kit.errors import InvalidInput
-from siyu.models import Channel, Segment, Staff, Store, Tag
 from siyu.web.deps import ConsoleCtx, Ctx, FormDep
 from siyu.web.pages import error_text, redirect
 from siyu.web.templating import render, translator
@@ -33,29 +33,10 @@ router = APIRouter(include_in_schema=False)
 
 
 def _choices(ctx: Ctx, selected: Filters) -> dict[str, list[tuple[int, str]]]:
-    """The filter drop-downs (one query each): the first 500 by name, plus the selected one when it
-    falls outside them (so the picker never shows "全部" while the figures are filtered).
-    Archived segments are not offered (the overview refuses them)."""
+    """The filter drop-downs (`scope.filter_choices`: the first 500 by name plus the selected one;
+    archived segments are not offered, the overview refuses them)."""
     ws = ctx.actor.workspace_id
-    out: dict[str, list[tuple[int, str]]] = {}
-    for key, model in (
-        ("channel_id", Channel),
-        ("store_id", Store),
-        ("staff_id", Staff),
-        ("tag_id", Tag),
-        ("segment_id", Segment),
-    ):
-        where: list[Any] = [model.workspace_id == ws]
-        if model is Segment:
-            where.append(Segment.archived_at.is_(None))
-        chosen = getattr(selected, key)
-        first = select(model.id, model.name).where(*where).order_by(model.name).limit(500).subquery()
-        statement: Any = select(first.c.id, first.c.name)
-        if chosen is not None:
-            statement = union(statement, select(model.id, model.name).where(*where, model.id == chosen))
-        rows = sorted(((int(i), str(n)) for i, n in ctx.session.execute(statement)), key=lambda r: (r[1], r[0]))
-        out[key] = rows
-    return out
+    return {key: filter_choices(ctx.session, ws, key, getattr(selected, key)) for key in FILTER_FIELDS}
 
 
 def _chart(o: Any) -> dict[str, Any]:

@@ -9,10 +9,10 @@ from sqlalchemy import func, select
 
 from siyu.analytics.drill import segment_from_ids
 from siyu.analytics.performance import report
-from siyu.analytics.performance.campaigns import campaign_results
+from siyu.analytics.performance.campaigns import MAX_OFFSET, campaign_results
 from siyu.analytics.performance.common import period_from
-from siyu.analytics.performance.roi import channel_roi
-from siyu.analytics.performance.schemas import DrillOut, StaffCellIn
+from siyu.analytics.performance.roi import acquired_customers, channel_roi
+from siyu.analytics.performance.schemas import DrillOut, RoiCellIn, StaffCellIn
 from siyu.analytics.performance.staff import cell_customers, staff_performance
 from siyu.analytics.tables import table_json
 from siyu.auth.permissions import Scope
@@ -63,6 +63,22 @@ def staff(
     }
 
 
+@router.post("/roi/acquired", response_model=DrillOut)
+def roi_acquired(ctx: Writer, body: RoiCellIn) -> DrillOut:
+    """A channel's acquired customers in the period as a static segment (analytics:write)."""
+    period = period_from(ctx.session, ctx.actor, ctx.clock, body.date_from, body.date_to)
+    ids = acquired_customers(ctx.session, actor=ctx.actor, period=period, channel_id=body.channel_id)
+    segment = segment_from_ids(
+        ctx.session,
+        actor=ctx.actor,
+        name=body.name or f"渠道 ROI 新获客户 #{body.channel_id} {period.start}~{period.end}",
+        customer_ids=ids,
+        source="analytics:roi:acquired",
+        clock=ctx.clock,
+    )
+    return _drilled(ctx, segment.id)
+
+
 @router.post("/staff/cell", response_model=DrillOut)
 def staff_cell(ctx: Writer, body: StaffCellIn) -> DrillOut:
     """The customers behind one staff cell as a static segment (analytics:write)."""
@@ -76,10 +92,14 @@ def staff_cell(ctx: Writer, body: StaffCellIn) -> DrillOut:
         source=f"analytics:staff:{body.cell}",
         clock=ctx.clock,
     )
+    return _drilled(ctx, segment.id)
+
+
+def _drilled(ctx: Ctx, segment_id: int) -> DrillOut:
     members = ctx.session.scalar(
-        select(func.count()).select_from(SegmentMember).where(SegmentMember.segment_id == segment.id)
+        select(func.count()).select_from(SegmentMember).where(SegmentMember.segment_id == segment_id)
     )
-    return DrillOut(segment_id=segment.id, members=int(members or 0))
+    return DrillOut(segment_id=segment_id, members=int(members or 0))
 
 
 @router.get("/campaigns")
@@ -87,7 +107,7 @@ def campaigns(
     ctx: Reader,
     date_from: From = None,
     date_to: To = None,
-    offset: Annotated[int, Query(ge=0, le=1_000_000, description="Page offset (per kind).")] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET, description="Page offset (per kind).")] = 0,
 ) -> dict[str, Any]:
     """Broadcasts and journeys in the range: treated vs holdout conversion and uplift (50 of each per page)."""
     period = period_from(ctx.session, ctx.actor, ctx.clock, date_from, date_to)

@@ -25,13 +25,12 @@ from sqlalchemy import and_, case, func, select
 from sqlalchemy.orm import Session
 
 from siyu.analytics.performance.common import reader
-from siyu.analytics.periods import Period, workspace_zone
+from siyu.analytics.periods import Period, parse_whole, workspace_zone
 from siyu.auth.permissions import Actor, Scope
 from siyu.campaigns.results import broadcast_results
 from siyu.campaigns.results.counts import SENT_STATES, normalise_goal, plus_days
 from siyu.campaigns.results.stats import Uplift
 from siyu.kit.clock import Clock
-from siyu.kit.errors import InvalidInput
 from siyu.models import (
     Broadcast,
     BroadcastStatus,
@@ -46,6 +45,7 @@ from siyu.models import (
 
 MAX_ROWS = 50
 """At most this many broadcasts and as many journeys per page of the report."""
+MAX_OFFSET = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -84,17 +84,9 @@ class CampaignResult:
     """More broadcasts or journeys after this page (`offset + limit`)."""
 
 
-def parse_offset(value: str | int | None) -> int:
-    """The page offset: a whole number ≥ 0 (`InvalidInput` naming "offset" otherwise)."""
-    if value is None or value == "":
-        return 0
-    try:
-        offset = int(value)
-    except ValueError:
-        offset = -1
-    if offset < 0 or offset > 1_000_000:
-        raise InvalidInput("offset must be a whole number from 0", details={"field": "offset"})
-    return offset
+def parse_offset(value: str | None) -> int:
+    """The page offset typed in a query: a whole number from 0 to `MAX_OFFSET` (`InvalidInput` naming "offset")."""
+    return parse_whole(value, "offset", low=0, high=MAX_OFFSET, default=0)
 
 
 def campaign_results(

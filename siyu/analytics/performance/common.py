@@ -6,7 +6,7 @@ import dataclasses
 
 from sqlalchemy.orm import Session
 
-from siyu.analytics.periods import Period, brand_today, parse_date, parse_period
+from siyu.analytics.periods import Period, resolve_period
 from siyu.auth.permissions import Actor, Scope
 from siyu.kit.clock import Clock
 
@@ -25,6 +25,5 @@ def reader(actor: Actor, *scopes: Scope) -> Actor:
 
 
 def period_from(session: Session, actor: Actor, clock: Clock, date_from: str | None, date_to: str | None) -> Period:
-    """The brand-local period of a request (`from`/`to` as ISO text; default the last 30 days)."""
-    today = brand_today(session, actor.workspace_id, clock)
-    return parse_period(parse_date(date_from, "from"), parse_date(date_to, "to"), today=today, max_days=MAX_DAYS)
+    """The brand-local period of a request (`from`/`to` as ISO text; default the last 30 days; at most `MAX_DAYS`)."""
+    return resolve_period(session, actor.workspace_id, clock, date_from, date_to, max_days=MAX_DAYS)

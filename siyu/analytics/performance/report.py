@@ -28,6 +28,7 @@ def roi_table(result: RoiResult, _: Gettext = _same) -> ReportTable:
         ("gmv_fen", _("归因 GMV"), Kind.FEN),
         ("roi", _("ROI"), Kind.NUMBER),
         ("acquired", _("新获客户"), Kind.INT),
+        ("cost_per_acquired_fen", _("每位新获客户成本"), Kind.FEN),
     )
     cols += [Column(f"gmv_{n}d_fen", _("%(days)s 天客均 GMV") % {"days": n}, Kind.FEN) for n in WINDOWS]
     cols.append(Column("payback_days", _("回本天数"), Kind.INT))
@@ -43,6 +44,7 @@ def roi_table(result: RoiResult, _: Gettext = _same) -> ReportTable:
             "gmv_fen": c.gmv_fen,
             "roi": c.roi,
             "acquired": c.acquired,
+            "cost_per_acquired_fen": c.cost_per_acquired_fen,
             "payback_days": c.payback_days,
         }
         for n in WINDOWS:

@@ -7,8 +7,11 @@ Definitions (docs/analytics-performance.md):
   orders excluded) paid within N days after that first add, divided by the acquired customers
   whose add is at least N days old ("mature"); None ("未满 N 天") when none is;
 - ROI: (attributed GMV × margin − cost) / cost when a gross margin is set, else GMV / cost;
+- cost per acquired customer: the channel's cost in the period ÷ its acquired customers (not ÷ adds:
+  a re-add or a second staff member's edge costs money but acquires nobody);
 - payback: the first N (1–365 days) where the mature customers' GMV per customer within N days
-  × margin (1 when unset) reaches the cost per add; None ("未回本") when it never does.
+  × margin (1 when unset) reaches the cost per acquired customer; None ("尚未回本") when it never
+  does, and when the channel acquired nobody.
 """
 
 from __future__ import annotations
@@ -23,12 +26,14 @@ from sqlalchemy.orm import Session
 
 from siyu.analytics.performance.common import reader
 from siyu.analytics.periods import Period, workspace_zone
+from siyu.analytics.scope import NET_FEN, counted_orders, live_edges
 from siyu.analytics.settings import current_settings
 from siyu.auth.permissions import Actor, Scope
 from siyu.campaigns.results.counts import plus_days
 from siyu.channels.metrics import ChannelRow, channel_report
 from siyu.kit.clock import Clock
-from siyu.models import Customer, Order, OrderStatus, Relationship
+from siyu.kit.errors import NotFound
+from siyu.models import Channel, Order, Relationship
 from siyu.models.base import UTCDateTime
 
 WINDOWS = (30, 90, 365)
@@ -57,6 +62,8 @@ class ChannelRoi:
     gmv_fen: int
     roi: float | None
     acquired: int
+    cost_per_acquired_fen: int | None
+    """Cost ÷ acquired customers (rounded half up); None when nobody was acquired."""
     gmv_per_customer: dict[int, int | None]
     """N → fen per mature acquired customer (rounded half up); None when no cohort is N days old."""
     mature: dict[int, int]
@@ -126,25 +133,23 @@ def window_gmv(people: list[Acquired], days: int, now: datetime) -> tuple[int, i
     return curve(people, now).at(days)
 
 
-def payback_days(
-    people: list[Acquired], cost_per_add_fen: int | None, margin: float, now: datetime, *, known: Curve | None = None
-) -> int | None:
-    """The first N in 1..365 where mature customers' GMV per customer within N days × margin ≥ cost per add."""
-    if not people:
-        return None
-    return _payback(known or curve(people, now), cost_per_add_fen, margin)
+def payback_days(people: list[Acquired], cost_fen: int, margin: float, now: datetime) -> int | None:
+    """The first N in 1..365 where mature customers' GMV per customer within N days × margin ≥
+    `cost_fen` ÷ len(people) (the cost per acquired customer)."""
+    return _payback(curve(people, now), cost_fen, len(people), margin)
 
 
-def _payback(series: Curve, cost_per_add_fen: int | None, margin: float) -> int | None:
-    if cost_per_add_fen is None:
+def _payback(series: Curve, cost_fen: int, acquired: int, margin: float) -> int | None:
+    """Exact in integers and the margin: total / count × margin ≥ cost / acquired, cross-multiplied."""
+    if acquired == 0:
         return None
-    if cost_per_add_fen == 0:
+    if cost_fen == 0:
         return 0
     for days in range(1, MAX_PAYBACK_DAYS + 1):
         count, total = series.at(days)
         if count == 0:
             return None  # no cohort this old yet: the curve stops here
-        if total * margin >= cost_per_add_fen * count:
+        if total * margin * acquired >= cost_fen * count:
             return days
     return None
 
@@ -190,8 +195,7 @@ def _acquired_query(session: Session, workspace_id: int, period: Period) -> Any:
     return (
         select(Relationship.customer_id, Relationship.channel_id, Relationship.added_at)
         .join(first_edge, first_edge.c.edge_id == Relationship.id)
-        .join(Customer, Customer.id == Relationship.customer_id)
-        .where(Customer.merged_into_id.is_(None), Relationship.channel_id.is_not(None))
+        .where(*live_edges(workspace_id), Relationship.channel_id.is_not(None))
         .subquery("acquired")
     )
 
@@ -234,12 +238,11 @@ def acquired_curves(session: Session, workspace_id: int, period: Period, now: da
             acquired.c.channel_id,
             offset.label("offset"),
             age.label("age"),
-            (Order.total_fen - Order.refunded_fen).label("net"),
+            NET_FEN.label("net"),
         )
         .join(acquired, acquired.c.customer_id == Order.customer_id)
         .where(
-            Order.workspace_id == workspace_id,
-            Order.status != OrderStatus.REFUNDED,
+            *counted_orders(workspace_id, pool_only=False),
             Order.paid_at >= acquired.c.added_at,
             Order.paid_at < plus_days(session, acquired.c.added_at, MAX_PAYBACK_DAYS),
             offset < age,
@@ -298,7 +301,19 @@ def _row(row: ChannelRow, groups: _Groups, margin_bp: int | None, margin: float)
         gmv_fen=t.gmv_fen,
         roi=roi,
         acquired=groups.acquired,
+        cost_per_acquired_fen=_fen_per(t.cost_fen, groups.acquired),
         gmv_per_customer=gmv_per,
         mature=mature,
-        payback_days=_payback(series, t.cac_fen, margin) if groups.acquired else None,
+        payback_days=_payback(series, t.cost_fen, groups.acquired, margin),
     )
+
+
+def acquired_customers(session: Session, *, actor: Actor, period: Period, channel_id: int) -> list[int]:
+    """The acquired customers of one channel in `period` (the 新获客户 cell), recomputed for a drill-down."""
+    reader(actor)
+    ws = actor.workspace_id
+    if session.scalar(select(Channel.id).where(Channel.id == channel_id, Channel.workspace_id == ws)) is None:
+        raise NotFound(f"channel {channel_id} not found", details={"field": "channel_id"})
+    acquired = _acquired_query(session, ws, period)
+    ids = session.scalars(select(acquired.c.customer_id).where(acquired.c.channel_id == channel_id).distinct())
+    return sorted(int(i) for i in ids)

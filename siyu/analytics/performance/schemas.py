@@ -19,6 +19,17 @@ class StaffCellIn(BaseModel):
     name: str | None = Field(default=None, max_length=90)
 
 
+class RoiCellIn(BaseModel):
+    """A channel's acquired customers (新获客户) to turn into a static segment (recomputed on the server)."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    date_from: str | None = Field(default=None, alias="from")
+    date_to: str | None = Field(default=None, alias="to")
+    channel_id: int = Field(gt=0, le=MAX_ID)
+    name: str | None = Field(default=None, max_length=90)
+
+
 class DrillOut(BaseModel):
     segment_id: int
     members: int

@@ -23,22 +23,21 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, case, func, or_, select
+from sqlalchemy import Select, case, func, or_, select
 from sqlalchemy.orm import Session
 
 from siyu.analytics.performance.common import reader
 from siyu.analytics.periods import Period, workspace_zone
+from siyu.analytics.scope import NET_FEN, counted_orders, live_edges
 from siyu.analytics.tables import ratio
 from siyu.auth.permissions import Actor
 from siyu.campaigns.results.counts import SENT_STATES
 from siyu.kit.clock import Clock
 from siyu.kit.errors import InvalidInput, NotFound
 from siyu.models import (
-    Customer,
     Delivery,
     DeliveryStatus,
     Order,
-    OrderStatus,
     Relationship,
     RemovedBy,
     Staff,
@@ -139,45 +138,29 @@ def _staff(session: Session, workspace_id: int, store_id: int | None) -> list[tu
     return [(int(i), n, s, bool(a)) for i, n, s, a in session.execute(query)]
 
 
-def _live_edges(workspace_id: int) -> list[ColumnElement[bool]]:
-    return [Relationship.workspace_id == workspace_id, Customer.merged_into_id.is_(None)]
-
-
 def held_query(workspace_id: int, end: datetime) -> Select[int, int]:
     """(staff_id, customer_id) of edges open at `end`."""
-    return (
-        select(Relationship.staff_id, Relationship.customer_id)
-        .join(Customer, Customer.id == Relationship.customer_id)
-        .where(
-            *_live_edges(workspace_id),
-            Relationship.added_at < end,
-            or_(Relationship.removed_at.is_(None), Relationship.removed_at >= end),
-        )
+    return select(Relationship.staff_id, Relationship.customer_id).where(
+        *live_edges(workspace_id),
+        Relationship.added_at < end,
+        or_(Relationship.removed_at.is_(None), Relationship.removed_at >= end),
     )
 
 
 def adds_query(workspace_id: int, start: datetime, end: datetime) -> Select[int, int]:
     """(staff_id, customer_id) of edges added in [start, end)."""
-    return (
-        select(Relationship.staff_id, Relationship.customer_id)
-        .join(Customer, Customer.id == Relationship.customer_id)
-        .where(*_live_edges(workspace_id), Relationship.added_at >= start, Relationship.added_at < end)
+    return select(Relationship.staff_id, Relationship.customer_id).where(
+        *live_edges(workspace_id), Relationship.added_at >= start, Relationship.added_at < end
     )
 
 
 def first_orders_query(workspace_id: int, start: datetime, end: datetime) -> Select[int | None, int]:
     """(staff_id, customer_id) of private-domain first orders attributed to staff, paid in [start, end)."""
-    return (
-        select(Order.staff_id, Order.customer_id)
-        .join(Customer, Customer.id == Order.customer_id)
-        .where(
-            Order.workspace_id == workspace_id,
-            Customer.merged_into_id.is_(None),
-            Order.status != OrderStatus.REFUNDED,
-            Order.pool_sequence == 1,
-            Order.paid_at >= start,
-            Order.paid_at < end,
-        )
+    return select(Order.staff_id, Order.customer_id).where(
+        *counted_orders(workspace_id, pool_only=False),
+        Order.pool_sequence == 1,
+        Order.paid_at >= start,
+        Order.paid_at < end,
     )
 
 
@@ -226,8 +209,7 @@ def staff_performance(
     put(
         session.execute(
             select(Relationship.staff_id, func.count(), func.sum(by_customer), func.sum(by_staff))
-            .join(Customer, Customer.id == Relationship.customer_id)
-            .where(*_live_edges(ws), Relationship.removed_at >= start, Relationship.removed_at < end)
+            .where(*live_edges(ws), Relationship.removed_at >= start, Relationship.removed_at < end)
             .group_by(Relationship.staff_id)
         ),
         "deleted",
@@ -271,13 +253,10 @@ def staff_performance(
     first = case((Order.pool_sequence == 1, 1), else_=0)
     put(
         session.execute(
-            select(Order.staff_id, func.sum(first), func.sum(Order.total_fen - Order.refunded_fen))
-            .join(Customer, Customer.id == Order.customer_id)
+            select(Order.staff_id, func.sum(first), func.sum(NET_FEN))
             .where(
-                Order.workspace_id == ws,
-                Customer.merged_into_id.is_(None),
+                *counted_orders(ws, pool_only=False),
                 Order.staff_id.is_not(None),
-                Order.status != OrderStatus.REFUNDED,
                 Order.paid_at >= start,
                 Order.paid_at < end,
             )

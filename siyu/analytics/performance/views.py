@@ -6,21 +6,21 @@ from typing import Any
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request
-from sqlalchemy import select
 from starlette.responses import Response
 
 from siyu.analytics.drill import segment_from_ids
 from siyu.analytics.performance import report
 from siyu.analytics.performance.campaigns import campaign_results, parse_offset
 from siyu.analytics.performance.common import period_from
-from siyu.analytics.performance.roi import WINDOWS, channel_roi
+from siyu.analytics.performance.roi import WINDOWS, acquired_customers, channel_roi
 from siyu.analytics.performance.staff import SORT_KEYS, cell_customers, staff_performance
+from siyu.analytics.scope import filter_choices
 from siyu.analytics.tables import ReportTable, export_response
 from siyu.auth.permissions import Scope
 from siyu.kit.errors import InvalidInput
 from siyu.kit.ids import parse_id
-from siyu.models import Store
-from siyu.web.deps import ConsoleCtx, Ctx, FormDep
+from siyu.models import Channel, Staff
+from siyu.web.deps import ConsoleCtx, FormDep
 from siyu.web.pages import error_text, redirect
 from siyu.web.templating import render, translator
 
@@ -67,7 +67,13 @@ def roi_page(request: Request, ctx: ConsoleCtx) -> Response:
     ctx.actor.require(Scope.ANALYTICS_READ)
     _ = translator(request)
     params = _params(request, "from", "to")
-    context: dict[str, Any] = {"params": params, "windows": WINDOWS, "table": None, "result": None}
+    context: dict[str, Any] = {
+        "params": params,
+        "windows": WINDOWS,
+        "table": None,
+        "result": None,
+        "can_drill": ctx.actor.can(Scope.ANALYTICS_WRITE),
+    }
     error: InvalidInput | None = None
     table = None
     try:
@@ -82,11 +88,26 @@ def roi_page(request: Request, ctx: ConsoleCtx) -> Response:
     return _page(request, "analytics/performance/roi.html", context, table=table, filename="channel-roi", error=error)
 
 
-def _stores(ctx: Ctx) -> list[tuple[int, str]]:
-    rows = ctx.session.execute(
-        select(Store.id, Store.name).where(Store.workspace_id == ctx.actor.workspace_id).order_by(Store.name)
+def _form_text(form: Any, key: str) -> str | None:
+    value = form.get(key)
+    return value if isinstance(value, str) else None
+
+
+@router.post("/analytics/roi/drill")
+def roi_drill(request: Request, ctx: ConsoleCtx, form: FormDep) -> Response:
+    """A channel's acquired customers (新获客户) → a static segment; recomputed from the report's parameters."""
+    ctx.actor.require(Scope.ANALYTICS_WRITE)
+    _ = translator(request)
+    period = period_from(ctx.session, ctx.actor, ctx.clock, _form_text(form, "from"), _form_text(form, "to"))
+    channel_id = _id(_form_text(form, "channel_id"), "channel_id")
+    ids = acquired_customers(ctx.session, actor=ctx.actor, period=period, channel_id=channel_id)
+    channel = ctx.session.get(Channel, channel_id)  # acquired_customers checked it is the workspace's
+    what = channel.name if channel else channel_id
+    name = f"{_('渠道 ROI')} · {what} · {_('新获客户')} {period.start}~{period.end}"
+    segment = segment_from_ids(
+        ctx.session, actor=ctx.actor, name=name, customer_ids=ids, source="analytics:roi:acquired", clock=ctx.clock
     )
-    return [(int(i), n) for i, n in rows]
+    return redirect(f"/segments/{segment.id}")
 
 
 @router.get("/analytics/staff")
@@ -97,7 +118,6 @@ def staff_page(request: Request, ctx: ConsoleCtx) -> Response:
     params = _params(request, "from", "to", "store_id", "sort")
     context: dict[str, Any] = {
         "params": params,
-        "stores": _stores(ctx),
         "sort_keys": SORT_KEYS,
         "table": None,
         "result": None,
@@ -123,6 +143,7 @@ def staff_page(request: Request, ctx: ConsoleCtx) -> Response:
     table = None
     try:
         store_id = _id(params["store_id"], "store_id") if "store_id" in params else None
+        context["stores"] = filter_choices(ctx.session, ctx.actor.workspace_id, "store_id", store_id)
         period = period_from(ctx.session, ctx.actor, ctx.clock, params.get("from"), params.get("to"))
         result = staff_performance(
             ctx.session, actor=ctx.actor, period=period, clock=ctx.clock, store_id=store_id, sort=params.get("sort")
@@ -136,6 +157,8 @@ def staff_page(request: Request, ctx: ConsoleCtx) -> Response:
         context |= {"period": period, "result": result, "table": table, "chart": chart}
     except InvalidInput as exc:
         error = exc
+    if "stores" not in context:
+        context["stores"] = filter_choices(ctx.session, ctx.actor.workspace_id, "store_id", None)
     context["export_url"] = _export_url("/analytics/staff", params)
     return _page(request, "analytics/performance/staff.html", context, table=table, filename="staff", error=error)
 
@@ -145,17 +168,14 @@ def staff_drill(request: Request, ctx: ConsoleCtx, form: FormDep) -> Response:
     """The customers behind one staff cell → a static segment; recomputed from the report's parameters."""
     ctx.actor.require(Scope.ANALYTICS_WRITE)
     _ = translator(request)
-
-    def text(key: str) -> str | None:
-        value = form.get(key)
-        return value if isinstance(value, str) else None
-
-    period = period_from(ctx.session, ctx.actor, ctx.clock, text("from"), text("to"))
-    staff_id = _id(text("staff_id"), "staff_id")
-    cell = text("cell") or ""
+    period = period_from(ctx.session, ctx.actor, ctx.clock, _form_text(form, "from"), _form_text(form, "to"))
+    staff_id = _id(_form_text(form, "staff_id"), "staff_id")
+    cell = _form_text(form, "cell") or ""
     ids = cell_customers(ctx.session, actor=ctx.actor, period=period, staff_id=staff_id, cell=cell)
     labels = {"held": _("持有客户"), "adds": _("添加"), "first_orders": _("首单")}
-    name = f"{_('员工绩效')} · {text('staff_name') or staff_id} · {labels.get(cell, cell)} {period.start}~{period.end}"
+    staff = ctx.session.get(Staff, staff_id)  # cell_customers checked it is the workspace's
+    who = staff.name if staff else staff_id
+    name = f"{_('员工绩效')} · {who} · {labels.get(cell, cell)} {period.start}~{period.end}"
     segment = segment_from_ids(
         ctx.session,
         actor=ctx.actor,

@@ -14,25 +14,20 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Subquery, and_, case, func, or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 from sqlalchemy.sql.elements import ColumnElement
 
-from siyu.analytics.periods import brand_today, local_day, utc_start, workspace_zone
+from siyu.analytics.periods import add_months, brand_today, local_day, utc_start, workspace_zone
+from siyu.analytics.scope import NET_FEN, counted_orders, live_edges
 from siyu.analytics.tables import Kind, ReportTable, columns, ratio
 from siyu.auth.permissions import Actor, Scope
 from siyu.channels.repository import dialect, plus_days
 from siyu.kit.clock import Clock
-from siyu.models import Customer, Order, OrderStatus, Relationship
+from siyu.models import Order, Relationship
 
 HISTORY_MONTHS = 12
 CONVERSION_DAYS = (30, 90)
 REPURCHASE_DAYS = 365
-
-
-def month_add(first: date, months: int) -> date:
-    """The first day of the month `months` after (or before) the month starting `first`."""
-    index = first.year * 12 + first.month - 1 + months
-    return date(index // 12, index % 12 + 1, 1)
 
 
 @dataclass
@@ -44,8 +39,11 @@ class MonthFigures:
     """Distinct customers whose first-ever friend edge was added in the month (re-adds and second
     staff edges of a customer already met are not new members)."""
     deletions: int = 0
+    """Distinct customers who lost their last open friend edge in the month (left the pool; a
+    deleted second staff edge of a customer still in the pool is not a deletion)."""
     open_at_start: int = 0
-    """Friend edges open at the month's first instant (the deletion rate's denominator)."""
+    """Distinct customers with an open friend edge at the month's first instant (the pool at the
+    month's start: the deletion rate's denominator)."""
     pool_end: int = 0
     """Distinct customers with an open friend edge at the month's last instant (or now, this month)."""
     orders: int = 0
@@ -85,7 +83,10 @@ class History:
     aov: Measure
     orders_per_member_year: Measure
     acquisition_cost_fen: int | None = None
-    """Measured channel cost per add over the months (None without costs or adds)."""
+    """Measured channel cost ÷ adds (customers whose first-ever edge is in the months), in fen;
+    None without costs or adds, or when the actor may not read channels."""
+    channel_cost_fen: int | None = None
+    """The channel cost over the months that `acquisition_cost_fen` divides."""
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -97,43 +98,19 @@ class History:
         return sum(m.gmv_fen for m in self.months)
 
 
-def _live_edges(workspace_id: int) -> list[ColumnElement[bool]]:
-    return [
-        Relationship.workspace_id == workspace_id,
-        Customer.id == Relationship.customer_id,
-        Customer.merged_into_id.is_(None),
-    ]
-
-
 def _pool_orders(workspace_id: int) -> list[ColumnElement[bool]]:
-    return [
-        Order.workspace_id == workspace_id,
-        Order.pool_sequence.is_not(None),
-        Order.status != OrderStatus.REFUNDED,
-        Customer.id == Order.customer_id,
-        Customer.merged_into_id.is_(None),
-    ]
+    return counted_orders(workspace_id, pool_only=True)
 
 
 def _open_at(at: datetime) -> ColumnElement[bool]:
     return and_(Relationship.added_at <= at, or_(Relationship.removed_at.is_(None), Relationship.removed_at > at))
 
 
-def open_counts(session: Session, workspace_id: int, at: datetime) -> tuple[int, int]:
-    """(edges open, distinct customers with an open edge) at the instant `at`."""
-    row = session.execute(
-        select(func.count(), func.count(func.distinct(Relationship.customer_id))).where(
-            *_live_edges(workspace_id), _open_at(at)
-        )
-    ).one()
-    return int(row[0]), int(row[1])
-
-
 def _first_adds(workspace_id: int) -> Subquery:
     """Each customer in scope with the instant of their first-ever friend edge (`customer_id`, `added`)."""
     return (
         select(Relationship.customer_id.label("customer_id"), func.min(Relationship.added_at).label("added"))
-        .where(*_live_edges(workspace_id))
+        .where(*live_edges(workspace_id))
         .group_by(Relationship.customer_id)
         .subquery()
     )
@@ -149,21 +126,45 @@ def _nth_orders(workspace_id: int, sequence: int) -> Subquery:
     )
 
 
-def _open_at_instants(
-    session: Session, workspace_id: int, edges_at: list[datetime], customers_at: list[datetime]
-) -> tuple[list[int], list[int]]:
-    """Edges open at each of `edges_at` and distinct customers with an open edge at each of
-    `customers_at`, in one pass over the edges."""
-    if not edges_at and not customers_at:
-        return [], []
-    aggregates: list[ColumnElement[Any]] = [
-        func.coalesce(func.sum(case((_open_at(t), 1), else_=0)), 0) for t in edges_at
-    ]
-    aggregates += [func.count(func.distinct(case((_open_at(t), Relationship.customer_id)))) for t in customers_at]
-    latest = max(edges_at + customers_at)
-    row = session.execute(select(*aggregates).where(*_live_edges(workspace_id), Relationship.added_at <= latest)).one()
-    values = [int(v or 0) for v in row]
-    return values[: len(edges_at)], values[len(edges_at) :]
+def _pool_at_instants(session: Session, workspace_id: int, instants: list[datetime]) -> list[int]:
+    """Distinct customers with an open friend edge at each of `instants`, in one pass over the edges."""
+    if not instants:
+        return []
+    aggregates = [func.count(func.distinct(case((_open_at(t), Relationship.customer_id)))) for t in instants]
+    row = session.execute(
+        select(*aggregates).where(*live_edges(workspace_id), Relationship.added_at <= max(instants))
+    ).one()
+    return [int(v or 0) for v in row]
+
+
+def _leaves_by_month(
+    session: Session, workspace_id: int, zone: ZoneInfo, start: datetime, end: datetime, now: datetime
+) -> list[tuple[str, int]]:
+    """(brand-local "YYYY-MM", distinct customers) for customers who lost their last open friend edge
+    in `[start, end)`: an edge removed at t while no other edge of theirs is open at t."""
+    other = aliased(Relationship)
+    still_open = (
+        select(other.id)
+        .where(
+            other.customer_id == Relationship.customer_id,
+            other.id != Relationship.id,
+            other.added_at <= Relationship.removed_at,
+            or_(other.removed_at.is_(None), other.removed_at > Relationship.removed_at),
+        )
+        .exists()
+    )
+    month = func.substr(local_day(session, Relationship.removed_at, zone, now), 1, 7)
+    rows = session.execute(
+        select(month, func.count(func.distinct(Relationship.customer_id)))
+        .where(
+            *live_edges(workspace_id),
+            Relationship.removed_at >= start,
+            Relationship.removed_at < end,
+            ~still_open,
+        )
+        .group_by(month)
+    )
+    return [(str(text), int(count)) for text, count in rows]
 
 
 def monthly_figures(
@@ -174,10 +175,10 @@ def monthly_figures(
     month = first
     while month <= last:
         months.append(MonthFigures(month))
-        month = month_add(month, 1)
+        month = add_months(month, 1)
     if not months:
         return []
-    start, end = utc_start(first, zone), min(utc_start(month_add(last, 1), zone), now)
+    start, end = utc_start(first, zone), min(utc_start(add_months(last, 1), zone), now)
     by_month = {m.month: m for m in months}
 
     def fold(rows: object, attr: str, extra: str | None = None) -> None:
@@ -196,19 +197,14 @@ def monthly_figures(
         ),
         "adds",
     )
-    removed = local_day(session, Relationship.removed_at, zone, now)
-    fold(
-        session.execute(
-            select(removed, func.count())
-            .where(*_live_edges(workspace_id), Relationship.removed_at >= start, Relationship.removed_at < end)
-            .group_by(removed)
-        ),
-        "deletions",
-    )
+    for month_text, count in _leaves_by_month(session, workspace_id, zone, start, end, now):
+        target = by_month.get(date.fromisoformat(month_text + "-01"))
+        if target is not None:
+            target.deletions += count
     paid = local_day(session, Order.paid_at, zone, now)
     fold(
         session.execute(
-            select(paid, func.count(), func.sum(Order.total_fen - Order.refunded_fen))
+            select(paid, func.count(), func.sum(NET_FEN))
             .where(*_pool_orders(workspace_id), Order.paid_at >= start, Order.paid_at < end)
             .group_by(paid)
         ),
@@ -217,15 +213,15 @@ def monthly_figures(
     )
     started = [m for m in months if utc_start(m.month, zone) <= now]
     starts = [utc_start(m.month, zone) for m in started]
-    ends = [min(utc_start(month_add(m.month, 1), zone) - timedelta(microseconds=1), now) for m in started]
-    opened, pools = _open_at_instants(session, workspace_id, starts, ends)
-    for figures, edges, pool in zip(started, opened, pools, strict=True):
-        figures.open_at_start, figures.pool_end = edges, pool
+    ends = [min(utc_start(add_months(m.month, 1), zone) - timedelta(microseconds=1), now) for m in started]
+    pools = _pool_at_instants(session, workspace_id, starts + ends)
+    for figures, pool_start, pool_end in zip(started, pools[: len(started)], pools[len(started) :], strict=True):
+        figures.open_at_start, figures.pool_end = pool_start, pool_end
     return months
 
 
 def _first_data_month(session: Session, workspace_id: int, zone: ZoneInfo) -> date | None:
-    first_add = session.scalar(select(func.min(Relationship.added_at)).where(*_live_edges(workspace_id)))
+    first_add = session.scalar(select(func.min(Relationship.added_at)).where(*live_edges(workspace_id)))
     first_order = session.scalar(select(func.min(Order.paid_at)).where(*_pool_orders(workspace_id)))
     firsts = [t for t in (first_add, first_order) if t is not None]
     if not firsts:
@@ -339,16 +335,23 @@ def _cycle(session: Session, workspace_id: int, since: datetime, now: datetime) 
     return Measure(value, total, count, "median gap between consecutive orders of a customer")
 
 
-def _acquisition_cost(
-    session: Session, actor: Actor, clock: Clock, first: date | None, last: date | None
-) -> int | None:
-    """Channel cost per add over the months, when the actor may read channels."""
-    if first is None or last is None or not actor.can(Scope.ACQUISITION_READ):
+def _channel_cost(session: Session, actor: Actor, clock: Clock, first: date, last: date) -> int | None:
+    """Channel cost over the brand-local days `first`..`last`, when the actor may read channels."""
+    if not actor.can(Scope.ACQUISITION_READ):
         return None
     from siyu.channels.metrics import channel_report
 
     report = channel_report(session, actor=actor, date_from=first, date_to=last, clock=clock)
-    return report.totals.cac_fen if report.totals.cost_fen else None
+    return report.totals.cost_fen or None
+
+
+def acquisition_cost(cost_fen: int | None, adds: int) -> int | None:
+    """Cost per new member in whole fen (half up): channel cost ÷ customers whose first-ever edge
+    fell in the same months. The channel report's own CAC divides by edge adds (a second staff
+    edge or a re-add counts there), which is not a member."""
+    if not cost_fen or adds <= 0:
+        return None
+    return (2 * cost_fen + adds) // (2 * adds)
 
 
 def measure_history(session: Session, *, actor: Actor, clock: Clock) -> History:
@@ -359,11 +362,11 @@ def measure_history(session: Session, *, actor: Actor, clock: Clock) -> History:
     now = clock.now()
     today = brand_today(session, workspace_id, clock)
     this_month = today.replace(day=1)
-    first = month_add(this_month, -HISTORY_MONTHS)
+    first = add_months(this_month, -HISTORY_MONTHS)
     data_month = _first_data_month(session, workspace_id, zone)
     if data_month is not None and data_month > first:
         first = data_month
-    last = month_add(this_month, -1)
+    last = add_months(this_month, -1)
     months = (
         monthly_figures(session, workspace_id=workspace_id, zone=zone, first=first, last=last, now=now)
         if data_month is not None
@@ -371,14 +374,12 @@ def measure_history(session: Session, *, actor: Actor, clock: Clock) -> History:
     )
     since = utc_start(first, zone)
     end = utc_start(this_month, zone)
-    _, pool_now = open_counts(session, workspace_id, now)
+    (pool_now,) = _pool_at_instants(session, workspace_id, [now])
     buyers = session.scalar(
         select(func.count(func.distinct(Relationship.customer_id))).where(
-            *_live_edges(workspace_id),
+            *live_edges(workspace_id),
             _open_at(now),
-            select(Order.id)
-            .where(*_pool_orders(workspace_id)[:3], Order.customer_id == Relationship.customer_id)
-            .exists(),
+            select(Order.id).where(*_pool_orders(workspace_id), Order.customer_id == Relationship.customer_id).exists(),
         )
     )
     deletions = sum(m.deletions for m in months)
@@ -395,7 +396,10 @@ def measure_history(session: Session, *, actor: Actor, clock: Clock) -> History:
         pool_now=pool_now,
         buyers_in_pool=int(buyers or 0),
         deletion_rate=Measure(
-            ratio(deletions, opened), deletions, opened, "deletions in the months ÷ edges open at each month start"
+            ratio(deletions, opened),
+            deletions,
+            opened,
+            "customers who left the pool (lost their last open friend edge) in the months ÷ pool at each month start",
         ),
         monthly_adds=Measure(
             ratio(adds, len(months)),
@@ -413,10 +417,10 @@ def measure_history(session: Session, *, actor: Actor, clock: Clock) -> History:
             average_pool,
             "orders per month × 12 ÷ mean pool at month ends",
         ),
-        acquisition_cost_fen=_acquisition_cost(
-            session, actor, clock, first if months else None, this_month - timedelta(days=1)
-        ),
     )
+    if months:
+        history.channel_cost_fen = _channel_cost(session, actor, clock, first, this_month - timedelta(days=1))
+        history.acquisition_cost_fen = acquisition_cost(history.channel_cost_fen, adds)
     if not months:
         history.notes.append("no complete month of data yet")
     return history
@@ -433,8 +437,8 @@ def months_table(history: History) -> ReportTable:
         columns(
             ("month", "月份", Kind.DATE),
             ("adds", "添加", Kind.INT),
-            ("deletions", "删除", Kind.INT),
-            ("open_at_start", "月初好友关系", Kind.INT),
+            ("deletions", "删除（离开私域的人）", Kind.INT),
+            ("open_at_start", "月初私域人数", Kind.INT),
             ("deletion_rate", "删除率", Kind.RATE),
             ("pool_end", "月末私域人数", Kind.INT),
             ("orders", "订单", Kind.INT),
@@ -499,5 +503,6 @@ def history_json(history: History) -> dict[str, object]:
         "aov_fen": measure(history.aov),
         "orders_per_member_year": measure(history.orders_per_member_year),
         "acquisition_cost_fen": history.acquisition_cost_fen,
+        "channel_cost_fen": history.channel_cost_fen,
         "notes": history.notes,
     }

@@ -1,7 +1,7 @@
 """KPI planner (目标拆解): a pool and GMV target broken down by month, then checked against actuals.
 
-For months k = 1..n (d = monthly deletion rate, f = first-order conversion of new members,
-r = repurchase rate within a year, AOV):
+For months k = 1..n (d = monthly deletion rate in people: customers who left ÷ pool at month start;
+f = first-order conversion of new members, r = repurchase rate within a year, AOV):
 
     pool_k        = start + (target − start) × k / n           (straight path, rounded)
     deletions_k   = d × pool_{k−1}
@@ -26,8 +26,8 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from siyu.analytics.periods import brand_today, utc_start, workspace_zone
-from siyu.analytics.planning.history import month_add, monthly_figures
+from siyu.analytics.periods import add_months, brand_today, utc_start, workspace_zone
+from siyu.analytics.planning.history import monthly_figures
 from siyu.analytics.tables import Kind, ReportTable, columns, ratio
 from siyu.audit.service import record
 from siyu.auth.permissions import Actor, Scope
@@ -148,7 +148,7 @@ def decompose(plan: PlanInput) -> tuple[list[dict[str, Any]], float | None]:
         model.append((new_buyers + repeat) * plan.aov_fen)
         months.append(
             {
-                "month": month_add(plan.first_month, k - 1).isoformat(),
+                "month": add_months(plan.first_month, k - 1).isoformat(),
                 "pool": pool,
                 "deletions": round(deletions),
                 "adds": round(adds),
@@ -294,6 +294,7 @@ def plan_progress(session: Session, *, actor: Actor, plan_id: int, clock: Clock)
         month = date.fromisoformat(entry["month"])
         planned = {
             "adds": int(entry["adds"]),
+            "deletions": int(entry["deletions"]),
             "pool": int(entry["pool"]),
             "orders": int(entry["orders"]),
             "gmv_fen": int(entry["gmv_fen"]),
@@ -301,9 +302,9 @@ def plan_progress(session: Session, *, actor: Actor, plan_id: int, clock: Clock)
         f = figures.get(month)
         state = "done" if month < this_month else "current" if month == this_month else "future"
         actual: dict[str, int | None] = (
-            {"adds": f.adds, "pool": f.pool_end, "orders": f.orders, "gmv_fen": f.gmv_fen}
+            {"adds": f.adds, "deletions": f.deletions, "pool": f.pool_end, "orders": f.orders, "gmv_fen": f.gmv_fen}
             if f is not None
-            else dict.fromkeys(METRICS)
+            else dict.fromkeys(("deletions", *METRICS))
         )
         behind: dict[str, tuple[int, float | None]] = {}
         pace: dict[str, float | None] = {}
@@ -313,7 +314,7 @@ def plan_progress(session: Session, *, actor: Actor, plan_id: int, clock: Clock)
                 if value < planned[key]:
                     behind[key] = (planned[key] - value, ratio(planned[key] - value, planned[key]))
         elif state == "current":
-            next_start = utc_start(month_add(month, 1), zone)
+            next_start = utc_start(add_months(month, 1), zone)
             month_start = utc_start(month, zone)
             gone = (now - month_start) / (next_start - month_start)
             for key in METRICS:
@@ -323,36 +324,62 @@ def plan_progress(session: Session, *, actor: Actor, plan_id: int, clock: Clock)
     return PlanProgress(plan, result, today)
 
 
+METRIC_LABELS = {"adds": "添加", "pool": "月末人数", "orders": "订单", "gmv_fen": "GMV"}
+STATE_LABELS = {"done": "已结束", "current": "本月", "future": "未开始"}
+
+
 def progress_table(progress: PlanProgress) -> ReportTable:
-    """Plan vs actual per month (export of the plan page)."""
+    """Plan vs actual per month (export of the plan page), with the same "behind" flags as the page:
+    for a finished month, each figure's shortfall and shortfall ÷ plan where actual < plan (blank
+    otherwise), and the figures behind in one text column. Deletions (people who left the pool) are
+    shown planned and actual, not flagged."""
     table = ReportTable(
         f"目标拆解 {progress.plan.name}",
         columns(
             ("month", "月份", Kind.DATE),
+            ("state", "状态", Kind.TEXT),
             ("plan_adds", "计划添加", Kind.INT),
             ("adds", "实际添加", Kind.INT),
+            ("plan_deletions", "计划删除", Kind.INT),
+            ("deletions", "实际删除", Kind.INT),
             ("plan_pool", "计划月末人数", Kind.INT),
             ("pool", "实际月末人数", Kind.INT),
             ("plan_orders", "计划订单", Kind.INT),
             ("orders", "实际订单", Kind.INT),
             ("plan_gmv", "计划 GMV", Kind.FEN),
             ("gmv", "实际 GMV", Kind.FEN),
+            ("behind", "落后", Kind.TEXT),
+            ("adds_shortfall", "添加缺口", Kind.INT),
+            ("adds_shortfall_share", "添加缺口占计划", Kind.RATE),
+            ("pool_shortfall", "月末人数缺口", Kind.INT),
+            ("pool_shortfall_share", "月末人数缺口占计划", Kind.RATE),
+            ("orders_shortfall", "订单缺口", Kind.INT),
+            ("orders_shortfall_share", "订单缺口占计划", Kind.RATE),
+            ("gmv_shortfall", "GMV 缺口", Kind.FEN),
+            ("gmv_shortfall_share", "GMV 缺口占计划", Kind.RATE),
         ),
     )
     for m in progress.months:
-        table.rows.append(
-            {
-                "month": m.month,
-                "plan_adds": m.plan["adds"],
-                "adds": m.actual["adds"],
-                "plan_pool": m.plan["pool"],
-                "pool": m.actual["pool"],
-                "plan_orders": m.plan["orders"],
-                "orders": m.actual["orders"],
-                "plan_gmv": m.plan["gmv_fen"],
-                "gmv": m.actual["gmv_fen"],
-            }
-        )
+        row: dict[str, Any] = {
+            "month": m.month,
+            "state": STATE_LABELS[m.state],
+            "plan_adds": m.plan["adds"],
+            "adds": m.actual["adds"],
+            "plan_deletions": m.plan["deletions"],
+            "deletions": m.actual["deletions"],
+            "plan_pool": m.plan["pool"],
+            "pool": m.actual["pool"],
+            "plan_orders": m.plan["orders"],
+            "orders": m.actual["orders"],
+            "plan_gmv": m.plan["gmv_fen"],
+            "gmv": m.actual["gmv_fen"],
+            "behind": "、".join(METRIC_LABELS[key] for key in METRICS if key in m.behind) or None,
+        }
+        for key in METRICS:
+            prefix = "gmv" if key == "gmv_fen" else key
+            gap, share = m.behind.get(key, (None, None))
+            row[f"{prefix}_shortfall"], row[f"{prefix}_shortfall_share"] = gap, share
+        table.rows.append(row)
     return table
 
 

@@ -7,7 +7,8 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from siyu.analytics.planning.history import History, measure_history, month_add
+from siyu.analytics.periods import add_months, parse_whole
+from siyu.analytics.planning.history import History, measure_history
 from siyu.analytics.planning.kpi import MAX_FEN, PlanInput, parse_month
 from siyu.auth.permissions import Actor
 from siyu.kit.clock import Clock
@@ -16,11 +17,13 @@ from siyu.kit.errors import InvalidInput
 DEFAULT_PLAN_MONTHS = 6
 MAX_TEXT = 40
 """Longest number text accepted; anything longer is a field error before any arithmetic."""
+MAX_TYPED_POOL = 9_999_999
+"""Pools typed on the form: `parse_whole` takes at most 7 digits (the API takes up to 2^31 − 1)."""
 
 
 def plan_defaults(history: History) -> dict[str, str]:
     """The planner form pre-filled: next month for six months, the pool now, the measured rates."""
-    first = month_add(history.as_of.replace(day=1), 1)
+    first = add_months(history.as_of.replace(day=1), 1)
 
     def rate(value: float | None) -> str:
         return "" if value is None else f"{value:.4f}".rstrip("0").rstrip(".")
@@ -29,7 +32,7 @@ def plan_defaults(history: History) -> dict[str, str]:
     return {
         "name": "",
         "first_month": first.isoformat()[:7],
-        "last_month": month_add(first, DEFAULT_PLAN_MONTHS - 1).isoformat()[:7],
+        "last_month": add_months(first, DEFAULT_PLAN_MONTHS - 1).isoformat()[:7],
         "start_pool": str(history.pool_now),
         "start_buyers": str(history.buyers_in_pool),
         "target_pool": "",
@@ -46,22 +49,19 @@ def _text(values: dict[str, Any], key: str) -> str:
     return "" if value is None else str(value).strip()
 
 
-def _int(values: dict[str, Any], key: str, default: int | None = None) -> int:
-    text = _text(values, key)
-    if not text and default is not None:
-        return default
-    try:
-        if len(text) > MAX_TEXT:
-            raise ValueError(text)
-        return int(text)
-    except ValueError:
-        raise InvalidInput(f"{key} must be a whole number", details={"field": key}) from None
+def _int(values: dict[str, Any], key: str, default: int | None = None, *, high: int = MAX_TYPED_POOL) -> int:
+    """A whole number: an API integer as it came (pydantic checked its bounds), typed text through
+    `parse_whole` (ASCII digits, at most 7, 0..`high`)."""
+    value = values.get(key)
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    return parse_whole(_text(values, key), key, low=0, high=high, default=default)
 
 
 def _fen(values: dict[str, Any], key: str, default: int | None = None) -> int:
     """Money from `<key>_fen` (API) or `<key>_yuan` (form, up to two decimals)."""
     if _text(values, f"{key}_fen"):
-        return _int(values, f"{key}_fen")
+        return _int(values, f"{key}_fen", high=MAX_FEN)
     text = _text(values, f"{key}_yuan").replace(",", "")
     if not text and default is not None:
         return default

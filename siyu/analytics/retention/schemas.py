@@ -14,7 +14,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from siyu.analytics.periods import Grain
+from siyu.analytics.periods import Grain, parse_whole
 from siyu.kit.errors import InvalidInput
 
 
@@ -89,6 +89,17 @@ def _choice(raw: dict[str, Any], key: str, enum: type[StrEnum], default: StrEnum
         raise InvalidInput(f"{key} must be one of {allowed}", details={"field": f"{prefix}{key}"}) from None
 
 
+def _offsets(raw: Any, field: str) -> int:
+    """`offsets` as a JSON number or typed text (through `parse_whole`: ASCII digits, at most 7)."""
+    if isinstance(raw, int) and not isinstance(raw, bool):
+        if 1 <= raw <= MAX_OFFSETS:
+            return raw
+        raise InvalidInput(f"{field} must be a whole number from 1 to {MAX_OFFSETS}", details={"field": field})
+    if not isinstance(raw, str):
+        raise InvalidInput(f"{field} must be a whole number from 1 to {MAX_OFFSETS}", details={"field": field})
+    return parse_whole(raw, field, low=1, high=MAX_OFFSETS)
+
+
 def parse_config(raw: Any, *, prefix: str = "config.") -> RetentionConfig:
     """Validate a definition (a dict; missing keys take their defaults) into a `RetentionConfig`."""
     if not isinstance(raw, dict):
@@ -117,14 +128,7 @@ def parse_config(raw: Any, *, prefix: str = "config.") -> RetentionConfig:
     if offsets_raw is None or offsets_raw == "":
         offsets = DEFAULT_OFFSETS[grain]
     else:
-        try:
-            offsets = int(str(offsets_raw).strip()) if not isinstance(offsets_raw, bool) else -1
-        except ValueError:
-            offsets = -1
-        if not 1 <= offsets <= MAX_OFFSETS:
-            raise InvalidInput(
-                f"offsets must be a whole number from 1 to {MAX_OFFSETS}", details={"field": f"{prefix}offsets"}
-            )
+        offsets = _offsets(offsets_raw, f"{prefix}offsets")
     if measure == Measure.FRIEND and cohort != CohortBy.ADDED:
         raise InvalidInput("friend retention needs cohorts by add", details={"field": f"{prefix}cohort"})
     return RetentionConfig(cohort, grain, measure, return_event, event_type, criterion, offsets)

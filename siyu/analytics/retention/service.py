@@ -25,16 +25,17 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, and_, func, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
+from siyu.analytics import periods
 from siyu.analytics.periods import (
     Grain,
     Period,
+    add_months,
     brand_today,
     bucket_of,
     local_day,
-    parse_period,
     utc_start,
     workspace_zone,
 )
@@ -47,11 +48,12 @@ from siyu.analytics.retention.schemas import (
     ReturnEvent,
     parse_config,
 )
+from siyu.analytics.scope import counted_orders, merged_ids
 from siyu.analytics.tables import Column, Kind, ReportTable, ratio
 from siyu.auth.permissions import Actor, Scope
 from siyu.kit.clock import Clock
 from siyu.kit.errors import InvalidInput
-from siyu.models import Customer, CustomerEvent, Order, OrderStatus, Relationship
+from siyu.models import CustomerEvent, Order, Relationship
 
 LIFECYCLE_EVENT_TYPES = frozenset(
     {
@@ -108,8 +110,7 @@ def offset_start(cohort: date, k: int, grain: Grain) -> date:
     """The first day of offset `k` of the cohort starting on `cohort` (a Monday or a 1st)."""
     if grain == Grain.WEEK:
         return cohort + timedelta(days=7 * k)
-    months = cohort.year * 12 + cohort.month - 1 + k
-    return date(months // 12, months % 12 + 1, 1)
+    return add_months(cohort, k)
 
 
 def offset_of(cohort: date, day: date, grain: Grain) -> int:
@@ -140,22 +141,23 @@ class _Frame:
 
 
 def _entry_query(f: _Frame) -> Select[int, datetime]:
-    """(customer_id, first entry time) of customers whose entry falls in the period."""
-    live = and_(Customer.id == Order.customer_id, Customer.merged_into_id.is_(None))
+    """(customer_id, first entry time) of customers whose entry falls in the period (merged
+    customers left out by `NOT IN`, so the big tables are never joined to `customers`)."""
     if f.config.cohort == CohortBy.ADDED:
         first = func.min(Relationship.added_at)
         query = (
             select(Relationship.customer_id.label("customer_id"), first.label("entered_at"))
-            .join(Customer, and_(Customer.id == Relationship.customer_id, Customer.merged_into_id.is_(None)))
-            .where(Relationship.workspace_id == f.workspace_id)
+            .where(
+                Relationship.workspace_id == f.workspace_id,
+                Relationship.customer_id.not_in(merged_ids(f.workspace_id)),
+            )
             .group_by(Relationship.customer_id)
         )
     else:
         first = func.min(Order.paid_at)
         query = (
             select(Order.customer_id.label("customer_id"), first.label("entered_at"))
-            .join(Customer, live)
-            .where(Order.workspace_id == f.workspace_id, Order.status != OrderStatus.REFUNDED)
+            .where(*counted_orders(f.workspace_id, pool_only=False))
             .group_by(Order.customer_id)
         )
         if f.config.cohort == CohortBy.FIRST_POOL_ORDER:
@@ -191,8 +193,7 @@ def _activity(f: _Frame) -> Iterable[Any]:
             select(Order.customer_id, func.max(day) if latest else day)
             .join(sub, sub.c.customer_id == Order.customer_id)
             .where(
-                Order.workspace_id == f.workspace_id,
-                Order.status != OrderStatus.REFUNDED,
+                *counted_orders(f.workspace_id, pool_only=False),
                 Order.paid_at >= f.lo,
                 Order.paid_at < upper,
             )
@@ -427,15 +428,17 @@ def resolve_period(
     actor: Actor,
     clock: Clock,
     config: RetentionConfig,
-    date_from: date | None,
-    date_to: date | None,
+    date_from: str | date | None,
+    date_to: str | date | None,
 ) -> Period:
-    """The entry range asked for; defaults to the last 56 days (weekly) or 365 days (monthly) to today.
+    """The entry range asked for ("from"/"to" as text or dates; `InvalidInput` naming the field);
+    defaults to the last 56 days (weekly) or 365 days (monthly) to today.
 
     The start (given or default) is moved back to the first day of its week/month, so the first
     cohort is a whole one ("from" = Wednesday 11-04 → Monday 11-02)."""
-    today = brand_today(session, actor.workspace_id, clock)
-    period = parse_period(date_from, date_to, today=today, default_days=DEFAULT_DAYS[config.grain])
+    period = periods.resolve_period(
+        session, actor.workspace_id, clock, date_from, date_to, default_days=DEFAULT_DAYS[config.grain]
+    )
     return snap(period, config.grain)
 
 

@@ -11,9 +11,9 @@ from starlette.responses import Response
 
 from siyu.analytics import saved
 from siyu.analytics.drill import segment_from_ids
-from siyu.analytics.periods import Period, parse_date
+from siyu.analytics.periods import Period, parse_date, parse_whole
 from siyu.analytics.retention import service
-from siyu.analytics.retention.schemas import RetentionConfig, parse_config
+from siyu.analytics.retention.schemas import MAX_OFFSETS, RetentionConfig, parse_config
 from siyu.analytics.tables import export_response
 from siyu.auth.permissions import Scope
 from siyu.kit.errors import DomainError, InvalidInput
@@ -45,6 +45,8 @@ class Report:
 
 
 def _id(text: str, name: str) -> int:
+    """A report id from the query or a form; `InvalidInput` naming `name` for anything else
+    (`parse_id` refuses non-digits and over-long text before `int()`)."""
     value = parse_id(text)
     if value is None:
         raise InvalidInput(f"{name} must be a report id", details={"field": name})
@@ -63,8 +65,8 @@ def _inputs(ctx: Ctx, values: dict[str, str]) -> tuple[RetentionConfig, Period]:
         actor=ctx.actor,
         clock=ctx.clock,
         config=config,
-        date_from=parse_date(values.get("from"), "from"),
-        date_to=parse_date(values.get("to"), "to"),
+        date_from=values.get("from"),
+        date_to=values.get("to"),
     )
     return config, period
 
@@ -150,9 +152,9 @@ def retention_cell(request: Request, ctx: ConsoleCtx, form: FormDep) -> Response
     try:
         cohort_text, _sep, offset_text = str(form.get("cell") or "").partition(":")
         cohort = parse_date(cohort_text, "cell")
-        if cohort is None or not (offset_text == "all" or offset_text.isdigit()):
+        if cohort is None or not offset_text.strip():
             raise InvalidInput("cell must look like 2026-11-02:3", details={"field": "cell"})
-        offset = None if offset_text == "all" else int(offset_text)
+        offset = None if offset_text == "all" else parse_whole(offset_text, "offset", low=0, high=MAX_OFFSETS)
         config, period = _inputs(ctx, values)
         ids = service.cell_members(
             ctx.session,

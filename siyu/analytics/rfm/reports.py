@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
 from collections.abc import Callable, Iterator
 from datetime import date, timedelta
 from typing import Any
@@ -12,10 +10,10 @@ import numpy as np
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from siyu.analytics.periods import parse_whole
 from siyu.analytics.rfm.service import RfmResult, unscored_ids
-from siyu.analytics.tables import Column, Kind, ReportTable, columns, ratio
+from siyu.analytics.tables import MAX_XLSX_ROWS, Column, Kind, ReportTable, columns, ratio
 from siyu.auth.permissions import Actor
-from siyu.customers.export import safe_cell
 from siyu.kit.errors import InvalidInput
 from siyu.models import Customer
 
@@ -111,8 +109,6 @@ def segments_table(result: RfmResult, _: Gettext, *, english: bool = False) -> R
     return table
 
 
-MAX_XLSX_ROWS = 1_048_575
-"""Data rows an XLSX sheet holds under its header row (Excel's limit is 1,048,576 rows)."""
 _CHUNK = 5000
 
 
@@ -136,7 +132,7 @@ def listed_customers(result: RfmResult) -> int:
     return int(result.listable.sum())
 
 
-def _customer_rows(
+def _customer_chunks(
     session: Session, *, actor: Actor, result: RfmResult, english: bool
 ) -> Iterator[list[dict[str, Any]]]:
     """The per-customer rows (erased customers left out), in customer-id order, 5,000 at a time."""
@@ -173,6 +169,14 @@ def _customer_rows(
         yield rows
 
 
+def customer_rows(
+    session: Session, *, actor: Actor, result: RfmResult, english: bool = False
+) -> Iterator[dict[str, Any]]:
+    """The per-customer rows one by one (names read 5,000 at a time), for the streamed CSV."""
+    for rows in _customer_chunks(session, actor=actor, result=result, english=english):
+        yield from rows
+
+
 def customers_table(
     session: Session, *, actor: Actor, result: RfmResult, _: Gettext, english: bool = False
 ) -> ReportTable:
@@ -184,44 +188,12 @@ def customers_table(
             details={"field": "format"},
         )
     table = ReportTable(_("客户 RFM 得分"), customer_columns(_))
-    for rows in _customer_rows(session, actor=actor, result=result, english=english):
-        table.rows.extend(rows)
+    table.rows.extend(customer_rows(session, actor=actor, result=result, english=english))
     return table
 
 
-def _csv_value(value: Any, kind: Kind) -> Any:
-    """A cell as the CSV export writes it: the same values as `siyu.analytics.tables.csv_bytes`;
-    free text is guarded against formula injection ("=HYPERLINK(…)" gets a leading quote)."""
-    if value is None:
-        return ""
-    if kind == Kind.FEN:
-        return round(value / 100, 2)
-    if isinstance(value, str):
-        return safe_cell(value)
-    return value
-
-
-def customers_csv(
-    session: Session, *, actor: Actor, result: RfmResult, _: Gettext, english: bool = False
-) -> Iterator[str]:
-    """The per-customer export as CSV text (UTF-8 BOM first), streamed 5,000 rows per chunk."""
-    cols = customer_columns(_)
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow([safe_cell(c.label) for c in cols])
-    yield "\ufeff" + buffer.getvalue()
-    for rows in _customer_rows(session, actor=actor, result=result, english=english):
-        buffer.seek(0)
-        buffer.truncate()
-        writer.writerows([_csv_value(row[c.key], c.kind) for c in cols] for row in rows)
-        yield buffer.getvalue()
-
-
 def _score(value: object, field: str) -> int:
-    text = str(value).strip() if value is not None else ""
-    if not (text.isascii() and text.isdigit() and len(text) <= 7) or not 1 <= int(text) <= 5:
-        raise InvalidInput(f"{field} must be a score from 1 to 5", details={"field": field})
-    return int(text)
+    return parse_whole(None if value is None else str(value), field, low=1, high=5)
 
 
 def drill_target(

@@ -24,16 +24,17 @@ import numpy.typing as npt
 from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
+from siyu.analytics import scope
 from siyu.analytics.periods import Period, brand_today, local_day, workspace_zone
 from siyu.analytics.rfm.naming import NamingRule, rules_from_settings
 from siyu.analytics.rfm.scoring import quintile_scores
-from siyu.analytics.settings import current_settings
+from siyu.analytics.settings import WHOLE_RANGES, current_settings
 from siyu.auth.permissions import Actor, Scope
 from siyu.kit.clock import Clock
 from siyu.kit.errors import InvalidInput
-from siyu.models import Customer, Order, OrderStatus
+from siyu.models import Customer, Order
 
-MAX_WINDOW_DAYS = 1095
+MAX_WINDOW_DAYS = WHOLE_RANGES["rfm_window_days"][1]
 
 
 @dataclass(frozen=True)
@@ -119,24 +120,16 @@ def compute_rfm(session: Session, *, actor: Actor, clock: Clock, window_days: in
             Order.customer_id,
             func.max(day),
             func.count(),
-            func.sum(Order.total_fen - Order.refunded_fen),
+            func.sum(scope.NET_FEN),
             func.max(case((Customer.erased_at.is_not(None), 1), else_=0)),
         )
         .join(Customer, Customer.id == Order.customer_id)
-        .where(
-            Order.workspace_id == ws,
-            Order.paid_at >= lo,
-            Order.paid_at < hi,
-            Order.status != OrderStatus.REFUNDED,
-            Customer.merged_into_id.is_(None),
-        )
+        .where(*scope.counted_orders(ws, pool_only=False), Order.paid_at >= lo, Order.paid_at < hi)
         .group_by(Order.customer_id)
         .order_by(Order.customer_id)
     ).all()
     in_scope = session.scalar(
-        select(func.count())
-        .select_from(Customer)
-        .where(Customer.workspace_id == ws, Customer.merged_into_id.is_(None), Customer.erased_at.is_(None))
+        select(func.count()).select_from(Customer).where(*scope.live_customer(ws), Customer.erased_at.is_(None))
     )
     n = len(rows)
     ids = np.fromiter((row[0] for row in rows), dtype=np.int64, count=n)
@@ -172,11 +165,7 @@ def unscored_ids(session: Session, *, actor: Actor, result: RfmResult) -> list[i
     """Customers in scope with no order in the window (the "no recent orders" group), erased ones left out."""
     scored = set(result.customer_ids.tolist())
     everyone = session.scalars(
-        select(Customer.id).where(
-            Customer.workspace_id == actor.workspace_id,
-            Customer.merged_into_id.is_(None),
-            Customer.erased_at.is_(None),
-        )
+        select(Customer.id).where(*scope.live_customer(actor.workspace_id), Customer.erased_at.is_(None))
     )
     return [cid for cid in everyone if cid not in scored]
 

@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from typing import Any
-from urllib.parse import quote
 
 from fastapi import APIRouter, Request
-from fastapi.responses import StreamingResponse
 from starlette.responses import Response
 
 from siyu.analytics.drill import segment_from_ids
+from siyu.analytics.periods import parse_whole
 from siyu.analytics.rfm import reports
-from siyu.analytics.rfm.service import RfmResult, compute_rfm, summary
+from siyu.analytics.rfm.service import MAX_WINDOW_DAYS, RfmResult, compute_rfm, summary
 from siyu.analytics.settings_views import router as settings_router
-from siyu.analytics.tables import ReportTable, export_response
+from siyu.analytics.tables import EXPORT_FORMATS, ReportTable, export_response, stream_csv
 from siyu.auth.permissions import Scope
 from siyu.kit.errors import InvalidInput
 from siyu.web.deps import ConsoleCtx, Ctx, FormDep, database
@@ -27,17 +25,11 @@ router = APIRouter(include_in_schema=False)
 EXPORT_TABLES = ("grid", "segments", "customers")
 
 
-MAX_DIGITS = 7
-"""Longer digit strings are refused before `int()` (which raises past 4,300 digits)."""
-
-
 def _window_days(text: str | None) -> int | None:
-    value = (text or "").strip()
-    if not value:
+    """The typed window (1–1095 days), or None when blank (the settings' window)."""
+    if not (text or "").strip():
         return None
-    if not (value.isascii() and value.isdigit() and len(value) <= MAX_DIGITS):
-        raise InvalidInput("window_days must be a whole number of days", details={"field": "window_days"})
-    return int(value)
+    return parse_whole(text, "window_days", low=1, high=MAX_WINDOW_DAYS)
 
 
 def _english(request: Request) -> bool:
@@ -91,7 +83,7 @@ def rfm_export(request: Request, ctx: ConsoleCtx) -> Response:
     if which not in EXPORT_TABLES:
         raise InvalidInput("table must be grid, segments or customers", details={"field": "table"})
     fmt = request.query_params.get("format", "csv")
-    if fmt not in ("csv", "xlsx"):
+    if fmt not in EXPORT_FORMATS:
         raise InvalidInput("format must be csv or xlsx", details={"field": "format"})
     days = _window_days(request.query_params.get("window_days"))
     result = compute_rfm(ctx.session, actor=ctx.actor, clock=ctx.clock, window_days=days)
@@ -113,17 +105,13 @@ def _stream_customers(request: Request, ctx: Ctx, result: RfmResult, filename: s
     """The per-customer CSV, streamed: names are read chunk by chunk from a session of its own
     (the request's transaction ends before the body is sent); only the numpy arrays stay in memory."""
     actor, db, english = ctx.actor, database(request), _english(request)
-    _ = translator(request)
 
-    def body() -> Iterator[str]:
+    def rows() -> Iterator[dict[str, Any]]:
         with db.transaction(read_only=True) as session:
             bind_workspace(session, actor.workspace_id)
-            yield from reports.customers_csv(session, actor=actor, result=result, _=_, english=english)
+            yield from reports.customer_rows(session, actor=actor, result=result, english=english)
 
-    name = f"{filename}.csv"
-    ascii_name = re.sub(r"[^A-Za-z0-9._-]", "_", name)
-    disposition = f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(name)}"
-    return StreamingResponse(body(), media_type="text/csv; charset=utf-8", headers={"Content-Disposition": disposition})
+    return stream_csv(reports.customer_columns(translator(request)), rows(), filename)
 
 
 @router.post("/analytics/rfm/cell")

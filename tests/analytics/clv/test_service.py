@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from siyu.analytics.clv import models
-from siyu.analytics.clv.pareto import pareto_table
+from siyu.analytics.clv.pareto import pareto_table, top_buyers
 from siyu.analytics.clv.service import NOT_ENOUGH, ensure_super_user_segment, run_fit, super_users
 from siyu.analytics.settings import settings_for_update
 from siyu.kit.clock import FrozenClock
@@ -56,20 +56,32 @@ def _pareto_shop(db: Session, ws: Workspace, clock: FrozenClock) -> list[int]:
 
 
 def test_pareto_on_a_hand_built_history(db: Session, clock: FrozenClock, ws: Workspace) -> None:
-    _pareto_shop(db, ws, clock)
+    ids = _pareto_shop(db, ws, clock)
     result = pareto_table(db, actor=actor_for(ws, role=Role.ANALYST), clock=clock)
     assert (result.start, result.end, result.window_days) == (date(2025, 11, 24), TODAY, 365)
     assert (result.pool, result.buyers, result.revenue_fen) == (10, 4, 200_000)
     # top p % of 4 buyers = ceil(4p/100) = 1 for p ≤ 20: c1 alone, ¥1,000 of ¥2,000 = 50 %.
-    # pool top: ceil(10p/100) = 1, 1, 1, 2 → c1 (50 %), and c1 + c2 for 20 % (¥1,500 / ¥2,000 = 75 %).
+    # all customers (10 not merged) top: ceil(10p/100) = 1, 1, 1, 2 → c1 (50 %), and c1 + c2 for
+    # 20 % (¥1,500 / ¥2,000 = 75 %).
     assert [(r.top_pct, r.customers, r.revenue_fen, r.share, r.pool_customers, r.pool_share) for r in result.rows] == [
         (1, 1, 100_000, 0.5, 1, 0.5),
         (5, 1, 100_000, 0.5, 1, 0.5),
         (10, 1, 100_000, 0.5, 1, 0.5),
         (20, 1, 100_000, 0.5, 2, 0.75),
     ]
-    # mean top 20 % = ¥1,000; mean of the rest = (500 + 300 + 200) / 3 = ¥333.33 → 3×.
+    # mean top 20 % = ¥1,000; mean of the rest = (500 + 300 + 200) / 3 = ¥333.33 → 3× (every row:
+    # each holds c1 alone).
     assert result.top20_multiple == pytest.approx(3.0)
+    assert [r.multiple for r in result.rows] == [pytest.approx(3.0)] * 4
+    # the drill-down recomputes the buyers: top 20 % = c1; top 100 % = the 4 buyers by revenue
+    # (c1 ¥1,000, c2 ¥500, c3 ¥300, c4 ¥200), never c5 (refunded), c6 (outside) nor c11 (merged).
+    analyst = actor_for(ws, role=Role.ANALYST)
+    period, top = top_buyers(db, actor=analyst, clock=clock, top_pct=20)
+    assert (period.start, period.end, top) == (date(2025, 11, 24), TODAY, [ids[0]])
+    assert top_buyers(db, actor=analyst, clock=clock, top_pct=100)[1] == ids[:4]
+    with pytest.raises(InvalidInput) as bad:
+        top_buyers(db, actor=analyst, clock=clock, top_pct=0)
+    assert bad.value.details == {"field": "top_pct"}
     # a 30-day window drops c1's March order: c2 ¥500 is now the top buyer of ¥1,600.
     short = pareto_table(db, actor=actor_for(ws, role=Role.ANALYST), clock=clock, window_days=30)
     assert (short.buyers, short.revenue_fen, short.rows[0].revenue_fen) == (4, 160_000, 60_000)

@@ -9,14 +9,15 @@ from datetime import date
 import pytest
 from fastapi.testclient import TestClient
 from openpyxl import load_workbook
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 
+import siyu.analytics.clv.views as clv_views
 from siyu.analytics.clv.tasks import FIT_KIND, fit_all
 from siyu.db import Database
 from siyu.kit.clock import FrozenClock
-from siyu.models import ClvFit, ClvFitStatus, CustomerValue, Job, Role, Segment, User, Workspace
-from tests.analytics.clv.factories import simulated_history
+from siyu.models import ClvFit, ClvFitStatus, CustomerValue, Job, Role, Segment, SegmentMember, User, Workspace
+from tests.analytics.clv.factories import bulk_customers, simulated_history
 from tests.analytics.clv.test_service import _pareto_shop
 from tests.factories import make_staff, make_token
 from tests.web.conftest import login
@@ -77,6 +78,8 @@ def test_page_and_exports_show_exact_figures(
     assert page.status_code == 200
     html = page.text
     assert 'data-col="share" class="text-end">50.0%' in html and 'data-col="pool_share" class="text-end">75.0%' in html
+    assert 'data-col="multiple" class="text-end">3.00' in html and "头部人数（全部客户）" in html
+    assert html.count('action="/analytics/clv/pareto-drill"') == 4
     assert "贡献了 50.0% 的收入" in html and "3.0 倍" in html
     assert "r = 0.2500" in html and "-1234.50" in html and "p = 6.0000" in html
     assert (
@@ -90,11 +93,11 @@ def test_page_and_exports_show_exact_figures(
     csv = client.get("/analytics/clv/export?table=pareto&format=csv")
     assert csv.status_code == 200
     assert csv.content.decode("utf-8-sig").splitlines() == [
-        "头部客户,购买客户数,收入,收入占比,客户池人数,占客户池收入比",
-        "Top 1%,1,1000.0,0.5,1,0.5",
-        "Top 5%,1,1000.0,0.5,1,0.5",
-        "Top 10%,1,1000.0,0.5,1,0.5",
-        "Top 20%,1,1000.0,0.5,2,0.75",
+        "头部客户,购买客户数,收入,收入占比,人均是其余购买客户的倍数,头部人数（全部客户）,收入占比（全部客户）",
+        "Top 1%,1,1000.0,0.5,3.0,1,0.5",
+        "Top 5%,1,1000.0,0.5,3.0,1,0.5",
+        "Top 10%,1,1000.0,0.5,3.0,1,0.5",
+        "Top 20%,1,1000.0,0.5,3.0,2,0.75",
     ]
     xlsx = client.get("/analytics/clv/export?table=customers&format=xlsx")
     sheet = load_workbook(io.BytesIO(xlsx.content)).active
@@ -126,6 +129,7 @@ def test_empty_workspace_page_and_api(
         "share": None,
         "pool_customers": 0,
         "pool_share": None,
+        "multiple": None,
     }
     assert client.get("/api/v1/analytics/clv/fits/latest", headers=headers).json() == {"fit": None, "values_from": None}
     assert client.get("/api/v1/analytics/clv/customers", headers=headers).json() == {"items": [], "next_cursor": None}
@@ -203,6 +207,13 @@ def test_staff_are_refused_and_bad_input_names_the_field(
     assert page.status_code == 422 and 'data-error="window_days"' in page.text
     assert client.get("/analytics/clv/export?table=nope&format=csv").status_code == 422
     assert client.get("/analytics/clv/export?table=pareto&format=pdf").status_code == 422
+    assert client.get("/analytics/clv/export?table=customers&format=pdf").status_code == 422
+    # 5,000 digits never reach int(): a field error, not a 500
+    huge = "9" * 5000
+    page = client.get(f"/analytics/clv?window_days={huge}")
+    assert page.status_code == 422 and 'data-error="window_days"' in page.text
+    export = client.get(f"/analytics/clv/export?table=pareto&format=csv&window_days={huge}")
+    assert export.status_code == 422 and "window_days" in export.text
     client.cookies.clear()
     staff = make_staff(db, workspace=workspace, clock=clock)
     login(client, user_with_role(Role.STAFF, staff_id=staff.id).email)
@@ -238,3 +249,100 @@ def test_a_fit_after_today_is_refused_before_it_is_queued(
     today = client.post("/api/v1/analytics/clv/fits", json={"calibration_end": "2026-11-23"}, headers=headers)
     assert today.status_code == 202
     assert db.scalar(select(func.count()).select_from(Job), execution_options=UNSCOPED) == 1
+
+
+def test_customers_csv_holds_every_value_and_big_xlsx_is_refused(
+    client: TestClient,
+    db: Session,
+    clock: FrozenClock,
+    workspace: Workspace,
+    user_with_role: Callable[..., User],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Given 250 valued customers (more than the page's top 20 and the old 200-row cap): c0, c1 from
+    # _fitted, then ranks 3…250 with value 250 − rank fen.
+    ids = bulk_customers(db, workspace, 250, clock)
+    fit = _fitted(db, workspace, clock, ids)
+    db.execute(
+        insert(CustomerValue),
+        [
+            {
+                "workspace_id": workspace.id,
+                "customer_id": cid,
+                "fit_id": fit.id,
+                "frequency": 0,
+                "recency": 0.0,
+                "age": 1.0,
+                "average_spend_fen": 0,
+                "expected_purchases": 0.5,
+                "p_alive": 1.0,
+                "expected_spend_fen": 500,
+                "expected_value_fen": 250 - rank,
+                "value_rank": rank,
+                "is_super_user": False,
+                "computed_at": clock.now(),
+            }
+            for rank, cid in enumerate(ids[2:], start=3)
+        ],
+    )
+    db.commit()
+    login(client, user_with_role(Role.ANALYST).email)
+    csv = client.get("/analytics/clv/export?table=customers&format=csv")
+    assert csv.status_code == 200 and csv.headers["content-type"].startswith("text/csv")
+    lines = csv.content.decode("utf-8-sig").splitlines()
+    assert len(lines) == 251  # the header and all 250 customers
+    assert lines[1] == f"1,{ids[0]},客户0,2,3.0,0.9,200.0,600.0,✓"
+    assert lines[250] == f"250,{ids[249]},客户249,0,0.5,1.0,5.0,0.0,"
+    xlsx = client.get("/analytics/clv/export?table=customers&format=xlsx")
+    sheet = load_workbook(io.BytesIO(xlsx.content)).active
+    assert sheet is not None and sheet.max_row == 251
+    # when the values do not fit in one sheet, XLSX is refused on "format" (CSV still works)
+    monkeypatch.setattr(clv_views, "MAX_XLSX_ROWS", 249)
+    refused = client.get("/analytics/clv/export?table=customers&format=xlsx")
+    assert refused.status_code == 422 and "export CSV instead" in refused.text
+
+
+def test_pareto_rows_drill_into_static_segments(
+    client: TestClient, db: Session, clock: FrozenClock, workspace: Workspace, user_with_role: Callable[..., User]
+) -> None:
+    ids = _pareto_shop(db, workspace, clock)  # buyers by revenue: c1 ¥1,000, c2 ¥500, c3 ¥300, c4 ¥200
+    db.commit()
+    csrf = login(client, user_with_role(Role.ANALYST).email)
+    # the page form: top 20 % of 4 buyers = ⌈0.8⌉ = 1 → c1
+    made = client.post("/analytics/clv/pareto-drill", data={"csrf_token": csrf, "window_days": "365", "top_pct": "20"})
+    assert made.status_code == 303
+    segment = db.scalar(select(Segment).where(Segment.workspace_id == workspace.id))
+    assert segment is not None and made.headers["location"] == f"/segments/{segment.id}"
+    assert segment.name == "帕累托 Top 20% 购买客户 2025-11-24~2026-11-23"
+    assert list(
+        db.scalars(
+            select(SegmentMember.customer_id).where(
+                SegmentMember.workspace_id == workspace.id, SegmentMember.segment_id == segment.id
+            )
+        )
+    ) == [ids[0]]
+    bad = client.post(
+        "/analytics/clv/pareto-drill", data={"csrf_token": csrf, "window_days": "9" * 5000, "top_pct": "20"}
+    )
+    assert bad.status_code == 422
+    bad = client.post("/analytics/clv/pareto-drill", data={"csrf_token": csrf, "top_pct": "101"})
+    assert bad.status_code == 422
+    # the API twin: the 30-day window's top 100 % = the 4 buyers
+    token = make_token(db, clock=clock, workspace=workspace)
+    reader = make_token(db, clock=clock, workspace=workspace, scopes=["analytics:read"])
+    db.commit()
+    headers = {"Authorization": f"Bearer {token}"}
+    body = client.post("/api/v1/analytics/pareto/drill", json={"top_pct": 100, "window_days": 30}, headers=headers)
+    assert body.status_code == 200 and body.json()["members"] == 4
+    members = db.scalars(
+        select(SegmentMember.customer_id).where(
+            SegmentMember.workspace_id == workspace.id, SegmentMember.segment_id == body.json()["segment_id"]
+        )
+    )
+    assert sorted(members) == sorted(ids[:4])
+    assert client.post("/api/v1/analytics/pareto/drill", json={"top_pct": 0}, headers=headers).status_code == 422
+    refused = client.post(
+        "/api/v1/analytics/pareto/drill", json={"top_pct": 20}, headers={"Authorization": f"Bearer {reader}"}
+    )
+    assert refused.status_code == 403
+    assert db.scalar(select(func.count()).select_from(Segment).where(Segment.workspace_id == workspace.id)) == 2

@@ -10,10 +10,21 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from siyu.analytics.funnels.schemas import parse_definition
-from siyu.analytics.funnels.service import drop_off_segment, run_funnel, save_funnel
+from siyu.analytics.funnels.service import drop_off_segment, reached_segment, run_funnel, save_funnel
 from siyu.kit.clock import FrozenClock
 from siyu.kit.errors import InvalidInput, NotFound, PermissionDenied
-from siyu.models import CustomerEvent, CustomerTag, GroupMember, LiveCode, Role, Segment, SegmentMember, TagGroup
+from siyu.models import (
+    CustomerEvent,
+    CustomerTag,
+    GroupMember,
+    LiveCode,
+    LiveCodeKind,
+    LiveCodeScan,
+    Role,
+    Segment,
+    SegmentMember,
+    TagGroup,
+)
 from tests.analytics.funnels.scenario import BASIC, PERIOD, Scenario, at, build, event, scan
 from tests.factories import actor_for, make_group, make_order, make_tag, make_workspace
 
@@ -235,7 +246,70 @@ def test_breakdown_by_channel_staff_and_variant(db: Session, clock: FrozenClock,
     # entered by add in the period: c1 (s1), c3 (s2), c4 (s1), c5 (s1); ordered: c1, c5
     assert {g.label: [f.customers for f in g.steps] for g in staff.breakdown} == {"小美": [3, 2], "小丽": [1, 0]}
     variant = run(db, s, clock, added_first | {"breakdown": {"by": "variant"}})
-    assert {g.key: [f.customers for f in g.steps] for g in variant.breakdown} == {"": [2, 0], "A": [1, 1], "B": [1, 1]}
+    # these edges carry no live code: keyed ":<variant>", labelled by the variant alone
+    rows = {(g.key, g.label): [f.customers for f in g.steps] for g in variant.breakdown}
+    assert rows == {("", None): [2, 0], (":A", "A"): [1, 1], (":B", "B"): [1, 1]}
+
+
+def test_variants_of_two_live_codes_stay_apart_and_every_count_drills(
+    db: Session, clock: FrozenClock, s: Scenario
+) -> None:
+    spring, autumn = (
+        LiveCode(workspace_id=s.workspace.id, slug=slug, name=name, kind=LiveCodeKind.STAFF, created_at=clock.now())
+        for slug, name in (("spring", "春季活码"), ("autumn", "秋季活码"))
+    )
+    db.add_all([spring, autumn])
+    db.flush()
+    # earlier scans than the scenario's, so they are the entries: both codes run an experiment with an "A"
+    for customer, code, variant in (("c1", spring, "A"), ("c2", spring, "B"), ("c3", autumn, "A")):
+        db.add(
+            LiveCodeScan(
+                workspace_id=s.workspace.id,
+                live_code_id=code.id,
+                visitor_id=f"x-{customer}",
+                outcome="routed",
+                scanned_at=at(11, 1),
+                customer_id=s.c[customer].id,
+                variant=variant,
+            )
+        )
+    db.flush()
+    definition = {
+        "steps": [{"kind": "scan"}, {"kind": "added", "within": {"days": 30}}],
+        "breakdown": {"by": "variant"},
+    }
+    result = run(db, s, clock, definition)
+    # added within 30 days: c1 (11-02), c3 (11-04), c5 (11-06; its scan has no variant); c2 never
+    rows = {(g.key, g.label): [f.customers for f in g.steps] for g in result.breakdown}
+    assert rows == {
+        (f"{spring.id}:A", "春季活码 · A"): [1, 1],
+        (f"{autumn.id}:A", "秋季活码 · A"): [1, 1],
+        (f"{spring.id}:B", "春季活码 · B"): [1, 0],
+        ("", None): [1, 1],
+    }
+    # every count in the step and breakdown tables is the size of its reached drill
+    for group in [result.total, *result.breakdown]:
+        key = None if group is result.total else group.key
+        assert [len(result.reached_ids(f.number, key)) for f in group.steps] == [f.customers for f in group.steps]
+    analyst = actor_for(s.workspace, role=Role.ANALYST)
+    segment, members = reached_segment(
+        db, actor=analyst, definition=definition, period=PERIOD, step=2, clock=clock, breakdown_value=f"{autumn.id}:A"
+    )
+    ids = set(db.scalars(select(SegmentMember.customer_id).where(SegmentMember.segment_id == segment.id)))
+    assert (members, ids) == (1, {s.c["c3"].id})
+    assert segment.name == "漏斗到达 第2步 秋季活码 · A 2026-11-01~2026-11-20"
+    total, members = reached_segment(db, actor=analyst, definition=definition, period=PERIOD, step=2, clock=clock)
+    ids = set(db.scalars(select(SegmentMember.customer_id).where(SegmentMember.segment_id == total.id)))
+    assert (members, ids) == (3, {s.c["c1"].id, s.c["c3"].id, s.c["c5"].id})
+    # the last step can be reached but not dropped from; a bare "A" is no longer a breakdown value
+    for step, value, field in ((3, None, "step"), (1, "A", "breakdown_value")):
+        with pytest.raises(InvalidInput) as caught:
+            reached_segment(
+                db, actor=analyst, definition=definition, period=PERIOD, step=step, clock=clock, breakdown_value=value
+            )
+        assert caught.value.details == {"field": field}
+    with pytest.raises(InvalidInput):
+        drop_off_segment(db, actor=analyst, definition=definition, period=PERIOD, step=2, clock=clock)
 
 
 def test_drop_off_segment_holds_who_stopped_at_the_step(db: Session, clock: FrozenClock, s: Scenario) -> None:

@@ -110,6 +110,13 @@ def test_bad_input_re_renders_with_the_field_and_writes_nothing(
         "/analytics/funnels/drop-off", data={"csrf_token": csrf, "definition": json.dumps(BASIC), "step": "9"}
     )
     assert drill.status_code == 422 and 'data-error="step"' in drill.text
+    # "²".isdigit() is True but int("²") raises; 5,000 digits is past int()'s limit: both are field errors
+    for url in ("/analytics/funnels/drop-off", "/analytics/funnels/reached"):
+        for step in ("²", "9" * 5_000, "-1", "4"):
+            posted = client.post(url, data={"csrf_token": csrf, "definition": json.dumps(BASIC), "step": step} | RANGE)
+            assert posted.status_code == 422 and 'data-error="step"' in posted.text, (url, step[:5])
+    page = client.get("/analytics/funnels?" + urlencode({"report": "9" * 5_000}))
+    assert page.status_code == 422 and 'data-error="report"' in page.text
     assert _count(db, SavedReport, workspace) == 0 and _count(db, Segment, workspace) == 0
 
 
@@ -177,6 +184,18 @@ def test_api_run_crud_and_drop_off(client: TestClient, db: Session, clock: Froze
     assert set(db.scalars(select(SegmentMember.customer_id).where(SegmentMember.segment_id == drop["segment_id"]))) == {
         s.c["c2"].id
     }
+    reached = client.post(
+        "/api/v1/analytics/funnels/reached", json={"report_id": report_id, "step": 2} | RANGE, headers=auth
+    ).json()
+    # reached the add (and maybe further): c1, c3, c5
+    assert reached["members"] == 3
+    assert set(
+        db.scalars(select(SegmentMember.customer_id).where(SegmentMember.segment_id == reached["segment_id"]))
+    ) == {s.c[c].id for c in ("c1", "c3", "c5")}
+    too_far = client.post(
+        "/api/v1/analytics/funnels/reached", json={"report_id": report_id, "step": 4} | RANGE, headers=auth
+    )
+    assert too_far.status_code == 422 and too_far.json()["error"]["details"] == {"field": "step"}
     assert client.get("/api/v1/analytics/funnels/999999", headers=auth).status_code == 404
     assert client.delete(f"/api/v1/analytics/funnels/{report_id}", headers=auth).status_code == 204
     assert client.get(f"/api/v1/analytics/funnels/{report_id}", headers=auth).status_code == 404
@@ -191,7 +210,19 @@ def test_breakdown_rows_drill_their_drop_offs_including_none(
     definition = BASIC | {"breakdown": {"by": "channel"}}
     html = client.get(page_url(definition)).text
     # channel A = c1, c2 (c2 stops at 1); B = c3 (stops at 2); none = c5 (stops at 2)
-    assert f'data-group-drop-off="{s.a.id}:1"' in html and 'data-group-drop-off=":2"' in html
+    assert f'data-group-drop-off="{s.a.id}|1"' in html and 'data-group-drop-off="|2"' in html
+    # every count drills too: channel A reached step 2 (c1), the whole funnel reached step 3 (c1)
+    assert f'data-group-reached="{s.a.id}|2"' in html and 'data-reached="3"' in html
+    everyone = {s.c[c].id for c in ("c1", "c2", "c3", "c5")}
+    for value, step, expected in ((str(s.a.id), 2, {s.c["c1"].id}), (None, 1, everyone)):
+        form = {"csrf_token": csrf, "definition": json.dumps(definition), "step": str(step)} | RANGE
+        if value is not None:
+            form["breakdown_value"] = value
+        drill = client.post("/analytics/funnels/reached", data=form)
+        assert drill.status_code == 303, drill.text
+        segment_id = int(drill.headers["location"].rsplit("/", 1)[1])
+        members = set(db.scalars(select(SegmentMember.customer_id).where(SegmentMember.segment_id == segment_id)))
+        assert members == expected
     assert 'name="breakdown_value" value=""' in html
     for value, step, expected in (("", 2, {s.c["c5"].id}), (str(s.a.id), 1, {s.c["c2"].id})):
         drill = client.post(

@@ -20,7 +20,7 @@ from siyu.analytics.overview.service import overview
 from siyu.analytics.periods import Grain, Period
 from siyu.kit.clock import FrozenClock
 from siyu.kit.errors import InvalidInput
-from siyu.models import Consent, Customer, GroupMember, Role, Staff, User, Workspace
+from siyu.models import Consent, Customer, GroupMember, Role, Staff, StaffTask, User, Workspace
 from tests.analytics.overview.scenario import PERIOD, at, build
 from tests.factories import actor_for, make_customer, make_group, make_order, make_relationship, make_staff
 from tests.factories import make_workspace as new_workspace
@@ -211,3 +211,39 @@ def test_archived_segment_is_refused(db: Session, clock: FrozenClock) -> None:
     with pytest.raises(InvalidInput) as exc:
         overview(db, actor=admin, period=PERIOD, grain=Grain.DAY, filters=Filters(segment_id=segment.id), clock=clock)
     assert exc.value.details == {"field": "segment_id"}
+
+
+def test_reply_rate_counts_only_tasks_already_due(db: Session, clock: FrozenClock) -> None:
+    """Now is 11-23 10:00 local: a task due later today is not yet due (as in staff performance)."""
+    ws = new_workspace(db, clock=clock)
+    staff = make_staff(db, workspace=ws, clock=clock)
+    for key, due, done in (
+        ("on-time", at(22), at(21)),  # due yesterday, done before: on time
+        ("overdue", at(23, 9), None),  # due 09:00 today, still open: late
+        ("later-today", at(23, 15), None),  # due 15:00 today: not due yet
+    ):
+        db.add(
+            StaffTask(
+                workspace_id=ws.id,
+                staff_id=staff.id,
+                source="sop",
+                source_id=1,
+                idempotency_key=f"{ws.id}-{key}",
+                title="跟进",
+                status="done" if done else "open",
+                due_at=due,
+                done_at=done,
+                created_at=at(10),
+            )
+        )
+    db.flush()
+    o = overview(
+        db,
+        actor=actor_for(ws, role=Role.ANALYST),
+        period=Period(date(2026, 11, 17), date(2026, 11, 23)),
+        grain=Grain.DAY,
+        filters=Filters(),
+        clock=clock,
+    )
+    reply = next(r for r in o.rates if r.key == "reply_rate")
+    assert (reply.numerator, reply.denominator, reply.value) == (1, 2, 0.5)

@@ -81,16 +81,22 @@ def test_operator_reads_roi_and_staff_and_drills(browser: Browser, server: tuple
     with watched_page(browser, base_url) as w:
         page = w.page
         log_in(page, base_url, EMAIL, PASSWORD)
-        # ROI: 2 adds × ¥10; the 30-day cohort is not 30 days old yet; the ¥100 order came 1 day after
-        # the adds, so within 2 days the cohort has ¥100 ≥ 2 × ¥10: payback 2 days
+        # ROI: 2 adds × ¥10 = ¥20, 2 acquired → ¥10 per acquired customer; the 30-day cohort is not
+        # 30 days old yet; the ¥100 order came 1 day after the adds, so within 2 days the cohort has
+        # ¥100 / 2 = ¥50 per customer ≥ ¥10: payback 2 days
         page.goto("/analytics/roi")
         row = page.locator("#roi-table tbody tr").first
         expect(row.locator('[data-col="adds"]')).to_have_text("2")
         expect(row.locator('[data-col="cost_fen"]')).to_have_text("¥20.00")
+        expect(row.locator('[data-col="cost_per_acquired_fen"]')).to_have_text("¥10.00")
         expect(row.locator('[data-col="gmv_30d_fen"]')).to_have_text("未满 30 天")
         expect(row.locator('[data-col="payback_days"]')).to_have_text("2 天")
         page.wait_for_function("document.querySelector('#roi-chart canvas') !== null")
         screenshot(page, "analytics-roi", tmp_path)
+        # one click on 新获客户 makes a segment of 林 and 周
+        row.locator('[data-drill="acquired"] button').click()
+        page.wait_for_url("**/segments/*")
+        expect(page.locator("body")).to_contain_text("新获客户")
         # staff: 小王 holds 2, added 2, 1 first order, ¥100
         page.goto("/analytics/staff")
         staff = page.locator(f'#staff-table tr[data-staff-id="{staff_id}"]')

@@ -9,9 +9,18 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlalchemy.orm import Session
 
-from siyu.analytics.performance.roi import Acquired, acquired_curves, channel_roi, payback_days, window_gmv
+from siyu.analytics.performance.roi import (
+    Acquired,
+    acquired_curves,
+    acquired_customers,
+    channel_roi,
+    payback_days,
+    window_gmv,
+)
 from siyu.analytics.settings import settings_for_update
 from siyu.kit.clock import FrozenClock
+from siyu.kit.errors import NotFound
+from siyu.models import CostModel
 from tests.analytics.performance.scenario import ROI_PERIOD, at, build_roi
 from tests.factories import (
     actor_for,
@@ -37,11 +46,14 @@ def test_roi_per_channel_on_the_hand_built_history(db: Session, clock: FrozenClo
     # ROI without margin = GMV / cost = 20,000 / 2,000
     assert a.roi == pytest.approx(10.0)
     assert a.acquired == 2
+    # cost per acquired customer: ¥20 / 2 acquired = ¥10 (here the same as per add)
+    assert a.cost_per_acquired_fen == 1_000
     assert a.mature == {30: 1, 90: 1, 365: 0}
     assert a.gmv_per_customer == {30: 10_000, 90: 15_000, 365: None}
     assert a.payback_days == 5
     # and B: c3 was in the pool before the period, so B acquired nobody
     assert b.acquired == 0
+    assert b.cost_per_acquired_fen is None
     assert b.gmv_per_customer == {30: None, 90: None, 365: None}
     assert b.payback_days is None
     assert result.margin_bp is None
@@ -56,7 +68,8 @@ def test_roi_uses_the_gross_margin_when_set(db: Session, clock: FrozenClock) -> 
     # when the report runs
     result = channel_roi(db, actor=actor_for(ws), period=ROI_PERIOD, clock=clock)
     a = next(r for r in result.channels if r.channel_id == s.a.id)
-    # then ROI = (20,000 × 0.4 − 2,000) / 2,000 = 3.0; payback still 5 days (¥100 × 0.4 = ¥40 ≥ 2 × ¥10)
+    # then ROI = (20,000 × 0.4 − 2,000) / 2,000 = 3.0; payback still 5 days: at N = 5 the two mature
+    # customers' ¥100 × 0.4 = ¥40, ¥20 each ≥ ¥10 per acquired customer
     assert a.roi == pytest.approx(3.0)
     assert a.payback_days == 5
     assert result.margin_bp == 4_000
@@ -70,16 +83,56 @@ def test_payback_and_window_gmv_by_hand() -> None:
     # within 2 days nothing (the order is exactly 2 days after), within 3 days ¥10 over 2 customers
     assert window_gmv(people, 2, now) == (2, 0)
     assert window_gmv(people, 3, now) == (2, 1_000)
-    # cost per add ¥5: 1,000 ≥ 2 × 500 at N = 3
-    assert payback_days(people, 500, 1.0, now) == 3
-    # ¥8 per add: the ¥10 never covers 2 × ¥8 within the 10 days there is data for → not yet
-    assert payback_days(people, 800, 1.0, now) is None
-    # with a 50 % margin ¥5 per add is not covered either (500 < 1,000)
-    assert payback_days(people, 500, 0.5, now) is None
-    # free channels pay back at once; no adds or no customers: nothing to say
+    # cost ¥10 for the 2 people = ¥5 per acquired customer: ¥10 / 2 = ¥5 ≥ ¥5 at N = 3
+    assert payback_days(people, 1_000, 1.0, now) == 3
+    # ¥16 (¥8 each): the ¥10 never covers it within the 10 days there is data for → not yet
+    assert payback_days(people, 1_600, 1.0, now) is None
+    # with a 50 % margin ¥5 each is not covered either (¥10 × 0.5 / 2 = ¥2.50 < ¥5)
+    assert payback_days(people, 1_000, 0.5, now) is None
+    # free channels pay back at once; nobody acquired: nothing to say
     assert payback_days(people, 0, 1.0, now) == 0
-    assert payback_days(people, None, 1.0, now) is None
-    assert payback_days([], 500, 1.0, now) is None
+    assert payback_days([], 1_000, 1.0, now) is None
+
+
+def test_payback_counts_cost_per_acquired_customer_not_per_add(db: Session, clock: FrozenClock) -> None:
+    # given a channel at ¥10 per add with two adds in the period: x (first edge ever) and y (in the
+    # pool since 2025 through an edge without a channel). The channel report credits both (first
+    # touch = earliest edge *with a channel*) → cost ¥20, ¥10 per add; but only x is acquired
+    ws = make_workspace(db, clock=clock)
+    actor = actor_for(ws)
+    staff = make_staff(db, workspace=ws, clock=clock)
+    paid = make_channel(db, workspace=ws, clock=clock, name="付费", cost_model=CostModel.CPA, cpa_fen=1_000)
+    x, y = (make_customer(db, actor=actor, clock=clock, name=n).customer for n in ("X", "Y"))
+    added = at("2026-11-01T02:00")
+    make_relationship(db, customer=x, staff=staff, channel=paid, added_at=added)
+    make_relationship(db, customer=y, staff=staff, added_at=at("2025-05-01T02:00"))
+    make_relationship(db, customer=y, staff=staff, channel=paid, added_at=added)
+    # x orders ¥15 two days after the add (counts from N = 3) and ¥10 six days after (from N = 7)
+    make_order(db, customer=x, paid_at=added + timedelta(days=2), total_fen=1_500)
+    make_order(db, customer=x, paid_at=added + timedelta(days=6), total_fen=1_000)
+    db.flush()
+    # when the report runs
+    result = channel_roi(db, actor=actor, period=ROI_PERIOD, clock=clock)
+    row = next(r for r in result.channels if r.channel_id == paid.id)
+    # then cost per add ¥10 but per acquired customer ¥20 / 1 = ¥20
+    assert (row.adds, row.cost_fen, row.cac_fen, row.acquired, row.cost_per_acquired_fen) == (2, 2_000, 1_000, 1, 2_000)
+    # payback against ¥20: N = 3..6 only ¥15 < ¥20; N = 7 ¥25 ≥ ¥20 → 7 days (per add it would be 3)
+    assert row.payback_days == 7
+
+
+def test_acquired_customers_of_a_channel(db: Session, clock: FrozenClock) -> None:
+    # given build_roi: A acquired c1 and c2; B re-added c3 (in the pool since 2025), so nobody
+    ws = make_workspace(db, clock=clock)
+    s = build_roi(db, clock, ws)
+    actor = actor_for(ws)
+    # then the drill-down's customers are the 新获客户 cells'
+    assert acquired_customers(db, actor=actor, period=ROI_PERIOD, channel_id=s.a.id) == sorted([s.c1.id, s.c2.id])
+    assert acquired_customers(db, actor=actor, period=ROI_PERIOD, channel_id=s.b.id) == []
+    # an unknown channel (or another workspace's) names the field
+    other = make_channel(db, workspace=make_workspace(db, clock=clock), clock=clock)
+    with pytest.raises(NotFound) as missing:
+        acquired_customers(db, actor=actor, period=ROI_PERIOD, channel_id=other.id)
+    assert missing.value.details == {"field": "channel_id"}
 
 
 def test_an_empty_workspace_has_no_channels(db: Session, clock: FrozenClock) -> None:

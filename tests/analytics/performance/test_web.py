@@ -47,7 +47,8 @@ def test_roi_page_api_and_exports(
     lines = list(csv.reader(io.StringIO(exported.content.decode("utf-8-sig"))))
     assert lines[0][:3] == ["渠道", "添加", "花费"]
     a = next(line for line in lines if line[0] == "包裹卡")
-    assert a == ["包裹卡", "2", "20.0", "10.0", "2", "200.0", "10.0", "2", "100.0", "150.0", "", "5"]
+    # (cost per acquired customer: ¥20 / 2 acquired = ¥10)
+    assert a == ["包裹卡", "2", "20.0", "10.0", "2", "200.0", "10.0", "2", "10.0", "100.0", "150.0", "", "5"]
     # the API returns raw fen and the margin used
     token = make_token(db, clock=clock, workspace=workspace, scopes=["analytics:read"])
     db.commit()
@@ -60,6 +61,53 @@ def test_roi_page_api_and_exports(
         None,
         5,
     )
+    assert api_row["cost_per_acquired_fen"] == 1_000
+
+
+def test_roi_acquired_customers_drill(
+    client: TestClient, db: Session, clock: FrozenClock, workspace: Workspace, user_with_role: Callable[..., User]
+) -> None:
+    # given build_roi: channel A acquired c1 and c2 in the period
+    s = build_roi(db, clock, workspace)
+    db.commit()
+    csrf = login(client, user_with_role(Role.OPERATOR).email)
+    # the 新获客户 cell is one click: a form posting the period and the channel, nothing else
+    page = client.get(f"/analytics/roi?{ROI}")
+    row = page.text[page.text.index(f'data-channel-id="{s.a.id}"') :]
+    row = row[: row.index("</tr>")]
+    assert 'action="/analytics/roi/drill"' in row and f'name="channel_id" value="{s.a.id}"' in row
+    before = _segments(db, workspace)
+    response = client.post(
+        "/analytics/roi/drill",
+        data={"csrf_token": csrf, "from": "2026-01-01", "to": "2026-11-23", "channel_id": str(s.a.id)},
+        follow_redirects=False,
+    )
+    # then a static segment of exactly c1 and c2, recomputed on the server
+    assert response.status_code == 303
+    segment_id = int(response.headers["location"].rsplit("/", 1)[1])
+    members = set(db.scalars(select(SegmentMember.customer_id).where(SegmentMember.segment_id == segment_id)))
+    assert members == {s.c1.id, s.c2.id}
+    assert _segments(db, workspace) == before + 1
+    assert db.get(Segment, segment_id).name == "渠道 ROI · 包裹卡 · 新获客户 2026-01-01~2026-11-23"  # type: ignore[union-attr]
+    # an unknown channel: 404 naming it, nothing written
+    missing = client.post(
+        "/analytics/roi/drill",
+        data={"csrf_token": csrf, "from": "2026-01-01", "to": "2026-11-23", "channel_id": "999999"},
+        follow_redirects=False,
+    )
+    assert missing.status_code == 404 and _segments(db, workspace) == before + 1
+    # the API twin: B re-added c3 (in the pool before the period), so its segment is empty
+    token = make_token(db, clock=clock, workspace=workspace)
+    db.commit()
+    made = client.post(
+        "/api/v1/analytics/roi/acquired",
+        headers=bearer(token),
+        json={"from": "2026-01-01", "to": "2026-11-23", "channel_id": s.a.id},
+    )
+    assert made.status_code == 200, made.text
+    assert made.json()["members"] == 2
+    empty = client.post("/api/v1/analytics/roi/acquired", headers=bearer(token), json={"channel_id": s.b.id})
+    assert empty.status_code == 200 and empty.json()["members"] == 0
 
 
 def test_staff_page_xlsx_and_drill(
@@ -138,6 +186,8 @@ def test_empty_workspace_permissions_and_bad_input(
     denied = client.post(
         "/api/v1/analytics/staff/cell", headers=bearer(read_only), json={"staff_id": 1, "cell": "held"}
     )
+    assert denied.status_code == 403
+    denied = client.post("/api/v1/analytics/roi/acquired", headers=bearer(read_only), json={"channel_id": 1})
     assert denied.status_code == 403
     # bad dates: the API names the field; the page re-renders with the error (422)
     bad = client.get("/api/v1/analytics/staff?from=2026-13-01", headers=bearer(read_only))

@@ -13,8 +13,7 @@ import pytest
 from playwright.sync_api import Browser, Page, expect
 from sqlalchemy.orm import Session
 
-from siyu.analytics.periods import brand_today, utc_start, workspace_zone
-from siyu.analytics.planning.history import month_add
+from siyu.analytics.periods import add_months, brand_today, utc_start, workspace_zone
 from siyu.db import make_engine
 from siyu.kit.clock import system_clock
 from siyu.migrate import upgrade
@@ -63,10 +62,10 @@ def _seed(url: str) -> None:
         ws = make_workspace(db, clock=system_clock, name="花间集")
         make_user(db, clock=system_clock, workspace=ws, role=Role.OPERATOR, email=EMAIL, password=PASSWORD)
         zone = workspace_zone(db, ws.id)
-        last = month_add(brand_today(db, ws.id, system_clock).replace(day=1), -1)
+        last = add_months(brand_today(db, ws.id, system_clock).replace(day=1), -1)
 
         def noon(month: int, day: int) -> datetime:
-            return utc_start(month_add(last, month).replace(day=day), zone) + timedelta(hours=12)
+            return utc_start(add_months(last, month).replace(day=day), zone) + timedelta(hours=12)
 
         staff = make_staff(db, workspace=ws, clock=system_clock)
         actor = actor_for(ws)

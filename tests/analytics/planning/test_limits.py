@@ -127,6 +127,8 @@ def test_console_inputs_that_used_to_500_are_field_errors(
         ({"aov_yuan": "10000000000001"}, "aov_yuan"),
         ({"target_pool": "3000000000"}, "target_pool"),
         ({"start_pool": HUGE}, "start_pool"),
+        ({"start_pool": "１２"}, "start_pool"),  # full-width digits: parse_whole takes ASCII only
+        ({"start_buyers": "10000000"}, "start_buyers"),  # 8 digits: typed pools stop at 9,999,999
         ({"first_month": "0001-01"}, "first_month"),
         ({"last_month": "2101-01"}, "last_month"),
         ({"first_order_rate": "1e400"}, "first_order_rate"),

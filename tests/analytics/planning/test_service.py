@@ -2,20 +2,28 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
+from typing import Any
 
 import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from siyu.analytics.planning.fit import FitInputs, Verdict, fit_check
-from siyu.analytics.planning.history import measure_history
+from siyu.analytics.planning.history import acquisition_cost, measure_history
 from siyu.analytics.planning.kpi import PlanInput, create_plan, decompose, delete_plan, plan_progress, validate
 from siyu.kit.clock import FrozenClock
 from siyu.kit.errors import Conflict, InvalidInput, NotFound, PermissionDenied
-from siyu.models import KpiPlan, Role
-from tests.analytics.planning.scenario import build
-from tests.factories import actor_for, make_workspace
+from siyu.models import CostModel, Customer, KpiPlan, Role, Staff
+from tests.analytics.planning.scenario import at, build
+from tests.factories import (
+    actor_for,
+    make_channel,
+    make_customer,
+    make_relationship,
+    make_staff,
+    make_workspace,
+)
 
 
 def test_history_months_and_rates_match_the_hand_count(db: Session, clock: FrozenClock) -> None:
@@ -161,12 +169,14 @@ def test_plan_vs_actual_flags_months_behind_and_current_pace(db: Session, clock:
     )
     progress = plan_progress(db, actor=analyst, plan_id=plan.id, clock=clock)
     sep, oct_, nov, dec = progress.months
-    assert sep.actual == {"adds": 1, "pool": 2, "orders": 1, "gmv_fen": 20_000}
+    # B left the pool in September (in people; the plan assumed no deletions)
+    assert sep.actual == {"adds": 1, "deletions": 1, "pool": 2, "orders": 1, "gmv_fen": 20_000}
     assert sep.behind == {"pool": (1, pytest.approx(1 / 3))}
-    assert oct_.actual == {"adds": 1, "pool": 3, "orders": 1, "gmv_fen": 5_000}
+    assert oct_.actual == {"adds": 1, "deletions": 0, "pool": 3, "orders": 1, "gmv_fen": 5_000}
     assert oct_.behind == {"pool": (1, 0.25), "gmv_fen": (5_000, 0.5)}
     # November is 22 days 10 hours old of 30 days (0.747222…): 1 order ÷ (1 × 0.7472) = 1.338, pool 3 ÷ 5
-    assert nov.state == "current" and nov.actual == {"adds": 0, "pool": 3, "orders": 1, "gmv_fen": 8_000}
+    assert nov.state == "current"
+    assert nov.actual == {"adds": 0, "deletions": 0, "pool": 3, "orders": 1, "gmv_fen": 8_000}
     gone = (22 + 10 / 24) / 30
     assert nov.pace == {
         "adds": 0.0,
@@ -184,3 +194,42 @@ def test_plan_vs_actual_flags_months_behind_and_current_pace(db: Session, clock:
     assert db.scalar(select(func.count()).select_from(KpiPlan).where(KpiPlan.workspace_id == ws.id)) == 0
     with pytest.raises(NotFound):
         plan_progress(db, actor=analyst, plan_id=plan.id, clock=clock)
+
+
+def test_deletions_count_people_and_measured_cac_divides_by_new_members(db: Session, clock: FrozenClock) -> None:
+    ws = make_workspace(db, clock=clock)
+    actor = actor_for(ws)
+    one, two = make_staff(db, workspace=ws, clock=clock), make_staff(db, workspace=ws, clock=clock)
+    channel = make_channel(db, workspace=ws, clock=clock, cost_model=CostModel.CPA, cpa_fen=3_000)
+    m, n, p, q = (make_customer(db, actor=actor, clock=clock).customer for _ in range(4))
+
+    def edge(customer: Customer, staff: Staff, added: datetime, removed: datetime | None = None, **kw: Any) -> None:
+        kw.setdefault("channel", channel)
+        make_relationship(db, customer=customer, staff=staff, added_at=added, removed_at=removed, **kw)
+
+    # M: two edges, one removed in Sep → still in the pool, not a deletion
+    edge(m, one, at(9, 2))
+    edge(m, two, at(9, 3), at(9, 15))
+    # N: two edges, both removed in Sep → one person left (on the 12th)
+    edge(n, one, at(9, 4), at(9, 10))
+    edge(n, two, at(9, 5), at(9, 12))
+    # P: joined in Sep; left on Oct 2, came back on Oct 8, left again on Oct 20 → one person left in Oct
+    edge(p, one, at(9, 6), at(10, 2))
+    edge(p, one, at(10, 8), at(10, 20))
+    # Q: joined in Sep without a channel (organic), open
+    edge(q, one, at(9, 20), channel=None)
+    db.flush()
+    h = measure_history(db, actor=actor_for(ws, role=Role.ANALYST), clock=clock)
+    rows = [(m_.month, m_.adds, m_.deletions, m_.open_at_start, m_.pool_end) for m_ in h.months]
+    # Sep: 4 new members, N left, pool 0 at the start, M, P, Q at the end
+    # Oct: no new member (P's re-add is not one), P left, pool M, P, Q at the start, M, Q at the end
+    assert rows == [(date(2026, 9, 1), 4, 1, 0, 3), (date(2026, 10, 1), 0, 1, 3, 2)]
+    assert (h.deletion_rate.numerator, h.deletion_rate.denominator) == (2, 3)
+    assert h.deletion_rate.value == pytest.approx(2 / 3)
+    # CAC: the channel cost over Sep–Oct (3 credited adds × ¥30 = ¥90) ÷ 4 new members (Q joined
+    # organically) = ¥22.50, not the channel report's cost per credited add (¥30)
+    assert h.channel_cost_fen == 9_000
+    assert h.acquisition_cost_fen == 2_250
+    assert fit_check(db, actor=actor_for(ws, role=Role.ANALYST), clock=clock).acquisition_cost_fen == 2_250
+    assert acquisition_cost(21_000, 4) == 5_250 and acquisition_cost(10, 3) == 3 and acquisition_cost(0, 4) is None
+    assert acquisition_cost(21_000, 0) is None

@@ -56,7 +56,7 @@ def test_fit_page_shows_the_verdict_measures_and_exports(
     assert 'id="history-chart"' in html
     # exports: the monthly history, money in yuan, rates as fractions
     rows = list(csv.reader(io.StringIO(client.get("/analytics/fit?format=csv").content.decode("utf-8-sig"))))
-    assert rows[0] == ["月份", "添加", "删除", "月初好友关系", "删除率", "月末私域人数", "订单", "GMV"]
+    assert rows[0] == ["月份", "添加", "删除（离开私域的人）", "月初私域人数", "删除率", "月末私域人数", "订单", "GMV"]
     assert rows[1:] == [
         ["2026-08-01", "2", "0", "0", "", "2", "1", "100.0"],
         ["2026-09-01", "1", "1", "2", "0.5", "2", "1", "200.0"],
@@ -145,8 +145,22 @@ def test_plan_form_saves_opens_exports_and_deletes(
     assert text_of(detail, 'data-behind="2026-10"') == "2026-10 落后: 月末私域人数 −1 (25.0%) ; GMV −¥50.00 (50.0%)"
     assert 'data-pace="2026-11"' in detail
     rows = list(csv.reader(io.StringIO(client.get(f"{url}?format=csv").content.decode("utf-8-sig"))))
-    assert rows[1] == ["2026-09-01", "1", "1", "3", "2", "1", "1", "100.0", "200.0"]
-    assert rows[4] == ["2026-12-01", "1", "", "6", "", "1", "", "100.0", ""]
+    # the file carries the page's "behind" flags: which figures, each shortfall and its share of plan
+    assert rows[0] == [
+        "月份", "状态", "计划添加", "实际添加", "计划删除", "实际删除", "计划月末人数", "实际月末人数",
+        "计划订单", "实际订单", "计划 GMV", "实际 GMV", "落后", "添加缺口", "添加缺口占计划",
+        "月末人数缺口", "月末人数缺口占计划", "订单缺口", "订单缺口占计划", "GMV 缺口", "GMV 缺口占计划",
+    ]  # fmt: skip
+    assert rows[1] == [
+        "2026-09-01", "已结束", "1", "1", "0", "1", "3", "2", "1", "1", "100.0", "200.0",
+        "月末人数", "", "", "1", "0.333333", "", "", "", "",
+    ]  # fmt: skip
+    assert rows[2] == [
+        "2026-10-01", "已结束", "1", "1", "0", "0", "4", "3", "1", "1", "100.0", "50.0",
+        "月末人数、GMV", "", "", "1", "0.25", "", "", "50.0", "0.5",
+    ]  # fmt: skip
+    assert rows[3][:2] == ["2026-11-01", "本月"] and rows[3][12:] == [""] * 9  # the current month is paced, not flagged
+    assert rows[4] == ["2026-12-01", "未开始", "1", "", "0", "", "6", "", "1", "", "100.0", ""] + [""] * 9
     # a taken name is a field error
     assert 'data-error="name"' in client.post("/analytics/kpi", data=form).text
     assert client.post(f"{url}/delete", data={"csrf_token": csrf}).status_code == 303
@@ -167,7 +181,8 @@ def test_api_crud_with_actuals_and_permissions(
         "value": 0.25,
         "numerator": 1,
         "denominator": 4,
-        "basis": "deletions in the months ÷ edges open at each month start",
+        "basis": "customers who left the pool (lost their last open friend edge) in the months"
+        " ÷ pool at each month start",
     }
     assert [m["gmv_fen"] for m in history["months"]] == [10_000, 20_000, 5_000]
     fit = client.get(
@@ -199,7 +214,7 @@ def test_api_crud_with_actuals_and_permissions(
     assert [m["gmv_fen"] for m in created.json()["months"]] == [10_000] * 4
     detail = client.get(f"/api/v1/analytics/kpi-plans/{plan_id}", headers=bearer(reader)).json()
     october = detail["progress"][1]
-    assert october["actual"] == {"adds": 1, "pool": 3, "orders": 1, "gmv_fen": 5_000}
+    assert october["actual"] == {"adds": 1, "deletions": 0, "pool": 3, "orders": 1, "gmv_fen": 5_000}
     assert october["behind"] == {"pool": {"shortfall": 1, "share": 0.25}, "gmv_fen": {"shortfall": 5_000, "share": 0.5}}
     assert [p["id"] for p in client.get("/api/v1/analytics/kpi-plans", headers=bearer(reader)).json()["items"]] == [
         plan_id

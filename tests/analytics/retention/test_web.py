@@ -214,3 +214,21 @@ def test_api_run_cell_and_reports(client: TestClient, db: Session, clock: Frozen
     assert client.delete(f"/api/v1/analytics/retention/reports/{report_id}", headers=headers).status_code == 204
     assert client.get(f"/api/v1/analytics/retention/reports/{report_id}", headers=headers).status_code == 404
     _ = h
+
+
+def test_odd_digits_and_huge_ids_are_field_errors(
+    client: TestClient, db: Session, workspace: Workspace, user_with_role: Callable[..., User]
+) -> None:
+    csrf = login(client, user_with_role(Role.OPERATOR).email)
+    huge = "9" * 5000  # int() would refuse it (over 4,300 digits); parse_id refuses it first
+    assert client.get(f"/analytics/retention?report={huge}").status_code == 422
+    saved = client.post("/analytics/retention/reports", data={"csrf_token": csrf, "name": "x", "report_id": huge})
+    assert saved.status_code == 422 and 'data-error="save"' in saved.text
+    # "²".isdigit() is True but int("²") raises: the offset is a field error, never a 500
+    form = {"csrf_token": csrf, "from": "2026-11-02", "to": "2026-11-15", "cell": "2026-11-02:²"}
+    cell = client.post("/analytics/retention/cell", data=form)
+    assert cell.status_code == 422 and 'data-error="offset"' in cell.text
+    assert client.post("/analytics/retention/cell", data=form | {"cell": f"2026-11-02:{huge}"}).status_code == 422
+    bad_offsets = client.get("/analytics/retention?offsets=²")
+    assert bad_offsets.status_code == 422 and 'data-error="offsets"' in bad_offsets.text
+    assert _count(db, Segment, workspace) == 0

@@ -50,8 +50,8 @@ def test_erased_customers_count_in_aggregates_but_are_never_listed(db: Session, 
     assert at_risk == []
     table = reports.customers_table(db, actor=s.actor, result=result, _=_plain)
     assert sorted(row["customer_id"] for row in table.rows) == sorted([s.a.id, s.b.id, s.c.id])
-    lines = "".join(reports.customers_csv(db, actor=s.actor, result=result, _=_plain)).splitlines()
-    assert len(lines) == 4 and not any(line.startswith(f"{s.d.id},") for line in lines)
+    streamed = [row["customer_id"] for row in reports.customer_rows(db, actor=s.actor, result=result)]
+    assert streamed == sorted([s.a.id, s.b.id, s.c.id])
 
 
 def test_customers_csv_streams_with_bom_and_safe_cells(
@@ -71,6 +71,21 @@ def test_customers_csv_streams_with_bom_and_safe_cells(
     assert lines[0] == "客户 ID,姓名,最近一次购买日,最近购买天数,订单数,消费金额,R,F,M,RFM 分群名"
     assert f"{s.a.id},'=HYPERLINK(1),2026-11-23,0,2,150.0,5,4,3,忠诚" in lines
     assert f"{s.d.id},客户D,2026-05-27,180,3,260.0,2,5,4,有流失风险" in lines
+
+
+def test_streamed_csv_drops_control_characters_and_escapes_formulas(
+    client: TestClient, db: Session, clock: FrozenClock, workspace: Workspace, user_with_role: Callable[..., User]
+) -> None:
+    s = build(db, clock, workspace)
+    s.a.name = "\x01=cmd|' /C calc'!A0"  # the control character must not hide the leading "="
+    s.b.name = "=SUM(1)\x07\x1f"
+    db.commit()
+    login(client, user_with_role(Role.ANALYST).email)
+    body = client.get("/analytics/rfm/export?table=customers&format=csv").content.decode("utf-8-sig")
+    assert not any(ch in body for ch in "\x01\x07\x1f")
+    names = {line.split(",", 2)[0]: line.split(",", 2)[1] for line in body.splitlines()[1:]}
+    assert names[str(s.a.id)] == "'=cmd|' /C calc'!A0"
+    assert names[str(s.b.id)] == "'=SUM(1)"
 
 
 def test_customers_xlsx_is_refused_above_the_sheet_limit(
