@@ -94,7 +94,7 @@ def test_english_switch_translates_the_navigation(client: TestClient, user_with_
     page = client.get("/").text
     assert ">Customers<" in page
     assert ">客户<" not in page
-    assert "Coming soon" in page
+    assert ">KPI planner<" in page  # the measure section of the navigation
     assert '<html lang="en">' in page
 
 
