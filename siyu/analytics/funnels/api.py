@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -12,7 +13,7 @@ from siyu.analytics.funnels import service
 from siyu.analytics.funnels.report import result_json
 from siyu.analytics.funnels.schemas import FunnelDropOff, FunnelReached, FunnelRun, FunnelSave
 from siyu.auth.permissions import Scope
-from siyu.models import SavedReport
+from siyu.models import SavedReport, Segment
 from siyu.web.deps import Ctx, IdPath, require
 
 router = APIRouter(prefix="/api/v1/analytics", tags=["analytics"])
@@ -61,16 +62,15 @@ def run_funnel(body: FunnelRun, ctx: Reader) -> dict[str, Any]:
     return result_json(result)
 
 
-@router.post("/funnels/drop-off")
-def drop_off(body: FunnelDropOff, ctx: Writer) -> DropOffRead:
-    """The customers who reached `step` and not the next one, as a new static segment."""
+def _drill(body: FunnelDropOff | FunnelReached, ctx: Ctx, make: Callable[..., tuple[Segment, int]]) -> DropOffRead:
+    """Recompute the funnel the body describes and save the customers `make` picks as a segment."""
     period = service.resolve_period(
         ctx.session, actor=ctx.actor, clock=ctx.clock, date_from=body.date_from, date_to=body.date_to
     )
     definition = service.resolve_definition(
         ctx.session, actor=ctx.actor, definition=body.definition, report_id=body.report_id
     )
-    segment, members = service.drop_off_segment(
+    segment, members = make(
         ctx.session,
         actor=ctx.actor,
         definition=definition,
@@ -81,28 +81,18 @@ def drop_off(body: FunnelDropOff, ctx: Writer) -> DropOffRead:
         name=body.name,
     )
     return DropOffRead(segment_id=segment.id, members=members)
+
+
+@router.post("/funnels/drop-off")
+def drop_off(body: FunnelDropOff, ctx: Writer) -> DropOffRead:
+    """The customers who reached `step` and not the next one, as a new static segment."""
+    return _drill(body, ctx, service.drop_off_segment)
 
 
 @router.post("/funnels/reached")
 def reached(body: FunnelReached, ctx: Writer) -> DropOffRead:
     """The customers who reached `step` (in total or in `breakdown_value`'s group), as a new static segment."""
-    period = service.resolve_period(
-        ctx.session, actor=ctx.actor, clock=ctx.clock, date_from=body.date_from, date_to=body.date_to
-    )
-    definition = service.resolve_definition(
-        ctx.session, actor=ctx.actor, definition=body.definition, report_id=body.report_id
-    )
-    segment, members = service.reached_segment(
-        ctx.session,
-        actor=ctx.actor,
-        definition=definition,
-        period=period,
-        step=body.step,
-        clock=ctx.clock,
-        breakdown_value=body.breakdown_value,
-        name=body.name,
-    )
-    return DropOffRead(segment_id=segment.id, members=members)
+    return _drill(body, ctx, service.reached_segment)
 
 
 @router.get("/funnels")
