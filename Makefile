@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 VENDOR := siyu/web/static/vendor
 
-.PHONY: demo test install assets browser lint typecheck pytest bench-tiny clean
+.PHONY: demo test install assets browser lint typecheck pytest bench-tiny fuzz soak clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -40,11 +40,11 @@ browser:
 	fi
 
 demo: install assets
-	$(BIN)/siyu demo
+	SIYU_FAKE_WECOM=$${SIYU_FAKE_WECOM:-true} $(BIN)/siyu demo
 
 lint: install
-	$(BIN)/ruff check siyu bench tests migrations
-	$(BIN)/ruff format --check siyu bench tests migrations
+	$(BIN)/ruff check siyu bench tests migrations soak
+	$(BIN)/ruff format --check siyu bench tests migrations soak
 
 typecheck: install
 	$(BIN)/mypy
@@ -52,7 +52,7 @@ typecheck: install
 # Two workers (the CI machine has two cores); a test file stays on one worker so its module fixtures
 # are built once. The slowest tests are listed so a slow CI run says where its time went.
 pytest: install assets browser
-	$(BIN)/pytest -q -n 2 --dist loadfile --durations=25
+	$(BIN)/pytest -q -n 2 --dist loadfile --no-loadscope-reorder --durations=25
 
 bench-tiny: install
 	$(BIN)/siyu bench import --size tiny --json
@@ -63,8 +63,23 @@ bench-tiny: install
 	$(BIN)/siyu bench orders --size tiny --json
 	$(BIN)/siyu bench redeem --size tiny --json $(if $(SIYU_TEST_DATABASE_URL),--database $(SIYU_TEST_DATABASE_URL))
 	$(BIN)/siyu bench analytics --size tiny --json
+	$(BIN)/siyu bench wecom --size tiny --json $(if $(SIYU_TEST_DATABASE_URL),--database $(SIYU_TEST_DATABASE_URL))
+	$(BIN)/siyu bench cluster --size tiny --json $(if $(SIYU_TEST_DATABASE_URL),--database $(SIYU_TEST_DATABASE_URL))
 
 test: lint typecheck pytest bench-tiny
+
+# Longer fuzzing than the suite's few examples (docs/fuzzing.md): every API operation through
+# schemathesis, the importer, the segment compiler and the WeCom callback through hypothesis.
+fuzz: install
+	SIYU_FUZZ_EXAMPLES=$${SIYU_FUZZ_EXAMPLES:-50} $(BIN)/pytest -q -p no:cacheprovider tests/fuzz
+
+# Load and fault runs against real processes on PostgreSQL + Redis (docs/operations.md, "Load, faults and
+# scaling"): 5 minutes of mixed load, then kill -9 of a worker, the scheduler leader and an API during a
+# 200,000-recipient broadcast, and a killed import. SOAK_SECONDS / SOAK_RECIPIENTS shorten it.
+soak: install
+	SIYU_TEST_DATABASE_URL=$${SIYU_TEST_DATABASE_URL:?set SIYU_TEST_DATABASE_URL} \
+	SIYU_TEST_BROKER_URL=$${SIYU_TEST_BROKER_URL:?set SIYU_TEST_BROKER_URL} \
+	$(BIN)/python -m soak.run --seconds $${SOAK_SECONDS:-300} --recipients $${SOAK_RECIPIENTS:-200000}
 
 clean:
 	rm -rf $(VENV) node_modules $(VENDOR) .mypy_cache .ruff_cache .pytest_cache

@@ -18,6 +18,7 @@ BenchFn = Callable[..., dict[str, Any]]
 def _benches() -> dict[str, BenchFn]:
     from bench import (
         analytics_bench,
+        cluster_bench,
         dispatch_bench,
         import_bench,
         lookup_bench,
@@ -25,6 +26,7 @@ def _benches() -> dict[str, BenchFn]:
         redeem_bench,
         scan_bench,
         segments_bench,
+        wecom_bench,
     )
 
     return {
@@ -36,15 +38,17 @@ def _benches() -> dict[str, BenchFn]:
         "orders": orders_bench.run,
         "redeem": redeem_bench.run,
         "analytics": analytics_bench.run,
+        "wecom": wecom_bench.run,
+        "cluster": cluster_bench.run,
     }
 
 
 def run_bench(
     name: str, *, size: str = "small", database_url: str | None = None, progress: bool = False
 ) -> dict[str, Any]:
-    """Run the bench `name` ("import", "lookup", "scan", "segments", "dispatch", "orders" or "redeem")
-    at `size` ("tiny", "small" or "full") on a throwaway database (a temp SQLite file, or a fresh database on the
-    PostgreSQL server of `database_url`); `progress` prints steps on stderr."""
+    """Run the bench `name` ("import", "lookup", "scan", "segments", "dispatch", "orders", "redeem", "analytics",
+    "wecom" or "cluster") at `size` ("tiny", "small" or "full") on a throwaway database (a temp SQLite file, or a fresh
+    database on the PostgreSQL server of `database_url`); `progress` prints steps on stderr."""
     benches = _benches()
     if name not in benches:
         raise InvalidInput(f"unknown bench {name!r}; use one of {', '.join(benches)}", details={"field": "name"})

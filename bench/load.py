@@ -24,27 +24,30 @@ class LoadResult:
     """Wall clock from the first request to the last answer."""
 
 
-def hammer(host: str, port: int, path: str, requests: int, concurrency: int) -> LoadResult:
-    """Send `requests` GETs of `path` over `concurrency` keep-alive connections."""
-    per_thread = [requests // concurrency + (1 if i < requests % concurrency else 0) for i in range(concurrency)]
-    latencies: list[list[int]] = [[] for _ in range(concurrency)]
-    errors = [0] * concurrency
-    barrier = threading.Barrier(concurrency + 1)
+Request = tuple[str, str, bytes | None, dict[str, str]]
+"""(method, path, body, extra headers) of one request."""
+
+
+def _hammer(host: str, port: int, shares: list[list[Request]], timeout: float) -> LoadResult:
+    """Send each thread's share of requests back to back over its own keep-alive connection."""
+    latencies: list[list[int]] = [[] for _ in shares]
+    errors = [0] * len(shares)
+    barrier = threading.Barrier(len(shares) + 1)
 
     def worker(index: int) -> None:
-        connection = http.client.HTTPConnection(host, port, timeout=30)
+        connection = http.client.HTTPConnection(host, port, timeout=timeout)
         barrier.wait()
-        for _ in range(per_thread[index]):
+        for method, path, body, headers in shares[index]:
             start = time.perf_counter_ns()
             try:
-                connection.request("GET", path, headers={"User-Agent": "siyu-bench"})
+                connection.request(method, path, body=body, headers={"User-Agent": "siyu-bench", **headers})
                 response = connection.getresponse()
                 response.read()
                 ok = response.status < 400
             except (OSError, http.client.HTTPException):
                 ok = False
                 connection.close()
-                connection = http.client.HTTPConnection(host, port, timeout=30)
+                connection = http.client.HTTPConnection(host, port, timeout=timeout)
             elapsed = time.perf_counter_ns() - start
             if ok:
                 latencies[index].append(elapsed)
@@ -52,7 +55,7 @@ def hammer(host: str, port: int, path: str, requests: int, concurrency: int) -> 
                 errors[index] += 1
         connection.close()
 
-    threads = [threading.Thread(target=worker, args=(i,)) for i in range(concurrency)]
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(len(shares))]
     for thread in threads:
         thread.start()
     barrier.wait()
@@ -63,10 +66,24 @@ def hammer(host: str, port: int, path: str, requests: int, concurrency: int) -> 
     return LoadResult(sorted(ns for part in latencies for ns in part), sum(errors), seconds)
 
 
-def hammer_in_subprocess(host: str, port: int, path: str, requests: int, concurrency: int) -> LoadResult:
-    """`hammer` in a fresh process (spawned, so it shares nothing with the caller)."""
-    with ProcessPoolExecutor(max_workers=1, mp_context=get_context("spawn")) as pool:
-        return pool.submit(hammer, host, port, path, requests, concurrency).result()
+def hammer(host: str, port: int, path: str, requests: int, concurrency: int) -> LoadResult:
+    """Send `requests` GETs of `path` over `concurrency` keep-alive connections."""
+    get: Request = ("GET", path, None, {})
+    per_thread = [requests // concurrency + (1 if i < requests % concurrency else 0) for i in range(concurrency)]
+    return _hammer(host, port, [[get] * n for n in per_thread], timeout=30)
+
+
+def load_process() -> ProcessPoolExecutor:
+    """One load-client process for a whole bench run: spawned (it shares nothing with the caller)
+    once, because a spawned child imports the caller's main module again (the `siyu` CLI, seconds)."""
+    return ProcessPoolExecutor(max_workers=1, mp_context=get_context("spawn"))
+
+
+def hammer_in_subprocess(
+    pool: ProcessPoolExecutor, host: str, port: int, path: str, requests: int, concurrency: int
+) -> LoadResult:
+    """`hammer` in the load process `pool` (see `load_process`)."""
+    return pool.submit(hammer, host, port, path, requests, concurrency).result()
 
 
 def percentile(sorted_ns: list[int], fraction: float) -> float:
@@ -75,3 +92,11 @@ def percentile(sorted_ns: list[int], fraction: float) -> float:
         return 0.0
     index = min(len(sorted_ns) - 1, max(0, round(fraction * len(sorted_ns)) - 1))
     return sorted_ns[index] / 1e9
+
+
+def hammer_posts(
+    host: str, port: int, requests: list[tuple[str, bytes]], concurrency: int, content_type: str = "text/xml"
+) -> LoadResult:
+    """POST each (path, body) of `requests` once, spread over `concurrency` keep-alive connections."""
+    posts: list[Request] = [("POST", path, body, {"Content-Type": content_type}) for path, body in requests]
+    return _hammer(host, port, [posts[i::concurrency] for i in range(concurrency)], timeout=60)

@@ -27,7 +27,7 @@ from siyu.db import read_only_engine
 from siyu.kit.clock import system_clock
 from siyu.workspaces.scope import bind_workspace
 
-LOOKUPS = {"tiny": 2_000, "small": 10_000, "full": 20_000}
+LOOKUPS = {"tiny": 500, "small": 10_000, "full": 20_000}
 WARM_UP = 200
 POOL_BATCH = 5_000
 _TYPES = ("phone", "taobao", "jd")

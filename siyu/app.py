@@ -77,8 +77,16 @@ def create_app(
         stop_scheduler = None
         if run_scheduler:
             from siyu.jobs.scheduler import start_scheduler_thread
+            from siyu.ops.leader import leader_lock_for
 
-            stop_scheduler = start_scheduler_thread(database, clock or system_clock)
+            # Two embedded servers on one machine (or one database) still elect one scheduler.
+            stop_scheduler = start_scheduler_thread(
+                database,
+                clock or system_clock,
+                interval_s=settings.scheduler_interval_s,
+                leader=leader_lock_for(database.engine, settings.data_dir),
+                standby_s=settings.scheduler_standby_s,
+            )
         try:
             yield
         finally:
@@ -86,6 +94,7 @@ def create_app(
                 stop_scheduler.set()
             if worker is not None:
                 worker.stop()
+            app.state.metrics.close()  # the broker gauges' Redis connections
 
     app = FastAPI(
         title="siyu 私域",
@@ -141,18 +150,6 @@ def create_app(
         max_age=14 * 24 * 3600,
     )
 
-    @app.get("/healthz", tags=["ops"])
-    def healthz() -> JSONResponse:
-        """Liveness and database reachability."""
-        from sqlalchemy import text
-
-        try:
-            with database.session(read_only=True) as session:
-                session.execute(text("SELECT 1"))
-        except Exception:
-            return JSONResponse({"status": "error", "database": "unreachable"}, status_code=503)
-        return JSONResponse({"status": "ok", "version": __version__})
-
     from siyu.addtasks.api import router as addtasks_api
     from siyu.analytics.clv.api import router as analytics_clv_api
     from siyu.analytics.funnels.api import router as analytics_funnels_api
@@ -180,6 +177,11 @@ def create_app(
     from siyu.customers.api_definitions import router as definitions_api
     from siyu.customers.importing.api import router as import_api
     from siyu.experiments.api import router as experiments_api
+    from siyu.integrations.wechat.api import router as wechat_api
+    from siyu.integrations.wecom.callbacks.api import router as wecom_callbacks
+    from siyu.integrations.wecom.settings.api import router as wecom_settings_api
+    from siyu.integrations.wecom.sidebar.public import router as wecom_sidebar
+    from siyu.integrations.wecom.sync.api import router as wecom_sync_api
     from siyu.jobs.api import router as jobs_api
     from siyu.livecodes.api import router as livecodes_api
     from siyu.livecodes.public import router as livecodes_public
@@ -191,6 +193,10 @@ def create_app(
     from siyu.messaging.callbacks_api import router as messaging_callbacks
     from siyu.messaging.public import router as messaging_public
     from siyu.messaging.transactional_api import router as transactional_api
+    from siyu.ops.health import router as ops_health
+    from siyu.ops.metrics import install_metrics
+    from siyu.ops.metrics import router as ops_metrics
+    from siyu.ops.ratelimit import install_rate_limits
     from siyu.org.api import router as org_api
     from siyu.referrals.api import router as referrals_api
     from siyu.referrals.commission.api import router as commission_api
@@ -201,7 +207,11 @@ def create_app(
     from siyu.web.console import router as console
     from siyu.workspaces.api import router as workspace_api
 
+    install_metrics(app)
+    install_rate_limits(app)
     for router in (
+        ops_health,
+        ops_metrics,
         auth_api,
         workspace_api,
         customers_api,
@@ -242,6 +252,11 @@ def create_app(
         analytics_clv_api,
         analytics_performance_api,
         analytics_planning_api,
+        wecom_settings_api,
+        wecom_sync_api,
+        wecom_callbacks,
+        wechat_api,
+        wecom_sidebar,
         orders_webhook,
         member_h5,
         referrals_public,
@@ -252,4 +267,7 @@ def create_app(
     ):
         app.include_router(router)
     app.mount("/static", StaticFiles(directory=str(STATIC_DIR), check_dir=False), name="static")
+    from siyu.integrations.wecom.fake.mount import mount_fake
+
+    mount_fake(app, settings)
     return app

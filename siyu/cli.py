@@ -5,6 +5,7 @@ from __future__ import annotations
 import getpass
 import json
 import sys
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -26,6 +27,8 @@ from siyu.kit.errors import DomainError
 from siyu.kit.logging import configure_logging
 from siyu.loyalty.cli import loyalty_app
 from siyu.loyalty.h5.cli import member_app
+from siyu.ops import cli as ops_cli
+from siyu.ops.cli import retention_app
 from siyu.segments.cli import segment_app
 from siyu.workspaces.scope import bind_workspace
 
@@ -45,6 +48,9 @@ app.add_typer(touch_app, name="touch")
 app.add_typer(loyalty_app, name="loyalty")
 app.add_typer(member_app, name="member")
 app.add_typer(analytics_app, name="analytics")
+app.add_typer(retention_app, name="retention")
+app.command("backup")(ops_cli.backup)
+app.command("restore")(ops_cli.restore)
 
 
 app.add_typer(ab_app, name="ab")
@@ -86,11 +92,28 @@ def _workspace_actor(session: Session, slug: str) -> Actor:
 
 @app.command()
 def migrate(revision: str = "head") -> None:
-    """Apply database migrations."""
-    from siyu.migrate import upgrade
+    """Apply database migrations and create the default workspace: the release step of a deploy.
 
-    upgrade(get_database().engine, revision)
+    Run it once per deploy (a Kubernetes Job, a systemd one-shot, a compose service) before the
+    new `siyu serve --no-migrate` replicas, workers and schedulers start.
+    """
+    _release_step(get_database(), revision)
     console.print(f"database at [bold]{revision}[/bold]")
+
+
+def _release_step(database: Database, revision: str = "head") -> None:
+    from siyu.migrate import MigrationsMissing, upgrade
+    from siyu.ops.leader import MigrationLockTimeout, migration_lock
+    from siyu.workspaces.service import ensure_default_workspace
+
+    try:
+        with migration_lock(database.engine, database.settings.data_dir):
+            upgrade(database.engine, revision)
+            if revision == "head":
+                with database.transaction() as session:
+                    ensure_default_workspace(session, clock=system_clock)
+    except (MigrationLockTimeout, MigrationsMissing) as exc:
+        _fail(str(exc))
 
 
 def _serve(host: str, port: int) -> None:
@@ -100,65 +123,176 @@ def _serve(host: str, port: int) -> None:
 
     settings = get_settings()
     configure_logging(settings.log_level, json_lines=settings.log_json)
-    uvicorn.run(create_app(settings), host=host, port=port, log_config=None)
+    from siyu.ops.ratelimit import DEFAULT_TRUSTED_PROXIES
+
+    uvicorn.run(
+        create_app(settings),
+        host=host,
+        port=port,
+        log_config=None,
+        proxy_headers=True,
+        # One trust setting for uvicorn and siyu's own client-address reading (rate limits, /metrics):
+        # uvicorn accepts CIDRs and walks X-Forwarded-For right to left, stopping at the first
+        # untrusted hop, so a client cannot pass as 10.0.0.1 by sending that header itself.
+        forwarded_allow_ips=settings.trusted_proxies or DEFAULT_TRUSTED_PROXIES,
+        # On SIGTERM uvicorn stops accepting, then lets in-flight requests finish this long.
+        timeout_graceful_shutdown=settings.shutdown_grace_s,
+    )
 
 
 @app.command()
-def serve(host: str = "127.0.0.1", port: int = 8000) -> None:
-    """Run the API and console (migrates the database first)."""
-    database = _migrated()
-    from siyu.workspaces.service import ensure_default_workspace
+def serve(
+    host: Annotated[str | None, typer.Option(help="Listen address (default SIYU_HOST).")] = None,
+    port: Annotated[int | None, typer.Option(help="Listen port (default SIYU_PORT).")] = None,
+    migrate_first: Annotated[
+        bool,
+        typer.Option(
+            "--migrate/--no-migrate",
+            help="Migrate before serving (one process). Replicas use --no-migrate after `siyu migrate`.",
+        ),
+    ] = True,
+) -> None:
+    """Run the API and console. In embedded mode (no SIYU_BROKER_URL) jobs and the scheduler run inside."""
+    settings = get_settings()
+    if migrate_first:
+        _release_step(get_database())
+    _serve(host or settings.host, port or settings.port)
 
-    with database.transaction() as session:
-        ensure_default_workspace(session, clock=system_clock)
-    _serve(host, port)
 
-
-@app.command()
-def worker(threads: int = 4) -> None:
-    """Run background jobs from SIYU_BROKER_URL (Redis) until stopped."""
+def _install_stop_signals() -> threading.Event:
     import signal
-    import threading
+
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    return stop
+
+
+@app.command()
+def worker(
+    threads: Annotated[int | None, typer.Option(help="Job threads per process (default SIYU_WORKER_THREADS).")] = None,
+    processes: Annotated[int | None, typer.Option(help="Worker processes (default SIYU_WORKER_PROCESSES).")] = None,
+    health_port: Annotated[
+        int | None, typer.Option(help="Serve /healthz and /readyz on this port (default SIYU_HEALTH_PORT; 0: off).")
+    ] = None,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(
+            help="Serve Prometheus metrics on this port, the next ones for further processes "
+            "(default SIYU_METRICS_PORT; 0: off)."
+        ),
+    ] = None,
+) -> None:
+    """Run background jobs from SIYU_BROKER_URL (Redis) until SIGTERM, then stop gracefully.
+
+    On SIGTERM no new job starts; running jobs get SIYU_SHUTDOWN_GRACE_S seconds to finish, and
+    those still running are put back on the queue for another worker.
+    """
+    import logging
+    import os
 
     import siyu.tasks  # noqa: F401
     from siyu.jobs.broker import configure_broker, start_worker
+    from siyu.ops.health import HealthServer
+    from siyu.ops.shutdown import graceful_stop, supervise
 
     settings = get_settings()
     if not settings.broker_url:
         _fail("set SIYU_BROKER_URL (e.g. redis://127.0.0.1:6379/0); embedded mode runs jobs inside `siyu serve`")
     configure_logging(settings.log_level, json_lines=settings.log_json)
+    threads = threads or settings.worker_threads
+    processes = processes or settings.worker_processes
+    port = settings.health_port if health_port is None else health_port
+    stop = _install_stop_signals()
+    database = get_database()
+    health = HealthServer(database, settings, host=settings.health_host, port=port).start() if port else None
+    metrics = settings.metrics_port if metrics_port is None else metrics_port
+    if processes > 1:
+        child = [sys.executable, "-m", "siyu", "worker", "--processes", "1", "--threads", str(threads)]
+        # One scrape target per process: child i serves its counters on metrics + i.
+        children = [
+            [*child, "--health-port", "0", "--metrics-port", str(metrics + index if metrics else 0)]
+            for index in range(processes)
+        ]
+        code = supervise(children, grace_s=settings.shutdown_grace_s, stop=stop)
+        if health is not None:
+            health.stop()
+        raise typer.Exit(code=code)
+    if metrics:
+        from siyu.ops.metrics import serve_worker_metrics
+
+        serve_worker_metrics(metrics)
     running = start_worker(configure_broker(settings.broker_url), threads=threads)
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
     stop.wait()
-    running.stop()
+    if health is not None:
+        health.is_stopping = True
+    report = graceful_stop(running, database, grace_s=settings.shutdown_grace_s)
+    if health is not None:
+        health.stop()
+    if not report.finished_in_grace:
+        # Released jobs' threads may still be running (and logging): leave without the interpreter
+        # tear-down, which daemon threads writing to stdout can crash.
+        logging.shutdown()
+        sys.stdout.flush()
+        os._exit(0)
 
 
 @app.command()
-def scheduler(interval: Annotated[float, typer.Option(help="Seconds between ticks.")] = 30.0) -> None:
+def scheduler(
+    interval: Annotated[
+        float | None, typer.Option(help="Seconds between the leader's ticks (default SIYU_SCHEDULER_INTERVAL_S).")
+    ] = None,
+    health_port: Annotated[
+        int | None, typer.Option(help="Serve /healthz and /readyz on this port (default SIYU_HEALTH_PORT; 0: off).")
+    ] = None,
+    metrics_port: Annotated[
+        int | None, typer.Option(help="Serve Prometheus metrics on this port (default SIYU_METRICS_PORT; 0: off).")
+    ] = None,
+) -> None:
     """Enqueue periodic sweeps (tracked segments…) as they fall due, until stopped.
 
-    Safe to run on several machines: each due run is claimed once, by one conditional UPDATE.
-    Needs SIYU_BROKER_URL (embedded mode runs the scheduler inside `siyu serve`).
+    Run two or more for fail-over: one leader (a PostgreSQL advisory lock; a file lock in
+    SIYU_DATA_DIR on SQLite) ticks, the others retry every SIYU_SCHEDULER_STANDBY_S and take
+    over when it dies. Needs SIYU_BROKER_URL (embedded mode runs the scheduler inside `siyu serve`).
     """
-    import signal
-    import threading
-
     import siyu.tasks  # noqa: F401
     from siyu.jobs.broker import configure_broker
-    from siyu.jobs.scheduler import run_scheduler
+    from siyu.jobs.scheduler import SchedulerState, run_scheduler
+    from siyu.ops.health import HealthServer
+    from siyu.ops.leader import leader_lock_for
 
     settings = get_settings()
     if not settings.broker_url:
         _fail("set SIYU_BROKER_URL; embedded mode runs the scheduler inside `siyu serve`")
     configure_logging(settings.log_level, json_lines=settings.log_json)
     configure_broker(settings.broker_url)
-    database = _migrated()
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
-    run_scheduler(database, system_clock, stop, interval_s=interval)
+    database = get_database()
+    stop = _install_stop_signals()
+    state = SchedulerState()
+    port = settings.health_port if health_port is None else health_port
+    health = (
+        HealthServer(
+            database, settings, host=settings.health_host, port=port, extra=lambda: {"leader": state.is_leader}
+        ).start()
+        if port
+        else None
+    )
+    metrics = settings.metrics_port if metrics_port is None else metrics_port
+    if metrics:
+        from siyu.ops.metrics import serve_worker_metrics
+
+        serve_worker_metrics(metrics)
+    run_scheduler(
+        database,
+        system_clock,
+        stop,
+        interval_s=interval or settings.scheduler_interval_s,
+        leader=leader_lock_for(database.engine, settings.data_dir),
+        standby_s=settings.scheduler_standby_s,
+        state=state,
+    )
+    if health is not None:
+        health.stop()
 
 
 @app.command()
@@ -169,11 +303,14 @@ def demo(
     serve_after: Annotated[bool, typer.Option("--serve/--no-serve", help="Start the console afterwards.")] = True,
 ) -> None:
     """Build a realistic demo brand (once) and start the console."""
+    import os
+
     from siyu.demo.analytics import build_analytics
     from siyu.demo.builder import DEMO_EMAIL, DEMO_PASSWORD, build_demo
     from siyu.demo.community import build_community
     from siyu.demo.loyalty import build_loyalty
     from siyu.demo.touch import build_touch
+    from siyu.demo.wecom import build_wecom
 
     database = _migrated()
     with Progress(
@@ -200,10 +337,26 @@ def demo(
             build_analytics(database, clock=system_clock)
     else:
         console.print("demo brand already present; keeping it")
+    # The fake WeCom pushes to, and siyu calls it at, public_url: follow --host/--port when it is the default.
+    served_url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::', '') else host}:{port}"
+    if "SIYU_PUBLIC_URL" not in os.environ and database.settings.public_url.rstrip("/") != served_url:
+        os.environ["SIYU_PUBLIC_URL"] = served_url
+        get_settings.cache_clear()
+        database.settings = database.settings.model_copy(update={"public_url": served_url})
+    elif database.settings.public_url.rstrip("/") != served_url:
+        console.print(f"[yellow]SIYU_PUBLIC_URL is {database.settings.public_url}, not {served_url}[/yellow]")
+    # Also for a demo built before the WeCom integration existed (it keeps an existing configuration).
+    if database.settings.fake_wecom:
+        with console.status("wecom: fake corp with the demo staff and friends"):
+            build_wecom(database, clock=system_clock)
+    else:
+        console.print("WeCom: set SIYU_FAKE_WECOM=true (make demo does) to try it on the built-in fake corp")
     console.print(
-        f"\n  console:  [bold]http://{host}:{port}[/bold]\n  login:    [bold]{DEMO_EMAIL}[/bold]"
+        f"\n  console:  [bold]{served_url}[/bold]\n  login:    [bold]{DEMO_EMAIL}[/bold]"
         f"\n  password: [bold]{DEMO_PASSWORD}[/bold]\n"
     )
+    if database.settings.fake_wecom:
+        console.print(f"  fake WeCom: [bold]{served_url}/fake-wecom/[/bold]\n")
     if serve_after:
         _serve(host, port)
 
@@ -369,7 +522,10 @@ def export_customers(
 
 @app.command()
 def bench(
-    name: Annotated[str, typer.Argument(help="import, lookup, scan, segments, dispatch, orders or redeem")],
+    name: Annotated[
+        str,
+        typer.Argument(help="import, lookup, scan, segments, dispatch, orders, redeem, analytics, wecom or cluster"),
+    ],
     size: Annotated[str, typer.Option(help="tiny, small or full")] = "small",
     database: Annotated[str | None, typer.Option("--database", help="Database URL (default: a temp SQLite)")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,

@@ -11,8 +11,15 @@ import siyu.community.koc.tasks
 import siyu.community.lottery.tasks
 import siyu.community.resources.tasks
 import siyu.customers.tasks
+import siyu.integrations.wechat.tasks
+import siyu.integrations.wecom.callbacks.tasks
+import siyu.integrations.wecom.contactways.tasks
+import siyu.integrations.wecom.messages.tasks
+import siyu.integrations.wecom.sync.tasks
+import siyu.integrations.wecom.tags.tasks
 import siyu.loyalty.tasks
 import siyu.messaging.tasks
+import siyu.ops.retention.tasks
 import siyu.referrals.commission.tasks
 import siyu.referrals.tasks
 import siyu.segments.tasks  # noqa: F401

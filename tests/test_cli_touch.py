@@ -97,3 +97,49 @@ def test_idle_means_nothing_planned_sent_requeued_closed_or_advanced() -> None:
     merge(total, {"planned": {"queued": 2}, "sent": 2})
     merge(total, {"planned": {"queued": 1, "holdout": 1}, "sent": 1})
     assert total == {"planned": {"queued": 3, "holdout": 1}, "sent": 3}
+
+
+def test_rekey_reencrypts_account_and_integration_secrets(
+    cli: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from cryptography.fernet import Fernet
+
+    from siyu.messaging.crypto import decrypt_credentials, encrypt_credentials
+    from siyu.models import ChannelAccount, WecomIntegration
+
+    old_key, new_key = Fernet.generate_key().decode(), Fernet.generate_key().decode()
+    monkeypatch.setenv("SIYU_CREDENTIALS_KEY", old_key)
+    get_settings.cache_clear()
+    set_database(None)
+    database = get_database()
+    upgrade(database.engine)
+    with Session(database.engine, expire_on_commit=False) as db, db.begin():
+        workspace = make_workspace(db, clock=system_clock)
+        account = make_account(db, workspace=workspace, clock=system_clock)
+        account.credentials_encrypted = encrypt_credentials({"secret": "a"})
+        integration = WecomIntegration(
+            workspace_id=workspace.id,
+            corp_id="ww1",
+            secrets_encrypted=encrypt_credentials({"contact_secret": "b"}),
+            created_at=system_clock.now(),
+            updated_at=system_clock.now(),
+        )
+        db.add(integration)
+    database.engine.dispose()
+    monkeypatch.setenv("SIYU_CREDENTIALS_KEY", new_key)
+    monkeypatch.setenv("SIYU_CREDENTIALS_OLD_KEYS", old_key)
+    get_settings.cache_clear()
+    set_database(None)
+    result = cli.invoke(app, ["touch", "rekey"])
+    assert result.exit_code == 0, result.output
+    assert result.output.strip() == "re-encrypted 2 secret set(s)"
+    monkeypatch.delenv("SIYU_CREDENTIALS_OLD_KEYS")
+    get_database().engine.dispose()
+    get_settings.cache_clear()
+    set_database(None)
+    settings = get_database().settings
+    with Session(get_database().engine) as db:
+        token = db.scalar(select(ChannelAccount.credentials_encrypted).where(ChannelAccount.id == account.id))
+        sealed = db.scalar(select(WecomIntegration.secrets_encrypted))
+    assert decrypt_credentials(token, settings) == {"secret": "a"}
+    assert decrypt_credentials(sealed, settings) == {"contact_secret": "b"}

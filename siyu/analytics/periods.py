@@ -139,15 +139,17 @@ MAX_WHOLE_DIGITS = 7
 def parse_whole(text: str | None, field: str, *, low: int, high: int, default: int | None = None) -> int:
     """A whole number typed by a person, within [low, high]; blank gives `default` (or an error).
 
-    Only ASCII digits (an optional leading minus when `low` < 0) and at most 7 of them, so nothing
-    reaches `int()` that could raise anything but a field error."""
+    Only ASCII digits (an optional leading minus when `low` < 0), and no more of them than 7 or than
+    the bounds have (money in fen goes up to 10^15), so nothing reaches `int()` that could raise
+    anything but a field error."""
     value = (text or "").strip()
     if not value:
         if default is not None:
             return default
         raise InvalidInput(f"{field} is required", details={"field": field})
     digits = value[1:] if value.startswith("-") and low < 0 else value
-    if not digits.isascii() or not digits.isdigit() or len(digits) > MAX_WHOLE_DIGITS:
+    most = max(MAX_WHOLE_DIGITS, len(str(abs(low))), len(str(abs(high))))
+    if not digits.isascii() or not digits.isdigit() or len(digits) > most:
         raise InvalidInput(f"{field} must be a whole number from {low} to {high}", details={"field": field})
     number = int(value)
     if not low <= number <= high:

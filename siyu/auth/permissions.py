@@ -75,6 +75,12 @@ class Scope(StrEnum):
     ANALYTICS_WRITE = "analytics:write"
     """Save funnels and cohort reports, change analytics settings, fit CLV, plan KPIs, and turn any
     figure into a static segment of the customers behind it."""
+    INTEGRATIONS_READ = "integrations:read"
+    """See the WeCom / official-account integration pages: connection, events received, sync runs, errors."""
+    INTEGRATIONS_WRITE = "integrations:write"
+    """Run syncs, push live codes and tags to WeCom, and hand customers over between staff (离职/在职继承)."""
+    INTEGRATIONS_MANAGE = "integrations:manage"
+    """Configure the corp and the official account: ids and secrets (admins only by default)."""
 
 
 ALL_SCOPES = frozenset(Scope)
@@ -112,6 +118,8 @@ ROLE_SCOPES: dict[Role, frozenset[Scope]] = {
             Scope.COMMUNITY_MODERATE,
             Scope.ANALYTICS_READ,
             Scope.ANALYTICS_WRITE,
+            Scope.INTEGRATIONS_READ,
+            Scope.INTEGRATIONS_WRITE,
         }
     ),
     Role.ANALYST: frozenset(

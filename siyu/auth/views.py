@@ -14,6 +14,7 @@ from siyu.kit.errors import DomainError, InvalidInput, PermissionDenied, Unauthe
 from siyu.kit.i18n import normalize_locale
 from siyu.kit.ids import MAX_ID, parse_id
 from siyu.models import Role
+from siyu.ops.ratelimit import login_verdict
 from siyu.org.service import list_staff, list_stores
 from siyu.web.deps import ConsoleCtx, Ctx, IdPath, check_csrf, clock_of, database
 from siyu.web.pages import form_error, redirect, safe_next
@@ -60,6 +61,11 @@ def login(
     """Check e-mail and password; enter the first workspace (by name) the user belongs to."""
     _ = translator(request)
     next_url = safe_next(next)
+    verdict = login_verdict(request, email)
+    if not verdict.allowed:  # counted before the password hash is even computed
+        page = _login_page(request, next_url=next_url, email=email, error=_("尝试过于频繁，请稍后再试"), status=429)
+        page.headers["Retry-After"] = str(verdict.retry_after_s)
+        return page
     if not csrf_valid:
         return _login_page(request, next_url=next_url, email=email, error=_("页面已过期，请重新提交"), status=400)
     clock = clock_of(request)

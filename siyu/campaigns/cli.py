@@ -87,3 +87,17 @@ def dispatch_command(
             typer.echo(f"{key}: {shown}")
         else:
             typer.echo(f"{key}: {value:,}")
+
+
+@touch_app.command("rekey")
+def rekey_command() -> None:
+    """Re-encrypt every stored secret (channel accounts, WeCom and official-account settings) under
+    the current key, after a rotation: new key in SIYU_CREDENTIALS_KEY, the old one in
+    SIYU_CREDENTIALS_OLD_KEYS until this has run."""
+    from siyu.cli import _domain_errors, _migrated
+    from siyu.messaging.crypto import rekey_all
+
+    database = _migrated()
+    with _domain_errors(), database.transaction() as session:
+        count = rekey_all(session)
+    typer.echo(f"re-encrypted {count} secret set(s)")

@@ -178,7 +178,13 @@ def touch_counts(session: Session, scope: Scope) -> dict[Key, dict[str, int]]:
     columns: list[Any] = [t.c.channel_id, day, func.count().label("adds")]
     for days in DELETION_WINDOWS:
         matured = t.c.added_at <= scope.now - timedelta(days=days)
-        deleted = and_(matured, t.c.removed_at.is_not(None), t.c.removed_at < plus_days(session, t.c.added_at, days))
+        deleted = and_(
+            matured,
+            t.c.removed_at.is_not(None),
+            t.c.removed_at < plus_days(session, t.c.added_at, days),
+            # handed to another staff member (在职/离职继承) is not a deletion: the customer stays
+            or_(t.c.removed_by.is_(None), t.c.removed_by != RemovedBy.TRANSFERRED.value),
+        )
         by_customer = and_(deleted, t.c.removed_by == RemovedBy.CUSTOMER.value)
         columns += [
             func.sum(case((matured, 1), else_=0)).label(f"matured_{days}d"),

@@ -329,7 +329,15 @@ def sample_size(
     z_alpha, z_beta = stats.norm.isf(per_comparison / 2), stats.norm.isf(1 - power)
     mean = (p1 + p2) / 2
     numerator = z_alpha * math.sqrt(2 * mean * (1 - mean)) + z_beta * math.sqrt(p1 * (1 - p1) + p2 * (1 - p2))
-    n = math.ceil(max(numerator, 0.0) ** 2 / (p2 - p1) ** 2 - 1e-9)  # − ε: 1000.0000000001 is 1000
+    # An effect below float resolution leaves no difference (a division by zero), a tiny one an
+    # infinite sample: either is a request no experiment can meet (found by tests/fuzz).
+    users = float(max(numerator, 0.0)) ** 2 / (p2 - p1) ** 2 if (p2 - p1) ** 2 > 0 else math.inf
+    if not math.isfinite(users):
+        raise InvalidInput(
+            "minimum_detectable_effect is too small to detect with any sample",
+            details={"field": "minimum_detectable_effect"},
+        )
+    n = math.ceil(users - 1e-9)  # − ε: 1000.0000000001 is 1000
     n = max(n, 1)
     return SampleSize(p1, p2, p2 - p1, p2 / p1 - 1, alpha, per_comparison, power, arms, n, n * arms)
 

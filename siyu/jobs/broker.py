@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import logging
+import threading
 from typing import Any
 
 import dramatiq
-from dramatiq import Broker, Worker
+from dramatiq import Broker, Middleware, Worker
+from dramatiq.broker import MessageProxy
 from dramatiq.brokers.redis import RedisBroker
 from dramatiq.brokers.stub import StubBroker
 
@@ -29,9 +31,10 @@ def register(actor: dramatiq.Actor[Any, Any]) -> dramatiq.Actor[Any, Any]:
 def configure_broker(url: str | None) -> Broker:
     """Create the broker for `url` (None: in-process) and declare every registered actor on it."""
     global _broker
+    # No "process_boot" signal: its only effect is dramatiq's TimeLimit thread, which never stops, so
+    # every app built in one process (tests build hundreds) would leave a thread waking each second;
+    # jobs here have no time limit in either mode (a long import must not be killed at 10 minutes).
     broker: Broker = RedisBroker(url=url) if url else StubBroker()
-    if isinstance(broker, StubBroker):
-        broker.emit_after("process_boot")
     dramatiq.set_broker(broker)
     for actor in _actors:
         actor.broker = broker
@@ -48,8 +51,47 @@ def get_broker() -> Broker:
     return _broker
 
 
+class InFlight(Middleware):
+    """Remembers the messages this process's worker threads are running, so a shutdown that
+    cannot wait for them can hand them back to the broker (see `siyu.ops.shutdown`)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._messages: dict[str, MessageProxy] = {}
+
+    def before_process_message(self, broker: Broker, message: MessageProxy) -> None:
+        with self._lock:
+            self._messages[message.message_id] = message
+
+    def after_process_message(
+        self, broker: Broker, message: MessageProxy, *, result: Any = None, exception: BaseException | None = None
+    ) -> None:
+        with self._lock:
+            self._messages.pop(message.message_id, None)
+
+    def after_skip_message(self, broker: Broker, message: MessageProxy) -> None:
+        with self._lock:
+            self._messages.pop(message.message_id, None)
+
+    def running(self) -> list[MessageProxy]:
+        """The messages being processed now."""
+        with self._lock:
+            return list(self._messages.values())
+
+
+def in_flight(broker: Broker) -> InFlight:
+    """The broker's `InFlight` middleware (added on first use)."""
+    for middleware in broker.middleware:
+        if isinstance(middleware, InFlight):
+            return middleware
+    tracker = InFlight()
+    broker.add_middleware(tracker)
+    return tracker
+
+
 def start_worker(broker: Broker, *, threads: int = 2) -> Worker:
     """Run a worker inside this process (embedded mode, tests, `siyu worker`)."""
+    in_flight(broker)
     worker = Worker(broker, queues={QUEUE}, worker_threads=threads, worker_timeout=100)
     worker.start()
     logger.info("worker started", extra={"threads": threads, "broker": type(broker).__name__})

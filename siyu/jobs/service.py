@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -10,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 import dramatiq
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from siyu.db import after_commit, get_database
@@ -51,6 +52,9 @@ class JobContext:
 JobFunction = Callable[[JobContext], dict[str, Any]]
 _functions: dict[str, JobFunction] = {}
 _actors: dict[str, dramatiq.Actor[[int], None]] = {}
+# Jobs running in this process (job id -> attempt), so a worker shutting down knows what to release.
+_in_progress: dict[int, int] = {}
+_in_progress_lock = threading.Lock()
 
 
 def job_actor(kind: str) -> Callable[[JobFunction], JobFunction]:
@@ -107,7 +111,9 @@ def run_job(job_id: int, *, clock: Clock = system_clock) -> None:
     """Run one job by id: mark it running, run its function, record the result or the error.
 
     Status changes are short transactions of their own, so the function's own transactions
-    never wait on a lock the runner holds (SQLite allows one writer at a time).
+    never wait on a lock the runner holds (SQLite allows one writer at a time). The finish is
+    conditional on this attempt still owning the job: an attempt that was released at shutdown
+    (and picked up by another worker) never records a second result.
     """
     database = get_database()
     with database.transaction() as session:
@@ -120,7 +126,7 @@ def run_job(job_id: int, *, clock: Clock = system_clock) -> None:
         job.status = JobStatus.RUNNING
         job.attempts += 1
         job.started_at = clock.now()
-        kind, workspace_id, args = job.kind, job.workspace_id, dict(job.args)
+        kind, workspace_id, args, attempt = job.kind, job.workspace_id, dict(job.args), job.attempts
 
     def progress(done: int, total: int | None = None) -> None:
         with database.transaction() as session:
@@ -131,8 +137,18 @@ def run_job(job_id: int, *, clock: Clock = system_clock) -> None:
                     row.progress_total = total
 
     context = JobContext(job_id=job_id, workspace_id=workspace_id, args=args, progress=progress)
+    with _in_progress_lock:
+        _in_progress[job_id] = attempt
     try:
-        result = _functions[kind](context)
+        try:
+            result = _functions[kind](context)
+        finally:
+            # The work is done (or failed): from here a worker shutting down must not release this
+            # attempt, or `_finish` would drop its result and another worker would redo the job.
+            # Under the lock, so a release in progress (`frozen_in_progress`) decides first.
+            with _in_progress_lock:
+                if _in_progress.get(job_id) == attempt:
+                    del _in_progress[job_id]
     except Exception as exc:
         logger.exception("job failed", extra={"job_id": job_id, "kind": kind})
         message = (
@@ -140,18 +156,61 @@ def run_job(job_id: int, *, clock: Clock = system_clock) -> None:
             if isinstance(exc, DomainError)
             else "".join(traceback.format_exception_only(type(exc), exc)).strip()
         )
-        _finish(job_id, JobStatus.FAILED, clock, error=message[:4000])
+        _finish(job_id, attempt, JobStatus.FAILED, clock, error=message[:4000])
         return
-    _finish(job_id, JobStatus.SUCCEEDED, clock, result=result)
+    _finish(job_id, attempt, JobStatus.SUCCEEDED, clock, result=result)
 
 
 def _finish(
-    job_id: int, status: JobStatus, clock: Clock, *, result: dict[str, Any] | None = None, error: str | None = None
+    job_id: int,
+    attempt: int,
+    status: JobStatus,
+    clock: Clock,
+    *,
+    result: dict[str, Any] | None = None,
+    error: str | None = None,
 ) -> None:
     with get_database().transaction() as session:
-        row = session.get(Job, job_id)
-        if row is not None:
-            row.status, row.result, row.error, row.finished_at = status, result, error, clock.now()
+        done = session.execute(
+            update(Job)
+            .where(Job.id == job_id, Job.status == JobStatus.RUNNING, Job.attempts == attempt)
+            .values(status=status, result=result, error=error, finished_at=clock.now()),
+            execution_options={"synchronize_session": False},
+        )
+        if done.rowcount != 1:  # type: ignore[attr-defined]
+            logger.warning("job released or taken over; result dropped", extra={"job_id": job_id, "attempt": attempt})
+
+
+def jobs_in_progress() -> dict[int, int]:
+    """Jobs this process is running now (function not returned yet): job id -> attempt number."""
+    with _in_progress_lock:
+        return dict(_in_progress)
+
+
+@contextmanager
+def frozen_in_progress() -> Iterator[dict[int, int]]:
+    """The jobs this process is running now, with none of them allowed to start finishing until
+    the block ends: release them (`release_jobs`, committed) inside the block, and a job whose
+    function returns meanwhile waits, then finds itself released. A job that started finishing
+    before the block is not in the dict, so it is never released."""
+    with _in_progress_lock:
+        yield dict(_in_progress)
+
+
+def release_jobs(session: Session, attempts: dict[int, int]) -> list[int]:
+    """Put jobs this process could not finish back to queued (at shutdown), if each is still on
+    the given attempt; returns the ids released. The caller requeues their messages after commit."""
+    released: list[int] = []
+    for job_id, attempt in sorted(attempts.items()):
+        result = session.execute(
+            update(Job)
+            .where(Job.id == job_id, Job.status == JobStatus.RUNNING, Job.attempts == attempt)
+            .values(status=JobStatus.QUEUED, started_at=None),
+            execution_options={"synchronize_session": False},
+        )
+        if result.rowcount == 1:  # type: ignore[attr-defined]
+            released.append(job_id)
+    return released
 
 
 def resume_unfinished(session: Session) -> int:

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import select, true, update
 from sqlalchemy.orm import Session
 
 from siyu.auth.permissions import Actor
@@ -93,7 +93,7 @@ def _customer(
     return result.customer, result.outcome == IngestOutcome.CREATED
 
 
-def _claim_scan(
+def claim_scan(
     session: Session,
     *,
     code: LiveCode,
@@ -102,14 +102,17 @@ def _claim_scan(
     variant: str | None,
     customer_id: int,
     at: datetime,
+    any_staff: bool = False,
 ) -> LiveCodeScan | None:
-    """Link the add to its scan (first add wins); without a scan id, the latest matching unclaimed scan."""
+    """Link an add (or an official-account follow) to its scan, first claim wins; without a scan id,
+    the latest unclaimed scan of the code, arm and staff member (any staff member with `any_staff`:
+    a follow has none) in the `SCAN_CLAIM_WINDOW` before `at`."""
     if scan_id is None:
         scan_id = session.scalar(
             select(LiveCodeScan.id)
             .where(
                 LiveCodeScan.live_code_id == code.id,
-                LiveCodeScan.staff_id == staff_id,
+                true() if any_staff else LiveCodeScan.staff_id == staff_id,
                 LiveCodeScan.variant.is_(None) if variant is None else LiveCodeScan.variant == variant,
                 LiveCodeScan.customer_id.is_(None),
                 LiveCodeScan.scanned_at > at - SCAN_CLAIM_WINDOW,
@@ -160,10 +163,11 @@ def _apply_code(
     scan_id: int | None,
     at: datetime,
     clock: Clock,
+    welcome_delivery: str | None = "sandbox",
 ) -> None:
     """Everything an add through a live code triggers: scan link, experiment, tags, welcome."""
     customer = outcome.customer
-    outcome.scan = _claim_scan(
+    outcome.scan = claim_scan(
         session,
         code=code,
         scan_id=scan_id,
@@ -198,7 +202,7 @@ def _apply_code(
         text_override=content.get("welcome_text"),
     )
     outcome.welcome = welcome
-    if welcome.text or welcome.image_url or welcome.link or welcome.miniprogram:
+    if welcome_delivery is not None and (welcome.text or welcome.image_url or welcome.link or welcome.miniprogram):
         system_event(
             session,
             customer,
@@ -209,7 +213,7 @@ def _apply_code(
             {
                 "live_code_id": code.id,
                 "staff_id": staff.id if staff else None,
-                "delivery": "sandbox",
+                "delivery": welcome_delivery,
                 **welcome.as_dict(),
             },
         )
@@ -227,8 +231,12 @@ def record_add(
     scan_id: int | None = None,
     name: str | None = None,
     phone: str | None = None,
+    welcome_delivery: str | None = "sandbox",
 ) -> AddOutcome:
-    """A customer added `staff_id`, carrying `state`: attribute, tag, welcome. Idempotent per pair."""
+    """A customer added `staff_id`, carrying `state`: attribute, tag, welcome. Idempotent per pair.
+
+    `welcome_delivery` labels the `welcome.sent` timeline event; None writes none (the WeCom callback
+    records the real outcome of `send_welcome_msg` itself)."""
     actor = Actor.system(workspace_id, label="live_code")
     staff = session.scalar(select(Staff).where(Staff.id == staff_id, Staff.workspace_id == workspace_id))
     if staff is None:
@@ -282,7 +290,17 @@ def record_add(
         variant=edge.variant,
     )
     if code is not None:
-        _apply_code(session, actor, outcome, code=code, staff=staff, scan_id=scan_id, at=at, clock=clock)
+        _apply_code(
+            session,
+            actor,
+            outcome,
+            code=code,
+            staff=staff,
+            scan_id=scan_id,
+            at=at,
+            clock=clock,
+            welcome_delivery=welcome_delivery,
+        )
     _match_add_task(session, workspace_id=workspace_id, customer_id=customer.id, staff_id=staff.id, at=at)
     session.flush()
     for listener in _add_listeners:

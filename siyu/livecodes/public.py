@@ -6,6 +6,7 @@ retired and saturated codes each get a friendly page in the visitor's language.
 
 from __future__ import annotations
 
+import logging
 import re
 from typing import Annotated
 
@@ -21,6 +22,7 @@ from siyu.livecodes.adds import record_add, record_group_join, simulated_externa
 from siyu.livecodes.scan import (
     GONE_OUTCOME,
     NO_ROUTE_OUTCOME,
+    CodeSnapshot,
     ScanResult,
     commit_scan,
     find_code,
@@ -33,6 +35,7 @@ from siyu.web.templating import render_public, visitor_translator
 from siyu.web.visitor import client_ip_hash, remember_visitor, short_user_agent, visitor_cookie, visitor_id
 from siyu.workspaces.scope import bind_workspace
 
+logger = logging.getLogger(__name__)
 router = APIRouter(include_in_schema=False)
 SLUG = re.compile(r"^[A-Za-z0-9]{4,16}$")
 
@@ -60,7 +63,7 @@ def _positive_id(value: str | None) -> int | None:
     return number if 0 < number <= MAX_ID else None
 
 
-def _landing(request: Request, result: ScanResult) -> Response:
+def _landing(request: Request, result: ScanResult, snapshot: CodeSnapshot) -> Response:
     _ = visitor_translator(request)
     if result.outcome == GONE_OUTCOME:
         return _gone(request)
@@ -71,12 +74,65 @@ def _landing(request: Request, result: ScanResult) -> Response:
     if result.outcome == NO_ROUTE_OUTCOME:
         return _message(request, _("客服忙碌中"), _("当前咨询人数较多，请稍后再扫码添加。"), 200)
     group = result.candidate.group if result.candidate else None
-    group_qr = segno.make(group.join_url, error="m").svg_data_uri(scale=6) if group and group.join_url else None
+    contact_qr = _way_qr(result, snapshot)
+    group_qr = None
+    if group is not None and contact_qr:
+        group_qr, contact_qr = contact_qr, None  # the group's WeCom join way
+    elif group is not None and group.join_url:
+        group_qr = _svg(group.join_url, scale=6)
+    official_qr = _official_qr(request, result, snapshot)
     return render_public(
         request,
         "livecodes/public/landing.html",
-        {"result": result, "group_qr": group_qr, "simulated": request.app.state.settings.simulated_adds},
+        {
+            "result": result,
+            "group_qr": group_qr,
+            "contact_qr": contact_qr,
+            "official_qr": _svg(official_qr, scale=5) if official_qr else None,
+            "simulated": request.app.state.settings.simulated_adds,
+        },
     )
+
+
+def _svg(data: str, *, scale: int) -> str | None:
+    """A QR image of `data`, or None when it cannot be drawn (too long for a QR code)."""
+    try:
+        return str(segno.make(data, error="m").svg_data_uri(scale=scale))
+    except (segno.DataOverflowError, ValueError):
+        logger.warning("landing page QR could not be drawn", extra={"length": len(data)})
+        return None
+
+
+def _way_qr(result: ScanResult, snapshot: CodeSnapshot) -> str | None:
+    """The real 「联系我」/ join-way QR of the scan's route and arm (else its arm-less way); else the
+    route's `contact_qr_url` when it was typed by hand; else the arm's pooled way. Never another
+    arm's QR: its state would attribute the add to the wrong arm. From the snapshot: no reads."""
+    route = result.candidate.route if result.candidate else None
+    if route is None:
+        return None
+    variant = result.scan.variant if result.scan else None
+    ways = snapshot.way_qrs
+    exact = ways.get((route.id, variant)) or ways.get((route.id, None))
+    if exact:
+        return exact
+    hand = route.contact_qr_url if route.contact_qr_url and route.contact_qr_url not in snapshot.our_qrs else None
+    return hand or ways.get((None, variant))
+
+
+def _official_qr(request: Request, result: ScanResult, snapshot: CodeSnapshot) -> str | None:
+    """The official-account QR URL for the scan, read only when the workspace has an account; a
+    failure here never breaks the page."""
+    if result.scan is None or not snapshot.official_account:
+        return None
+    try:
+        from siyu.integrations.wechat.qrcodes import qr_for_scan  # the integration is optional
+
+        with request.app.state.database.transaction(read_only=True) as reader:
+            bind_workspace(reader, result.code.workspace_id)
+            return qr_for_scan(reader, result.scan)
+    except Exception:  # the landing page never answers a 500 for an optional QR
+        logger.exception("landing page official-account QR lookup failed", extra={"live_code_id": result.code.id})
+        return None
 
 
 @router.get("/q/{slug}")
@@ -114,7 +170,7 @@ def scan_page(request: Request, slug: str, store: str | None = None) -> Response
             user_agent=short_user_agent(request),
             ip_hash=client_ip_hash(request, salt=settings.session_secret()),
         )
-    response = _landing(request, result)
+    response = _landing(request, result, snapshot)
     if is_new_visitor:
         remember_visitor(response, raw_cookie)
     return response

@@ -26,6 +26,8 @@ from siyu.models import (
     LiveCodeKind,
     LiveCodeScan,
     Store,
+    WechatOfficialAccount,
+    WecomContactWay,
     Workspace,
 )
 from siyu.workspaces.scope import bind_workspace
@@ -111,6 +113,12 @@ class CodeSnapshot:
     store: Store | None = None
     store_choices: list[Store] = field(default_factory=list)
     candidates: list[routing.Candidate] = field(default_factory=list)
+    way_qrs: dict[tuple[int | None, str | None], str] = field(default_factory=dict)
+    """QR of each live WeCom way of the code by (route id, arm); route None = the arm's pooled way."""
+    our_qrs: frozenset[str] = frozenset()
+    """Every QR siyu ever made for the code (a route's `contact_qr_url` among them was not typed by hand)."""
+    official_account: bool = False
+    """Whether the workspace has an active official account (only then is its QR looked up)."""
 
     @property
     def is_cacheable(self) -> bool:
@@ -137,7 +145,31 @@ def load_snapshot(session: Session, code: LiveCode, *, store_id: int | None = No
     if code.experiment_id is not None:
         snapshot.experiment = session.get(Experiment, code.experiment_id)
     snapshot.candidates = routing.load_candidates(session, code, store_id=snapshot.store.id if snapshot.store else None)
+    _load_wecom(session, snapshot)
     return snapshot
+
+
+def _load_wecom(session: Session, snapshot: CodeSnapshot) -> None:
+    """The code's WeCom way QRs and the official-account flag, cached with the snapshot so a cached
+    scan's landing page reads nothing more."""
+    code = snapshot.code
+    rows = session.execute(
+        select(WecomContactWay.route_id, WecomContactWay.variant, WecomContactWay.qr_code, WecomContactWay.deleted_at)
+        .where(WecomContactWay.live_code_id == code.id, WecomContactWay.qr_code.is_not(None))
+        .order_by(WecomContactWay.id)
+    ).all()
+    snapshot.our_qrs = frozenset(str(qr) for _r, _v, qr, _d in rows if qr)
+    snapshot.way_qrs = {
+        (route_id, variant): str(qr) for route_id, variant, qr, deleted in rows if qr and deleted is None
+    }
+    snapshot.official_account = (
+        session.scalar(
+            select(WechatOfficialAccount.id).where(
+                WechatOfficialAccount.workspace_id == code.workspace_id, WechatOfficialAccount.is_active.is_(True)
+            )
+        )
+        is not None
+    )
 
 
 class SnapshotCache:

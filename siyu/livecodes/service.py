@@ -169,10 +169,20 @@ def _replace_routes(session: Session, actor: Actor, code: LiveCode, routes: Sequ
         row.position, row.weight, row.daily_cap = position, item.weight, item.daily_cap
         row.shift, row.is_backup, row.is_active = item.shift, item.is_backup, item.is_active
         row.contact_qr_url = item.contact_qr_url
+    from siyu.integrations.wecom.contactways.service import retire_route_ways  # WeCom ways outlive routes
+
+    retire_route_ways(session, workspace_id=code.workspace_id, route_ids=[r for r in existing if r not in kept])
     for route_id, row in existing.items():
         if route_id not in kept:
             session.delete(row)
     session.flush()
+
+
+def _queue_wecom_push(session: Session, code: LiveCode, clock: Clock) -> None:
+    """Push the code's WeCom contact ways once this transaction commits (a no-op without WeCom)."""
+    from siyu.integrations.wecom.contactways.tasks import queue_code_push  # the integration depends on codes
+
+    queue_code_push(session, workspace_id=code.workspace_id, live_code_id=code.id, clock=clock)
 
 
 def _snapshot(session: Session, code: LiveCode) -> dict[str, Any]:
@@ -203,6 +213,7 @@ def create_live_code(session: Session, *, actor: Actor, data: LiveCodeIn, clock:
     code = LiveCode(workspace_id=actor.workspace_id, slug=new_slug(), kind=data.kind, created_at=clock.now())
     session.add(code)
     _apply(session, actor, code, data, schedule)
+    _queue_wecom_push(session, code, clock)
     record(
         session,
         actor,
@@ -225,6 +236,7 @@ def update_live_code(session: Session, *, actor: Actor, code_id: int, data: Live
     before = _snapshot(session, code)
     _apply(session, actor, code, data, schedule)
     snapshots.clear()  # scans in this process route by the new settings at once
+    _queue_wecom_push(session, code, clock)
     record(
         session,
         actor,
@@ -245,6 +257,7 @@ def delete_live_code(session: Session, *, actor: Actor, code_id: int, clock: Clo
     code.deleted_at = clock.now()
     session.flush()
     snapshots.clear()
+    _queue_wecom_push(session, code, clock)
     record(
         session,
         actor,

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from siyu.config import Settings
 from siyu.db import get_database
 from siyu.kit.errors import InvalidInput
-from siyu.models import ChannelAccount
+from siyu.models import ChannelAccount, WechatOfficialAccount, WecomIntegration
 
 
 def _fernet(settings: Settings) -> MultiFernet:
@@ -61,8 +61,9 @@ def rotate(token: str, settings: Settings | None = None) -> str:
 
 
 def rekey_all(session: Session) -> int:
-    """Re-encrypt every channel account's credentials under the current key (after a rotation:
-    new key in `SIYU_CREDENTIALS_KEY`, old one in `SIYU_CREDENTIALS_OLD_KEYS`); returns how many."""
+    """Re-encrypt every sealed secret under the current key (after a rotation: new key in
+    `SIYU_CREDENTIALS_KEY`, old one in `SIYU_CREDENTIALS_OLD_KEYS`): channel accounts' credentials and
+    the WeCom and official-account integrations' secrets. Returns how many rows were re-encrypted."""
     count = 0
     rows = session.scalars(
         select(ChannelAccount).where(ChannelAccount.credentials_encrypted.is_not(None)).with_for_update()
@@ -75,6 +76,26 @@ def rekey_all(session: Session) -> int:
             raise InvalidInput(
                 f"credentials of channel account {account.id} cannot be decrypted with any configured key",
                 details={"field": "credentials", "channel_account_id": account.id},
+            ) from exc
+        count += 1
+    sealed: list[WecomIntegration | WechatOfficialAccount] = [
+        *session.scalars(
+            select(WecomIntegration).where(WecomIntegration.secrets_encrypted.is_not(None)).with_for_update()
+        ),
+        *session.scalars(
+            select(WechatOfficialAccount).where(WechatOfficialAccount.secrets_encrypted.is_not(None)).with_for_update()
+        ),
+    ]
+    for row in sealed:
+        if row.secrets_encrypted is None:
+            continue
+        try:
+            row.secrets_encrypted = rotate(row.secrets_encrypted)
+        except InvalidToken as exc:
+            label = "WeCom integration" if isinstance(row, WecomIntegration) else "official account"
+            raise InvalidInput(
+                f"secrets of {label} {row.id} cannot be decrypted with any configured key",
+                details={"field": "secrets", "integration_id": row.id},
             ) from exc
         count += 1
     return count

@@ -22,6 +22,7 @@ from siyu.models import (
     Relationship,
     Staff,
     SuppressionReason,
+    WechatOfficialAccount,
 )
 
 _SLICE = 500
@@ -65,6 +66,7 @@ def route(
             ):
                 contacts[cid] = (phone, email)
     friends = _wecom_friends(session, workspace_id, ids) if Needs.WECOM_FRIEND in needs.values() else {}
+    openids = _openids(session, workspace_id, ids) if Needs.WECHAT_OPENID in needs.values() else {}
     unsubscribed: set[tuple[int, str]] = set()
     wanted_channels = {c for c in consent_of.values() if c is not None}
     if marketing and wanted_channels:
@@ -98,7 +100,7 @@ def route(
             continue
         outcome: Route | SuppressionReason = SuppressionReason.NO_CHANNEL
         for account in accounts:
-            candidate = _reach(account, needs[account.id], cid, contacts, friends)
+            candidate = _reach(account, needs[account.id], cid, contacts, friends, openids)
             if candidate is None:
                 continue
             channel: ConsentChannel | None = consent_of[account.id]
@@ -117,9 +119,13 @@ def _reach(
     customer_id: int,
     contacts: dict[int, tuple[str | None, str | None]],
     friends: dict[int, tuple[int, str, str]],
+    openids: dict[int, str],
 ) -> Route | None:
     if needs == Needs.NOTHING:
         return Route(account, None)
+    if needs == Needs.WECHAT_OPENID:
+        openid = openids.get(customer_id)
+        return Route(account, openid) if openid else None
     if needs == Needs.PHONE:
         phone = contacts.get(customer_id, (None, None))[0]
         return Route(account, phone) if phone else None
@@ -131,6 +137,30 @@ def _reach(
         return None
     staff_id, staff_userid, external_userid = friend
     return Route(account, external_userid, staff_id=staff_id, staff_userid=staff_userid)
+
+
+def _openids(session: Session, workspace_id: int, ids: Sequence[int]) -> dict[int, str]:
+    """customer → "<appid>:<openid>" of the workspace's active official account (an openid of
+    another app id, e.g. before the account was switched, cannot be sent to)."""
+    app_id = session.scalar(
+        select(WechatOfficialAccount.app_id).where(
+            WechatOfficialAccount.workspace_id == workspace_id, WechatOfficialAccount.is_active.is_(True)
+        )
+    )
+    if not app_id:
+        return {}
+    openids: dict[int, str] = {}
+    for chunk in _slices(ids):
+        for cid, value in session.execute(
+            select(Identity.customer_id, Identity.value).where(
+                Identity.workspace_id == workspace_id,
+                Identity.customer_id.in_(chunk),
+                Identity.type == IdentityType.WECHAT_OPENID,
+                Identity.value.startswith(f"{app_id}:", autoescape=True),
+            )
+        ):
+            openids.setdefault(cid, value)
+    return openids
 
 
 def _wecom_friends(session: Session, workspace_id: int, ids: Sequence[int]) -> dict[int, tuple[int, str, str]]:

@@ -109,7 +109,16 @@ def _check_hhmm(value: str) -> str:
 
 
 CapScope = Literal[
-    "all", "sms", "sandbox", "wecom_customer", "wecom_group", "sms_aliyun", "sms_tencent", "email", "webhook"
+    "all",
+    "sms",
+    "sandbox",
+    "wecom_customer",
+    "wecom_group",
+    "sms_aliyun",
+    "sms_tencent",
+    "email",
+    "webhook",
+    "official_account",
 ]
 """Scopes of a cap: "all" (every channel together), "sms" (both SMS providers together) or an
 adapter kind (`AdapterKind`'s values)."""

@@ -5,6 +5,10 @@ task exists. Every few minutes `poll_wecom_results` asks `get_groupmsg_send_resu
 (message, staff member) still waiting and maps the per-customer status:
 1 → delivered; 2 (not a friend) → failed "not_friend"; 3 (already received another mass message
 in the period) → suppressed "platform_capped", its cap slots given back; 0 → still waiting.
+
+Workspaces with an active WeCom integration are left out: there
+`siyu.integrations.wecom.messages` (job `wecom_message_tasks`) reconciles the same deliveries per
+task, and polling them here too would ask WeCom twice.
 """
 
 from __future__ import annotations
@@ -14,7 +18,8 @@ from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import exists, select
+from sqlalchemy.orm import Session
 
 from siyu.db import Database, get_database
 from siyu.jobs.scheduler import periodic
@@ -23,7 +28,15 @@ from siyu.kit.clock import Clock, system_clock
 from siyu.kit.errors import DomainError
 from siyu.messaging import admission
 from siyu.messaging.crypto import decrypt_credentials
-from siyu.models import AdapterKind, ChannelAccount, Delivery, DeliveryStatus, Staff, SuppressionReason
+from siyu.models import (
+    AdapterKind,
+    ChannelAccount,
+    Delivery,
+    DeliveryStatus,
+    Staff,
+    SuppressionReason,
+    WecomIntegration,
+)
 
 logger = logging.getLogger(__name__)
 POLL_WECOM_KIND = "poll_wecom_results"
@@ -33,8 +46,9 @@ _SLICE = 500
 
 
 def poll_wecom_results(database: Database, clock: Clock, *, window: timedelta = POLL_WINDOW) -> dict[str, int]:
-    """Ask WeCom about every sent, not yet delivered customer mass message of the last `window`;
-    returns counts of what changed. Provider errors are logged and retried on the next run."""
+    """Ask WeCom about every sent, not yet delivered customer mass message of the last `window`
+    (workspaces without an active WeCom integration: see the module docstring); returns counts of
+    what changed. Provider errors are logged and retried on the next run."""
     from siyu.messaging.adapters.wecom import group_send_result  # wechatpy only when WeCom is used
 
     totals = {"checked": 0, "delivered": 0, "not_friend": 0, "platform_capped": 0, "errors": 0}
@@ -48,6 +62,9 @@ def poll_wecom_results(database: Database, clock: Clock, *, window: timedelta = 
                 Delivery.delivered_at.is_(None),
                 Delivery.provider_message_id.is_not(None),
                 Delivery.sent_at >= clock.now() - window,
+                ~exists().where(
+                    WecomIntegration.workspace_id == Delivery.workspace_id, WecomIntegration.is_active.is_(True)
+                ),
             )
             .execution_options(siyu_unscoped=True)
         ).all()
@@ -89,40 +106,59 @@ def _apply_results(
     results: dict[str, tuple[int, int | None]],
     totals: dict[str, int],
 ) -> None:
+    ids = sorted(f"{msgid}:{external}" for external, answer in results.items() if answer[0] in (1, 2, 3))
+    for start in range(0, len(ids), _SLICE):
+        with database.transaction() as session:
+            part = {i.partition(":")[2]: results[i.partition(":")[2]] for i in ids[start : start + _SLICE]}
+            apply_send_results(session, clock, msgid, part, totals, account_id=account_id)
+
+
+def apply_send_results(
+    session: Session,
+    clock: Clock,
+    msgid: str,
+    results: dict[str, tuple[int, int | None]],
+    totals: dict[str, int],
+    *,
+    account_id: int | None = None,
+) -> None:
+    """Map WeCom's per-customer results of `msgid` ({external_userid: (status, send_time)}) onto
+    the matching sent deliveries (provider id "msgid:external_userid"); with `account_id`, only that
+    channel account's (a job polling every workspace), else the session's workspace. Status 0 is
+    left alone; 2 and 3 give the customer's cap slots back."""
     final = {f"{msgid}:{external}": answer for external, answer in results.items() if answer[0] in (1, 2, 3)}
     ids = sorted(final)
     for start in range(0, len(ids), _SLICE):
-        with database.transaction() as session:
-            deliveries = session.scalars(
-                select(Delivery)
-                .where(
-                    Delivery.channel_account_id == account_id,
-                    Delivery.provider_message_id.in_(ids[start : start + _SLICE]),
-                    Delivery.status == DeliveryStatus.SENT,
-                )
-                .order_by(Delivery.customer_id)  # the touch-state lock order
-                .with_for_update()
-                .execution_options(siyu_unscoped=True)
-            ).all()
-            unreached: list[Delivery] = []
-            for delivery in deliveries:
-                status, send_time = final[str(delivery.provider_message_id)]
-                if status == 1:
-                    delivery.status = DeliveryStatus.DELIVERED
-                    delivery.delivered_at = datetime.fromtimestamp(send_time, UTC) if send_time else clock.now()
-                    totals["delivered"] += 1
-                elif status == 2:
-                    delivery.status, delivery.reason = DeliveryStatus.FAILED, "not_friend"
-                    delivery.error = "the customer is no longer the staff member's friend"
-                    unreached.append(delivery)
-                    totals["not_friend"] += 1
-                else:
-                    delivery.status = DeliveryStatus.SUPPRESSED
-                    delivery.reason = SuppressionReason.PLATFORM_CAPPED
-                    delivery.error = "WeCom: the customer already received another mass message"
-                    unreached.append(delivery)
-                    totals["platform_capped"] += 1
-            admission.release_slots(session, unreached, clock)
+        query = select(Delivery).where(
+            Delivery.provider_message_id.in_(ids[start : start + _SLICE]),
+            Delivery.status == DeliveryStatus.SENT,
+            Delivery.channel == AdapterKind.WECOM_CUSTOMER,
+        )
+        if account_id is not None:
+            query = query.where(Delivery.channel_account_id == account_id).execution_options(siyu_unscoped=True)
+        deliveries = session.scalars(
+            query.order_by(Delivery.customer_id).with_for_update()  # the touch-state lock order
+        ).all()
+        unreached: list[Delivery] = []
+        for delivery in deliveries:
+            status, send_time = final[str(delivery.provider_message_id)]
+            if status == 1:
+                delivery.status = DeliveryStatus.DELIVERED
+                delivery.delivered_at = datetime.fromtimestamp(send_time, UTC) if send_time else clock.now()
+                totals["delivered"] = totals.get("delivered", 0) + 1
+            elif status == 2:
+                delivery.status, delivery.reason = DeliveryStatus.FAILED, "not_friend"
+                delivery.error = "the customer is no longer the staff member's friend"
+                unreached.append(delivery)
+                totals["not_friend"] = totals.get("not_friend", 0) + 1
+            else:
+                delivery.status = DeliveryStatus.SUPPRESSED
+                delivery.reason = SuppressionReason.PLATFORM_CAPPED
+                delivery.error = "WeCom: the customer already received another mass message"
+                unreached.append(delivery)
+                totals["platform_capped"] = totals.get("platform_capped", 0) + 1
+        admission.release_slots(session, unreached, clock)
+        session.flush()
 
 
 @job_actor(POLL_WECOM_KIND)

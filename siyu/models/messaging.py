@@ -28,6 +28,8 @@ class AdapterKind(StrEnum):
     SMS_TENCENT = "sms_tencent"
     EMAIL = "email"
     WEBHOOK = "webhook"
+    OFFICIAL_ACCOUNT = "official_account"
+    """WeChat official-account template messages (模板消息)."""
 
 
 class ChannelAccount(WorkspaceScoped, Base):

@@ -25,6 +25,8 @@ class TagGroup(WorkspaceScoped, Base):
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     name: Mapped[str] = mapped_column(String(100))
     sort_order: Mapped[int] = mapped_column(default=0)
+    wecom_group_id: Mapped[str | None] = mapped_column(String(64))
+    """The WeCom enterprise tag group (标签组) this group is synced with, if any."""
 
 
 class Tag(WorkspaceScoped, Base):

@@ -27,10 +27,17 @@ from siyu.community.resources.views import router as resources_views
 from siyu.customers.importing.views import router as import_views
 from siyu.customers.views import router as customer_views
 from siyu.experiments.views import router as experiments_views
+from siyu.integrations.wechat.views import router as wechat_views
+from siyu.integrations.wecom.contactways.views import router as wecom_contactways_views
+from siyu.integrations.wecom.messages.views import router as wecom_messages_views
+from siyu.integrations.wecom.settings.views import router as wecom_settings_views
+from siyu.integrations.wecom.sync.views import router as wecom_sync_views
+from siyu.integrations.wecom.tags.views import router as wecom_tags_views
 from siyu.jobs.views import router as job_views
 from siyu.livecodes.views import router as livecodes_views
 from siyu.loyalty.views import router as loyalty_views
 from siyu.messaging.views import router as messaging_views
+from siyu.ops.retention.views import router as ops_retention_views
 from siyu.referrals.commission.views import router as commission_views
 from siyu.referrals.views import router as referrals_views
 from siyu.segments.views import router as segments_views
@@ -67,7 +74,14 @@ for area in (
     analytics_clv_views,
     analytics_performance_views,
     analytics_planning_views,
+    wecom_sync_views,
+    wecom_tags_views,
+    wecom_messages_views,
+    wecom_contactways_views,
+    wecom_settings_views,
+    wechat_views,
     job_views,
     audit_views,
+    ops_retention_views,
 ):
     router.include_router(area)

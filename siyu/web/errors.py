@@ -29,10 +29,17 @@ def _validation_details(exc: RequestValidationError) -> list[dict[str, Any]]:
     return details
 
 
+def is_console_path(path: str) -> bool:
+    """Whether errors on `path` are HTML pages (console) rather than the JSON error body."""
+    return not (
+        path.startswith(("/api/", "/docs", "/hooks/"))
+        or path in ("/api", "/openapi.json", "/healthz", "/readyz", "/metrics")
+    )
+
+
 def is_console(request: Request) -> bool:
     """Console pages answer errors with HTML; the API (and everything under /api) with JSON."""
-    path = request.url.path
-    return not (path.startswith(("/api/", "/docs", "/hooks/")) or path in ("/api", "/openapi.json", "/healthz"))
+    return is_console_path(request.url.path)
 
 
 def console_error(request: Request, *, status_code: int, code: str, message: str) -> Response:
@@ -41,7 +48,65 @@ def console_error(request: Request, *, status_code: int, code: str, message: str
     return error_page(request, status_code=status_code, code=code, message=message)
 
 
+ERROR_BODY_SCHEMA: dict[str, Any] = {
+    "title": "ErrorBody",
+    "type": "object",
+    "required": ["error"],
+    "properties": {
+        "error": {
+            "type": "object",
+            "required": ["code", "message", "details"],
+            "properties": {"code": {"type": "string"}, "message": {"type": "string"}, "details": {}},
+        }
+    },
+}
+"""The one error body, as published in `/openapi.json`."""
+
+ERROR_STATUSES = {
+    "400": "Bad request",
+    "401": "Missing, invalid, revoked or expired token",
+    "403": "The token lacks the permission",
+    "404": "Not found",
+    "409": "Conflicts with the current state",
+    "413": "Payload too large",
+    "422": "Invalid input; `details` names the field",
+}
+"""Statuses any JSON operation may answer with the error body (the handlers below map every
+domain error and validation failure to one of them)."""
+
+
+def document_error_responses(app: FastAPI) -> None:
+    """Publish the error body and its statuses on every JSON operation of the OpenAPI schema.
+
+    FastAPI documents only 200 and its own 422 shape (`{"detail": [...]}`), which is not what
+    `install_error_handlers` sends; clients and the schemathesis fuzzer (tests/fuzz) read the
+    schema, so it must describe the real responses."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        schema = generate()
+        schema.setdefault("components", {}).setdefault("schemas", {})["ErrorBody"] = ERROR_BODY_SCHEMA
+        for path, operations in schema.get("paths", {}).items():
+            if is_console_path(path):
+                continue
+            for operation in operations.values():
+                responses = operation.setdefault("responses", {})
+                for status, description in ERROR_STATUSES.items():
+                    responses[status] = {
+                        "description": description,
+                        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}},
+                    }
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
 def install_error_handlers(app: FastAPI) -> None:
+    document_error_responses(app)
+
     @app.exception_handler(DomainError)
     async def _domain(request: Request, exc: DomainError) -> Response:
         if is_console(request):

@@ -70,6 +70,14 @@ def test_whole_numbers_within_range_and_defaults() -> None:
     assert parse_whole(" 30 ", "n", low=1, high=365) == 30
     assert parse_whole("", "n", low=1, high=365, default=90) == 90
     assert parse_whole("-3", "n", low=-5, high=5) == -3
+    # as many digits as the bound has: money in fen (the demo's KPI plan types a 9-digit target)
+    assert parse_whole("480000000", "target_gmv_fen", low=0, high=10**15) == 480_000_000
+    for too_big in ("1000000000000001", "9" * 17, "9" * 5000):
+        with pytest.raises(InvalidInput) as caught:
+            parse_whole(too_big, "target_gmv_fen", low=0, high=10**15)
+        assert caught.value.details == {"field": "target_gmv_fen"}
+    with pytest.raises(InvalidInput):
+        parse_whole("10000000", "n", low=0, high=9_999_999)  # 8 digits: the 7-digit cap stays
     assert parse_id("9" * 5000) is None and parse_id("42") == 42 and parse_id("²") is None
 
 

@@ -73,3 +73,30 @@ def test_duplicate_tag_names_conflict_within_a_group(db: Session, clock: FrozenC
         tag_service.create_tag(db, actor=actor, group_id=group.id, name="通勤", clock=clock)
     with pytest.raises(Conflict):
         tag_service.create_group(db, actor=actor, name="风格", clock=clock)
+
+
+def test_bulk_listeners_hear_each_bulk_action_once_with_the_changed_customers(
+    db: Session, clock: FrozenClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    heard: list[tuple[int, list[int], bool]] = []
+
+    def listener(
+        session: Session, *, workspace_id: int, customer_ids: object, tag_id: int, is_added: bool, clock: object
+    ) -> None:
+        assert isinstance(customer_ids, list)
+        heard.append((tag_id, sorted(customer_ids), is_added))
+
+    monkeypatch.setattr(tag_service, "_bulk_listeners", [])
+    tag_service.register_bulk_tag_listener(listener)
+    ws = make_workspace(db, clock=clock)
+    actor = actor_for(ws)
+    tag = make_tag(db, workspace=ws)
+    customers = [make_customer(db, actor=actor, clock=clock).customer for _ in range(3)]
+    tag_service.assign_tag(db, actor=actor, customer_id=customers[0].id, tag_id=tag.id, clock=clock)
+    tag_service.bulk_tag(db, actor=actor, flt=CustomerFilter(), tag_id=tag.id, clock=clock)
+    tag_service.bulk_tag(db, actor=actor, flt=CustomerFilter(), tag_id=tag.id, clock=clock)  # nothing new: silent
+    tag_service.bulk_untag(db, actor=actor, flt=CustomerFilter(), tag_id=tag.id, clock=clock)
+    assert heard == [
+        (tag.id, sorted(c.id for c in customers[1:]), True),
+        (tag.id, sorted(c.id for c in customers), False),
+    ]

@@ -240,7 +240,9 @@ def test_update_changes_target_and_expiry_and_recipient_links_follow(
     db.expire_all()
     assert (link.target_url, link.expires_at, child.expires_at) == ("https://new.example.com/", None, None)
     updates = db.scalars(
-        select(AuditEntry).where(AuditEntry.entity_type == "short_link", AuditEntry.action == "update")
+        select(AuditEntry)
+        .where(AuditEntry.entity_type == "short_link", AuditEntry.action == "update")
+        .order_by(AuditEntry.id)  # PostgreSQL returns rows in no particular order without it
     ).all()
     assert [u.after for u in updates] == [
         {"target_url": "https://new.example.com/", "expires_at": expires.isoformat()},

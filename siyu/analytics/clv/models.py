@@ -255,6 +255,7 @@ def fit_bgnbd(frequency: np.ndarray, recency: np.ndarray, T: np.ndarray) -> BgNb
     scale = max(float(np.average(uT, weights=w)), 1e-3)
     start = np.log(np.array([1.0, scale, 1.0, 1.0]))
     log_params, mean_ll = _maximise(neg_ll, start, "BG/NBD", neg_ll_and_gradient)
+    log_params = _follow_poisson_ridge(neg_ll, log_params)
     r, alpha, a, b = (float(v) for v in np.exp(log_params))
     at_bound = [
         f"{name} = {value:.4g}"
@@ -268,6 +269,23 @@ def fit_bgnbd(frequency: np.ndarray, recency: np.ndarray, T: np.ndarray) -> BgNb
             "between customers), so its predictions would be meaningless"
         )
     return BgNbd(r=r, alpha=alpha, a=a, b=b, log_likelihood=mean_ll * total)
+
+
+def _follow_poisson_ridge(neg_ll: Callable[[np.ndarray], float], log_params: np.ndarray) -> np.ndarray:
+    """Where the optimiser stopped, or the wall when the likelihood still rises towards it.
+
+    With (almost) no heterogeneity in purchase rates the likelihood keeps rising along r, α → ∞ with
+    r/α fixed (the gamma mixing collapses to one Poisson rate), but so slowly that the optimiser may
+    stop anywhere on that ridge — where exactly depends on the machine's floating point. Moving r and
+    α together to the ±e^20 wall and finding the likelihood no lower says the maximum lies at the
+    wall, which `fit_bgnbd` then refuses, on every machine alike."""
+    shift = _LOG_BOUND - float(max(log_params[0], log_params[1]))
+    if shift <= _BOUND_TOLERANCE:
+        return log_params
+    at_wall = log_params + np.array([shift, shift, 0.0, 0.0])
+    if neg_ll(at_wall) <= neg_ll(log_params) + 1e-12:
+        return at_wall
+    return log_params
 
 
 def _log_hyp2f1_series(

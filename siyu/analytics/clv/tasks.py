@@ -13,7 +13,6 @@ from typing import Any
 from sqlalchemy import exists, select
 from sqlalchemy.orm import Session
 
-from siyu.analytics.clv.service import MAX_HOLDOUT_DAYS, run_fit
 from siyu.analytics.periods import brand_today
 from siyu.analytics.settings import current_settings
 from siyu.auth.permissions import Actor
@@ -38,6 +37,7 @@ def queue_fit(
     holdout_days: int | None = None,
 ) -> Job:
     """Queue a fit of the actor's workspace (sent after this transaction commits)."""
+    from siyu.analytics.clv.service import MAX_HOLDOUT_DAYS
     from siyu.auth.permissions import Scope
 
     actor.require(Scope.ANALYTICS_WRITE)
@@ -57,6 +57,10 @@ def queue_fit(
 
 def fit_all(database: Database, clock: Clock, *, workspace_id: int | None, args: dict[str, Any]) -> dict[str, Any]:
     """Fit one workspace (or every workspace with orders); returns the fits' ids and statuses."""
+    # Imported here, not at the top: the fit needs scipy, and every worker and CLI process imports
+    # this module to register the job; scipy's import alone is most of a second of their start-up.
+    from siyu.analytics.clv.service import run_fit
+
     if workspace_id is not None:
         targets = [workspace_id]
     else:

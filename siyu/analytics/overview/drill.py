@@ -11,6 +11,7 @@ from siyu.analytics.drill import segment_from_ids
 from siyu.analytics.overview import sql
 from siyu.analytics.overview.schemas import Filters, Metric
 from siyu.analytics.overview.scope import build_scope
+from siyu.analytics.overview.service import _real_add, _real_deletion
 from siyu.analytics.periods import Period, local_day, workspace_zone
 from siyu.auth.permissions import Actor
 from siyu.auth.permissions import Scope as Perm
@@ -66,13 +67,14 @@ def customers_behind(
         statement = select(iv.c.cid).where(cond)
     elif metric == Metric.ADDS:
         statement = select(Relationship.customer_id).where(
-            scope.edge_condition(), sql.in_range(Relationship.added_at, lo, hi)
+            scope.edge_condition(), sql.in_range(Relationship.added_at, lo, hi), _real_add()
         )
     elif metric in (Metric.DELETED_BY_CUSTOMER, Metric.DELETED_BY_STAFF):
         who = Relationship.removed_by == RemovedBy.CUSTOMER
         statement = select(Relationship.customer_id).where(
             scope.edge_condition(),
             sql.in_range(Relationship.removed_at, lo, hi),
+            _real_deletion(),
             who if metric == Metric.DELETED_BY_CUSTOMER else ~who | Relationship.removed_by.is_(None),
         )
     elif metric in (Metric.FIRST_ORDERS, Metric.REPURCHASES, Metric.GMV):

@@ -35,6 +35,20 @@ MAX_DAY_BUCKETS = 186
 """Day grain covers at most about six months (the pool is computed at every bucket end)."""
 
 
+TAKEOVER_CHANNEL = "transfer"
+"""`Relationship.channel` of the edge a WeCom transfer opens (siyu.integrations.wecom.sync.transfers)."""
+
+
+def _real_add() -> ColumnElement[bool]:
+    """Edges that count as adds: not the takeover side of a transfer (the customer was held already)."""
+    return or_(Relationship.channel.is_(None), Relationship.channel != TAKEOVER_CHANNEL)
+
+
+def _real_deletion() -> ColumnElement[bool]:
+    """Removed edges that count as deletions: not handed to another staff member (RemovedBy.TRANSFERRED)."""
+    return or_(Relationship.removed_by.is_(None), Relationship.removed_by != RemovedBy.TRANSFERRED)
+
+
 def parse_grain(text: str | None) -> Grain:
     """ "day" | "week" | "month" (blank: day); `InvalidInput` on "grain" otherwise."""
     try:
@@ -172,6 +186,7 @@ def customers_per_card(
     """
     edge = scope.edge_condition()
     removed_by_customer = Relationship.removed_by == RemovedBy.CUSTOMER
+    added, deleted = _real_add(), _real_deletion()
 
     def flag(column: Any) -> ColumnElement[Any]:
         return case((column < sql.at(cur_lo), literal_column("0")), else_=literal_column("1"))
@@ -183,13 +198,14 @@ def customers_per_card(
 
     orders = sql.counted_orders(scope)
     parts = union_all(
-        rows("adds", Relationship.customer_id, Relationship.added_at, edge),
+        rows("adds", Relationship.customer_id, Relationship.added_at, edge, added),
         rows("deleted_by_customer", Relationship.customer_id, Relationship.removed_at, edge, removed_by_customer),
         rows(
             "deleted_by_staff",
             Relationship.customer_id,
             Relationship.removed_at,
             edge,
+            deleted,
             or_(~removed_by_customer, Relationship.removed_by.is_(None)),
         ),
         rows("first_orders", Order.customer_id, Order.paid_at, *orders, Order.pool_sequence == 1),
@@ -232,7 +248,7 @@ def overview(
     adds: dict[date, int] = defaultdict(int)
     for d, n in session.execute(
         select(add_day, func.count())
-        .where(edge, sql.in_range(Relationship.added_at, span_lo, cur_hi))
+        .where(edge, _real_add(), sql.in_range(Relationship.added_at, span_lo, cur_hi))
         .group_by(add_day)
     ):
         adds[date.fromisoformat(d)] += int(n)
@@ -241,7 +257,7 @@ def overview(
     by_staff: dict[date, int] = defaultdict(int)
     for d, who, n in session.execute(
         select(del_day, Relationship.removed_by, func.count())
-        .where(edge, sql.in_range(Relationship.removed_at, span_lo, cur_hi))
+        .where(edge, _real_deletion(), sql.in_range(Relationship.removed_at, span_lo, cur_hi))
         .group_by(del_day, Relationship.removed_by)
     ):
         target = by_customer if who == RemovedBy.CUSTOMER else by_staff

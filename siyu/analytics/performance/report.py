@@ -55,7 +55,10 @@ def roi_table(result: RoiResult, _: Gettext = _same) -> ReportTable:
 
 
 def staff_table(result: StaffResult, _: Gettext = _same) -> ReportTable:
-    """Ranked rows plus a totals footer (rates recomputed from the summed counts)."""
+    """Ranked rows plus a totals footer (rates recomputed from the summed counts). With WeCom behaviour
+    data in the period, chats, messages, WeCom's reply rate and average reply time are added; the
+    on-time rate of tasks is always its own column."""
+    wecom = any(r.has_behavior for r in result.rows)
     cols = columns(
         ("rank", _("排名"), Kind.INT),
         ("name", _("员工"), Kind.TEXT),
@@ -69,10 +72,18 @@ def staff_table(result: StaffResult, _: Gettext = _same) -> ReportTable:
         ("send_rate", _("发送率"), Kind.RATE),
         ("tasks_due", _("到期任务"), Kind.INT),
         ("tasks_done", _("完成任务"), Kind.INT),
-        ("reply_rate", _("按时完成率"), Kind.RATE),
+        ("on_time_rate", _("按时完成率"), Kind.RATE),
         ("first_orders", _("首单"), Kind.INT),
         ("gmv_fen", _("GMV"), Kind.FEN),
     )
+    if wecom:  # WeCom behaviour data reported for the period: its own columns after the tasks
+        at = [c.key for c in cols].index("on_time_rate") + 1
+        cols[at:at] = columns(
+            ("chats", _("聊天客户数"), Kind.INT),
+            ("wecom_messages", _("聊天消息数"), Kind.INT),
+            ("reply_rate", _("回复率（企业微信）"), Kind.RATE),
+            ("avg_reply_time", _("平均首次回复（分钟）"), Kind.NUMBER),
+        )
     rows: list[dict[str, Any]] = []
     for rank, r in enumerate(result.rows, start=1):
         rows.append(
@@ -90,9 +101,19 @@ def staff_table(result: StaffResult, _: Gettext = _same) -> ReportTable:
                 "send_rate": r.send_rate,
                 "tasks_due": r.tasks_due,
                 "tasks_done": r.tasks_done,
-                "reply_rate": r.reply_rate,
+                "on_time_rate": r.on_time_rate,
                 "first_orders": r.first_orders,
                 "gmv_fen": r.gmv_fen,
+                **(
+                    {
+                        "chats": r.chats,
+                        "wecom_messages": r.wecom_messages,
+                        "reply_rate": r.reply_rate,
+                        "avg_reply_time": r.avg_reply_time,
+                    }
+                    if wecom
+                    else {}
+                ),
             }
         )
     footer: dict[str, Any] | None = None
@@ -106,7 +127,14 @@ def staff_table(result: StaffResult, _: Gettext = _same) -> ReportTable:
         footer["send_rate"] = (
             footer["messages_sent"] / footer["messages_assigned"] if footer["messages_assigned"] else None
         )
-        footer["reply_rate"] = on_time / footer["tasks_due"] if footer["tasks_due"] else None
+        footer["on_time_rate"] = on_time / footer["tasks_due"] if footer["tasks_due"] else None
+        if wecom:
+            footer["chats"] = sum(r.chats for r in result.rows)
+            footer["wecom_messages"] = sum(r.wecom_messages for r in result.rows)
+            weight: float = sum(r.reply_chats for r in result.rows)
+            footer["reply_rate"] = sum(r.reply_weighted for r in result.rows) / weight / 100 if weight else None
+            weight = sum(r.reply_time_chats for r in result.rows)
+            footer["avg_reply_time"] = sum(r.reply_time_weighted for r in result.rows) / weight if weight else None
     return ReportTable(title=(_("员工绩效")), columns=cols, rows=rows, footer=footer)
 
 

@@ -5,13 +5,20 @@ Definitions (docs/analytics-performance.md):
   the period (added before the end, not removed before it);
 - adds: distinct customers (not merged away) with an edge to the staff member added in the period
   (a customer re-added twice counts once, as in the drill-down's segment);
-- deletions: edges removed in the period, split by who removed;
+- deletions: edges removed in the period, split by who removed; an edge handed to another staff
+  member (在职/离职继承, removed_by TRANSFERRED) is not a deletion, and the takeover edge
+  (`channel` "transfer") is not an add — the customer is held by the takeover member from then on;
 - messages: deliveries assigned to the staff member (`Delivery.staff_id`) planned in the period,
   except the ones the contact policy suppressed (never the staff member's to send), and how many
   of them went out;
 - tasks: staff tasks due in the period and already past due (due before the period's end and
-  before now, so a task due later today is not yet counted), done, and done by their due time.
-  Until WeCom reply data arrives, "done on time ÷ due" stands for the reply rate;
+  before now, so a task due later today is not yet counted), done, and done by their due time
+  ("on_time_rate" = done on time ÷ due: its own column, never mixed with WeCom's reply rate);
+- WeCom behaviour (`StaffBehaviorDay`, fetched by the WeCom sync; days are China days): customers
+  chatted with and messages sent, summed over the period's days; "reply_rate" is WeCom's daily reply
+  percentage averaged over the days weighted by max(chats, 1) — WeCom gives no denominator, so a
+  day without chats still counts once; average first-reply minutes weighted by the day's replied
+  chats (chats × reply percentage). None without behaviour data;
 - first orders / GMV: orders attributed to the staff member (`Order.staff_id`) paid in the period,
   fully refunded ones excluded; first orders are private-domain first orders (pool_sequence = 1).
 """
@@ -23,7 +30,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Select, case, func, or_, select
+from sqlalchemy import ColumnElement, Select, case, func, or_, select
 from sqlalchemy.orm import Session
 
 from siyu.analytics.performance.common import reader
@@ -41,6 +48,7 @@ from siyu.models import (
     Relationship,
     RemovedBy,
     Staff,
+    StaffBehaviorDay,
     StaffTask,
     StaffTaskStatus,
     Store,
@@ -58,9 +66,12 @@ SORT_KEYS = (
     "tasks_due",
     "tasks_done",
     "tasks_on_time",
+    "on_time_rate",
     "reply_rate",
     "first_orders",
     "gmv_fen",
+    "chats",
+    "wecom_messages",
 )
 
 
@@ -89,14 +100,40 @@ class StaffRow:
     tasks_on_time: int = 0
     first_orders: int = 0
     gmv_fen: int = 0
+    behavior_days: int = 0
+    """Days of the period with WeCom behaviour data (0: none reported)."""
+    chats: int = 0
+    wecom_messages: int = 0
+    reply_chats: int = 0
+    """Σ max(chats, 1) over the days WeCom reported a reply percentage for (the weight of `reply_weighted`)."""
+    reply_weighted: float = 0.0
+    """Σ daily reply percentage (0–100) × max(that day's chats, 1)."""
+    reply_time_chats: float = 0.0
+    """Σ replied chats (chats × reply percentage) over the days with an average reply time."""
+    reply_time_weighted: float = 0.0
+    """Σ daily average first-reply minutes × that day's replied chats."""
 
     @property
     def send_rate(self) -> float | None:
         return ratio(self.messages_sent, self.messages_assigned)
 
     @property
+    def has_behavior(self) -> bool:
+        return self.behavior_days > 0
+
+    @property
     def reply_rate(self) -> float | None:
-        """Tasks done by their due time ÷ tasks due: the stand-in for replies until issue 9."""
+        """WeCom's reply percentage as a fraction over the period (None without behaviour data)."""
+        return self.reply_weighted / self.reply_chats / 100 if self.reply_chats else None
+
+    @property
+    def avg_reply_time(self) -> float | None:
+        """Average minutes to the first reply, weighted by replied chats over the period."""
+        return self.reply_time_weighted / self.reply_time_chats if self.reply_time_chats else None
+
+    @property
+    def on_time_rate(self) -> float | None:
+        """Tasks done by their due time ÷ tasks due."""
         return ratio(self.tasks_on_time, self.tasks_due)
 
     def value(self, key: str) -> Any:
@@ -147,10 +184,24 @@ def held_query(workspace_id: int, end: datetime) -> Select[int, int]:
     )
 
 
+TAKEOVER_CHANNEL = "transfer"
+"""`Relationship.channel` of an edge opened by a WeCom transfer (siyu.integrations.wecom.sync.transfers)."""
+
+
+def not_takeover() -> ColumnElement[bool]:
+    """Edges that are real adds: not the takeover side of a transfer."""
+    return or_(Relationship.channel.is_(None), Relationship.channel != TAKEOVER_CHANNEL)
+
+
+def not_transferred() -> ColumnElement[bool]:
+    """Removed edges that are deletions: not handed to another staff member."""
+    return or_(Relationship.removed_by.is_(None), Relationship.removed_by != RemovedBy.TRANSFERRED)
+
+
 def adds_query(workspace_id: int, start: datetime, end: datetime) -> Select[int, int]:
-    """(staff_id, customer_id) of edges added in [start, end)."""
+    """(staff_id, customer_id) of edges added in [start, end), takeover edges of transfers excluded."""
     return select(Relationship.staff_id, Relationship.customer_id).where(
-        *live_edges(workspace_id), Relationship.added_at >= start, Relationship.added_at < end
+        *live_edges(workspace_id), Relationship.added_at >= start, Relationship.added_at < end, not_takeover()
     )
 
 
@@ -209,7 +260,7 @@ def staff_performance(
     put(
         session.execute(
             select(Relationship.staff_id, func.count(), func.sum(by_customer), func.sum(by_staff))
-            .where(*live_edges(ws), Relationship.removed_at >= start, Relationship.removed_at < end)
+            .where(*live_edges(ws), Relationship.removed_at >= start, Relationship.removed_at < end, not_transferred())
             .group_by(Relationship.staff_id)
         ),
         "deleted",
@@ -265,14 +316,54 @@ def staff_performance(
         "first_orders",
         "gmv_fen",
     )
+    behavior = _behavior(session, ws, period)
     rows = [
-        StaffRow(staff_id=sid, name=name, store=store, **figures[sid])
+        StaffRow(staff_id=sid, name=name, store=store, **figures[sid], **behavior.get(sid, {}))
         for sid, name, store, active in people
-        if active or any(figures[sid].values())  # staff who left are listed only with figures in the period
+        if active or any(figures[sid].values()) or sid in behavior  # staff who left: only with figures
     ]
     rows.sort(key=lambda r: r.name)
     rows.sort(key=lambda r: (r.value(key) is not None, r.value(key) or 0), reverse=True)
     return StaffResult(period=period, store_id=store_id, sort=key, rows=rows)
+
+
+def _behavior(session: Session, workspace_id: int, period: Period) -> dict[int, dict[str, Any]]:
+    """Per staff member, WeCom behaviour figures summed over the period's brand-local days."""
+    has_pct = StaffBehaviorDay.reply_percentage.is_not(None)
+    has_time = StaffBehaviorDay.avg_reply_time.is_not(None)
+    chat = StaffBehaviorDay.chat_cnt
+    day_weight = case((chat > 0, chat), else_=1)
+    replied = case((has_pct, chat * StaffBehaviorDay.reply_percentage / 100.0), else_=chat * 1.0)
+    rows = session.execute(
+        select(
+            StaffBehaviorDay.staff_id,
+            func.count(),
+            func.sum(chat),
+            func.sum(StaffBehaviorDay.message_cnt),
+            func.sum(case((has_pct, day_weight), else_=0)),
+            func.sum(case((has_pct, StaffBehaviorDay.reply_percentage * day_weight), else_=0)),
+            func.sum(case((has_time, replied), else_=0)),
+            func.sum(case((has_time, StaffBehaviorDay.avg_reply_time * replied), else_=0)),
+        )
+        .where(
+            StaffBehaviorDay.workspace_id == workspace_id,
+            StaffBehaviorDay.day >= period.start,
+            StaffBehaviorDay.day <= period.end,
+        )
+        .group_by(StaffBehaviorDay.staff_id)
+    )
+    return {
+        int(sid): {
+            "behavior_days": int(days or 0),
+            "chats": int(chats or 0),
+            "wecom_messages": int(messages or 0),
+            "reply_chats": int(pct_chats or 0),
+            "reply_weighted": float(pct or 0),
+            "reply_time_chats": float(time_chats or 0),
+            "reply_time_weighted": float(minutes or 0),
+        }
+        for sid, days, chats, messages, pct_chats, pct, time_chats, minutes in rows
+    }
 
 
 def cell_customers(session: Session, *, actor: Actor, period: Period, staff_id: int, cell: str) -> list[int]:

@@ -134,9 +134,12 @@ def staff_page(request: Request, ctx: ConsoleCtx) -> Response:
             "tasks_due": _("到期任务"),
             "tasks_done": _("完成任务"),
             "tasks_on_time": _("按时完成任务"),
-            "reply_rate": _("按时完成率"),
+            "on_time_rate": _("按时完成率"),
+            "reply_rate": _("回复率（企业微信）"),
             "first_orders": _("首单"),
             "gmv_fen": _("GMV"),
+            "chats": _("聊天客户数"),
+            "wecom_messages": _("聊天消息数"),
         },
     }
     error: InvalidInput | None = None
@@ -154,7 +157,8 @@ def staff_page(request: Request, ctx: ConsoleCtx) -> Response:
             "names": [r.name for r in result.rows],
             "values": [r.value(result.sort) for r in result.rows],
         }
-        context |= {"period": period, "result": result, "table": table, "chart": chart}
+        wecom = any(r.has_behavior for r in result.rows)
+        context |= {"period": period, "result": result, "table": table, "chart": chart, "wecom_behavior": wecom}
     except InvalidInput as exc:
         error = exc
     if "stores" not in context:

@@ -63,6 +63,7 @@ LIFECYCLE_EVENT_TYPES = frozenset(
         "group.left",
         "consent.changed",
         "welcome.sent",
+        "welcome.failed",
         "order.refunded",
     }
 )

@@ -293,6 +293,9 @@ def publish_post(session: Session, post_id: int, clock: Clock) -> str | None:
         "created_at": clock.now(),
     }
     insert_or_ignore(session, StaffTask, values, ["idempotency_key"])
+    from siyu.integrations.wecom.messages.moments import queue_moment  # WeCom only when configured
+
+    queue_moment(session, post, staff.wecom_user_id if staff else None, str(values["body"]), clock)
     post.status, post.published_at = PUBLISHED, clock.now()
     session.flush()
     return PUBLISHED

@@ -29,6 +29,7 @@ from siyu.customers.importing.writer import BatchWriter
 from siyu.customers.service.definitions import attribute_definitions, identity_types
 from siyu.db import refresh_planner_statistics
 from siyu.kit.clock import Clock
+from siyu.ops.collectors import count_import_rows
 
 logger = logging.getLogger(__name__)
 
@@ -104,6 +105,7 @@ def run_import(
         return report
     analyzed_at = 0
     for batch in _batches(iter_rows(source), options.batch_size):
+        before = (report.created, report.merged, report.updated, report.rejected)
         with transaction() as session:
             _process_batch(session, importer, ctx, batch, report)
             if report.created >= max(STATISTICS_FIRST_REFRESH, 2 * analyzed_at):
@@ -112,6 +114,8 @@ def run_import(
                 # slow down as the pool grows. A handful of sampled ANALYZEs keep it on the indexes.
                 refresh_planner_statistics(session, POOL_TABLES)
                 analyzed_at = report.created
+        # Counted once the batch's transaction has committed: a batch that rolled back counts nothing.
+        count_import_rows(before, (report.created, report.merged, report.updated, report.rejected))
         if progress:
             progress(report.rows, source.total_rows)
     with transaction() as session:

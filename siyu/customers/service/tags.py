@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Protocol
 
 from sqlalchemy import delete, exists, func, insert, literal, select
 from sqlalchemy.exc import IntegrityError
@@ -15,6 +16,70 @@ from siyu.customers.repository import CustomerFilter
 from siyu.kit.clock import Clock
 from siyu.kit.errors import Conflict, InvalidInput, NotFound
 from siyu.models import Customer, CustomerTag, Tag, TagGroup, TagSource
+
+
+class TagListener(Protocol):
+    def __call__(
+        self, session: Session, *, workspace_id: int, customer_id: int, tag_id: int, is_added: bool, clock: Clock
+    ) -> None: ...
+
+
+_listeners: list[TagListener] = []
+
+
+def register_tag_listener(listener: TagListener) -> TagListener:
+    """Call `listener` in the transaction whenever `assign_tag` / `remove_tag` changes a customer's tag
+    (the WeCom tag sync queues `mark_tag` this way). Registering the same listener twice is a no-op."""
+    if listener not in _listeners:
+        _listeners.append(listener)
+    return listener
+
+
+class BulkTagListener(Protocol):
+    def __call__(
+        self,
+        session: Session,
+        *,
+        workspace_id: int,
+        customer_ids: Sequence[int],
+        tag_id: int,
+        is_added: bool,
+        clock: Clock,
+    ) -> None: ...
+
+
+_bulk_listeners: list[BulkTagListener] = []
+
+
+def register_bulk_tag_listener(listener: BulkTagListener) -> BulkTagListener:
+    """Call `listener` in the transaction with the customers `bulk_tag` / `bulk_untag` changed (one
+    call per bulk action, so a listener can queue one job instead of one per customer)."""
+    if listener not in _bulk_listeners:
+        _bulk_listeners.append(listener)
+    return listener
+
+
+def _notify_bulk(
+    session: Session, workspace_id: int, customer_ids: Sequence[int], tag_id: int, is_added: bool, clock: Clock
+) -> None:
+    if not customer_ids:
+        return
+    for listener in _bulk_listeners:
+        listener(
+            session,
+            workspace_id=workspace_id,
+            customer_ids=customer_ids,
+            tag_id=tag_id,
+            is_added=is_added,
+            clock=clock,
+        )
+
+
+def _notify(session: Session, workspace_id: int, customer_id: int, tag_id: int, is_added: bool, clock: Clock) -> None:
+    for listener in _listeners:
+        listener(
+            session, workspace_id=workspace_id, customer_id=customer_id, tag_id=tag_id, is_added=is_added, clock=clock
+        )
 
 
 def create_group(session: Session, *, actor: Actor, name: str, clock: Clock, sort_order: int = 0) -> TagGroup:
@@ -125,9 +190,17 @@ def tags_of(session: Session, customer_id: int) -> Sequence[tuple[CustomerTag, T
 
 
 def assign_tag(
-    session: Session, *, actor: Actor, customer_id: int, tag_id: int, clock: Clock, source: TagSource = TagSource.MANUAL
+    session: Session,
+    *,
+    actor: Actor,
+    customer_id: int,
+    tag_id: int,
+    clock: Clock,
+    source: TagSource = TagSource.MANUAL,
+    notify: bool = True,
 ) -> bool:
-    """Tag one customer; returns False if it already had the tag."""
+    """Tag one customer; returns False if it already had the tag. `notify=False` keeps the tag
+    listeners quiet (a caller that mirrors the change to WeCom itself, like the chat sidebar)."""
     actor.require(Scope.CUSTOMERS_WRITE)
     customer = repository.get_visible(session, actor, customer_id)
     tag = get_tag(session, actor.workspace_id, tag_id)
@@ -161,10 +234,14 @@ def assign_tag(
         after={"tag_id": tag.id, "tag": tag.name, "source": str(source)},
         clock=clock,
     )
+    if notify:
+        _notify(session, actor.workspace_id, customer.id, tag.id, True, clock)
     return True
 
 
-def remove_tag(session: Session, *, actor: Actor, customer_id: int, tag_id: int, clock: Clock) -> bool:
+def remove_tag(
+    session: Session, *, actor: Actor, customer_id: int, tag_id: int, clock: Clock, notify: bool = True
+) -> bool:
     """Untag one customer; returns False if it did not have the tag."""
     actor.require(Scope.CUSTOMERS_WRITE)
     customer = repository.get_visible(session, actor, customer_id)
@@ -182,6 +259,8 @@ def remove_tag(session: Session, *, actor: Actor, customer_id: int, tag_id: int,
             before={"tag_id": tag_id},
             clock=clock,
         )
+        if notify:
+            _notify(session, actor.workspace_id, customer.id, tag_id, False, clock)
     return removed
 
 
@@ -214,9 +293,10 @@ def bulk_tag(
     inserted = session.scalars(
         insert(CustomerTag)
         .from_select(["workspace_id", "customer_id", "tag_id", "source", "assigned_at", "assigned_by"], selection)
-        .returning(CustomerTag.id)
+        .returning(CustomerTag.customer_id)
     ).all()
     count = len(inserted)
+    _notify_bulk(session, actor.workspace_id, list(inserted), tag.id, True, clock)
     record(
         session,
         actor,
@@ -234,11 +314,14 @@ def bulk_untag(session: Session, *, actor: Actor, flt: CustomerFilter, tag_id: i
     actor.require(Scope.TAGS_WRITE)
     tag = get_tag(session, actor.workspace_id, tag_id)
     selected = repository.filtered_query(actor, flt).with_only_columns(Customer.id)
-    result = session.execute(
-        delete(CustomerTag).where(CustomerTag.tag_id == tag.id, CustomerTag.customer_id.in_(selected)),
+    removed = session.scalars(
+        delete(CustomerTag)
+        .where(CustomerTag.tag_id == tag.id, CustomerTag.customer_id.in_(selected))
+        .returning(CustomerTag.customer_id),
         execution_options={"synchronize_session": False},
-    )
-    count = int(getattr(result, "rowcount", 0) or 0)
+    ).all()
+    count = len(removed)
+    _notify_bulk(session, actor.workspace_id, list(removed), tag.id, False, clock)
     record(
         session,
         actor,

@@ -18,6 +18,7 @@ _FACTORIES: dict[AdapterKind, str] = {
     AdapterKind.SMS_TENCENT: "siyu.messaging.adapters.sms_tencent:build",
     AdapterKind.EMAIL: "siyu.messaging.adapters.email:build",
     AdapterKind.WEBHOOK: "siyu.messaging.adapters.webhook:build",
+    AdapterKind.OFFICIAL_ACCOUNT: "siyu.integrations.wechat.template_adapter:build",
 }
 
 
@@ -40,4 +41,5 @@ def consent_channel_of(kind: AdapterKind, settings: dict[str, Any]) -> ConsentCh
         AdapterKind.SMS_TENCENT: ConsentChannel.SMS,
         AdapterKind.EMAIL: ConsentChannel.EMAIL,
         AdapterKind.WEBHOOK: None,
+        AdapterKind.OFFICIAL_ACCOUNT: ConsentChannel.OFFICIAL_ACCOUNT,
     }[kind]

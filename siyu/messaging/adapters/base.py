@@ -25,6 +25,8 @@ class Needs(StrEnum):
     EMAIL = "email"
     WECOM_FRIEND = "wecom_friend"
     """An open friend edge with a staff member who has a WeCom user id, and an external_userid."""
+    WECHAT_OPENID = "wechat_openid"
+    """A WECHAT_OPENID identity ("<appid>:<openid>"): an official-account follower."""
 
 
 @dataclass(frozen=True)

@@ -23,11 +23,8 @@ a self-built app's secret with customer-contact rights).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
-import threading
-import time
 import urllib.error
 import urllib.request
 from collections import defaultdict
@@ -36,10 +33,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import requests
-from wechatpy.enterprise import WeChatClient
 from wechatpy.exceptions import WeChatClientException
-from wechatpy.session import SessionStorage
 
+from siyu.integrations.wecom.client import WecomClient, build_client
+from siyu.integrations.wecom.errors import WecomError
 from siyu.kit.clock import Clock
 from siyu.kit.errors import InvalidInput
 from siyu.messaging.adapters.base import (
@@ -70,87 +67,26 @@ _MAX_TOKEN_FETCHES = 2
 _MEDIA_LIMIT = 2 * 1024 * 1024
 
 
-class _TokenStore(SessionStorage):
-    """Access tokens shared by every client of the process (keyed by base URL, corp and a hash of
-    the secret): they are valid for two hours and WeCom limits how often they may be fetched.
-    Unlike wechatpy's MemoryStorage, entries expire."""
-
-    def __init__(self) -> None:
-        self._data: dict[str, tuple[Any, float]] = {}
-        self._lock = threading.Lock()
-
-    def get(self, key: str, default: Any = None) -> Any:
-        with self._lock:
-            value, expires = self._data.get(key, (default, float("inf")))
-            if time.monotonic() >= expires:
-                del self._data[key]
-                return default
-            return value
-
-    def set(self, key: str, value: Any, ttl: float | None = None) -> None:
-        if value is not None:
-            with self._lock:
-                self._data[key] = (value, time.monotonic() + ttl if ttl else float("inf"))
-
-    def delete(self, key: str) -> None:
-        with self._lock:
-            self._data.pop(key, None)
-
-
-_TOKENS = _TokenStore()
-
-
-class _Client(WeChatClient):
-    """wechatpy's client with an overridable base URL (also for `gettoken`, which wechatpy
-    hard-codes), a timeout on the token fetch and a bound on token refreshes per client."""
-
-    def __init__(self, corp_id: str, secret: str, base_url: str, timeout: float) -> None:
-        super().__init__(corp_id, secret, session=_TOKENS, timeout=timeout)
-        self.API_BASE_URL = base_url if base_url.endswith("/") else base_url + "/"
-        self._fetches = 0
-
-    @property
-    def access_token_key(self) -> str:
-        digest = hashlib.sha256(f"{self.API_BASE_URL}|{self.corp_id}|{self.secret}".encode()).hexdigest()[:24]
-        return f"wecom_{digest}_access_token"
-
-    @property
-    def access_token(self) -> str:
-        token = self.session.get(self.access_token_key)
-        return str(token) if token else str(self.fetch_access_token()["access_token"])
-
-    def fetch_access_token(self) -> dict[str, Any]:
-        self._fetches += 1
-        if self._fetches > _MAX_TOKEN_FETCHES:
-            # wechatpy retries a call after every refresh; a server that keeps rejecting fresh
-            # tokens would recurse for ever.
-            raise WeChatClientException(42001, "access token rejected after refresh", client=self)
-        response = self._http.get(
-            self.API_BASE_URL + "gettoken",
-            params={"corpid": self.corp_id, "corpsecret": self.secret},
-            timeout=self.timeout,
-        )
-        try:
-            response.raise_for_status()
-        except requests.RequestException as exc:
-            raise WeChatClientException(None, None, client=self, request=exc.request, response=exc.response) from exc
-        result: dict[str, Any] = response.json()
-        if int(result.get("errcode") or 0) != 0:
-            raise WeChatClientException(int(result["errcode"]), result.get("errmsg"), client=self, response=response)
-        expires_in = int(result.get("expires_in") or 7200)
-        # Refresh a little early so a token never expires between the check and the call.
-        self.session.set(self.access_token_key, result["access_token"], max(expires_in - 300, 60))
-        self.expires_at = int(time.time()) + expires_in
-        return result
-
-
-def _client(settings: Mapping[str, Any], credentials: Mapping[str, Any]) -> _Client:
-    return _Client(
+def _client(settings: Mapping[str, Any], credentials: Mapping[str, Any]) -> WecomClient:
+    """The shared WeCom client (`siyu.integrations.wecom.client.build_client`): the deployment's
+    token store and outbound rate limiter, so mass messages and the integration's jobs share one
+    access token and one budget per corp."""
+    return build_client(
         str(credentials.get("corp_id") or ""),
         str(credentials.get("secret") or ""),
-        str(settings.get("api_base_url") or DEFAULT_BASE_URL),
-        float(settings.get("timeout_s") or 10),
+        base_url=str(settings.get("api_base_url") or DEFAULT_BASE_URL),
+        timeout=float(settings.get("timeout_s") or 10),
+        broker_url=_broker_url(),
     )
+
+
+def _broker_url() -> str | None:
+    try:
+        from siyu.db import get_database
+
+        return get_database().settings.broker_url
+    except Exception:  # no database configured (a bare adapter in a script): the process's memory
+        return None
 
 
 @dataclass(frozen=True)
@@ -168,6 +104,9 @@ def _text(exc: BaseException) -> str:
 
 def _classify(exc: Exception) -> _Failure:
     """Map a transport or API error to RETRY (try later) or FAILED (this will not work)."""
+    if isinstance(exc, WecomError):  # siyu's own limiter held the call back (or the client mapped it)
+        kind = OutcomeKind.RETRY if exc.retryable else OutcomeKind.FAILED
+        return _Failure(kind, exc.reason[:30], redact(str(exc))[:500])
     if isinstance(exc, requests.Timeout):
         return _Failure(OutcomeKind.RETRY, "timeout", _text(exc))
     if isinstance(exc, requests.ConnectionError):
@@ -189,7 +128,7 @@ def _classify(exc: Exception) -> _Failure:
     return _Failure(OutcomeKind.FAILED, "adapter_error", unexpected_error(logger, exc))
 
 
-def _upload_image(client: _Client, url: str, cache: dict[str, str]) -> str:
+def _upload_image(client: WecomClient, url: str, cache: dict[str, str]) -> str:
     """A temporary media id for an image URL (mini-program covers must be uploaded media)."""
     if url not in cache:
         with urllib.request.urlopen(url, timeout=client.timeout) as response:
@@ -202,7 +141,7 @@ def _upload_image(client: _Client, url: str, cache: dict[str, str]) -> str:
     return cache[url]
 
 
-def message_body(client: _Client, message: Mapping[str, Any], media: dict[str, str]) -> dict[str, Any]:
+def message_body(client: WecomClient, message: Mapping[str, Any], media: dict[str, str]) -> dict[str, Any]:
     """The text and attachment of `add_msg_template` for a rendered message."""
     body: dict[str, Any] = {}
     if message.get("text"):
@@ -245,7 +184,7 @@ def _message_key(message: Mapping[str, Any]) -> str:
     return json.dumps(fields, sort_keys=True, ensure_ascii=False, default=str)
 
 
-def _check(settings: Mapping[str, Any], credentials: Mapping[str, Any]) -> _Client:
+def _check(settings: Mapping[str, Any], credentials: Mapping[str, Any]) -> WecomClient:
     base_url = str(settings.get("api_base_url") or DEFAULT_BASE_URL)
     if not base_url.startswith(("http://", "https://")):
         raise InvalidInput("api_base_url must be an http(s) URL", details={"field": "settings.api_base_url"})
@@ -309,7 +248,9 @@ class WecomCustomerAdapter:
                 outcomes += self._send_one(client, sender, items[start : start + MAX_RECIPIENTS], media)
         return outcomes
 
-    def _send_one(self, client: _Client, sender: str, items: list[Outgoing], media: dict[str, str]) -> list[Outcome]:
+    def _send_one(
+        self, client: WecomClient, sender: str, items: list[Outgoing], media: dict[str, str]
+    ) -> list[Outcome]:
         try:
             template = {
                 "chat_type": "single",

@@ -80,6 +80,10 @@ SETTINGS: dict[AdapterKind, tuple[Field, ...]] = {
         _TIMEOUT,
     ),
     AdapterKind.WEBHOOK: (Field("url", _("Webhook 地址"), required=True, hint="https://"), _TIMEOUT),
+    AdapterKind.OFFICIAL_ACCOUNT: (
+        Field("template_id", _("模板消息 ID"), required=True),
+        Field("fields", _("模板字段映射（JSON）"), hint='{"thing1": "title", "thing2": "text", "time3": "sent_at"}'),
+    ),
 }
 CREDENTIALS: dict[AdapterKind, tuple[Field, ...]] = {
     AdapterKind.SANDBOX: (),
@@ -93,6 +97,7 @@ CREDENTIALS: dict[AdapterKind, tuple[Field, ...]] = {
     AdapterKind.SMS_TENCENT: (Field("secret_id", _("SecretId")), Field("secret_key", _("SecretKey")), _CALLBACK),
     AdapterKind.EMAIL: (Field("username", _("用户名")), Field("password", _("密码"))),
     AdapterKind.WEBHOOK: (Field("secret", _("签名密钥")),),
+    AdapterKind.OFFICIAL_ACCOUNT: (),
 }
 """Secrets per kind, sealed at rest; the form never shows them again."""
 

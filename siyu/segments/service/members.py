@@ -7,7 +7,6 @@ from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
-from openpyxl import Workbook
 from sqlalchemy import ColumnElement, Select, func, select, true
 from sqlalchemy.orm import Session
 
@@ -92,6 +91,8 @@ def export_member_rows(
 
 def xlsx_bytes(rows: Iterator[list[str]], *, title: str) -> bytes:
     """Rows as an .xlsx workbook (streamed row by row: constant memory per row)."""
+    from openpyxl import Workbook  # here: workers import this module, exports are rare
+
     workbook = Workbook(write_only=True)
     sheet: Any = workbook.create_sheet(title=_sheet_title(title))
     for row in rows:

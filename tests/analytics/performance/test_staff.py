@@ -25,12 +25,12 @@ def test_staff_figures_on_the_hand_built_team(db: Session, clock: FrozenClock) -
     s1, s2, s3 = result.rows
     assert (s1.held, s1.adds, s1.deleted, s1.deleted_by_customer, s1.deleted_by_staff) == (2, 2, 2, 1, 1)
     assert (s1.messages_assigned, s1.messages_sent, s1.send_rate) == (3, 2, pytest.approx(2 / 3))
-    assert (s1.tasks_due, s1.tasks_done, s1.tasks_on_time, s1.reply_rate) == (3, 2, 1, pytest.approx(1 / 3))
+    assert (s1.tasks_due, s1.tasks_done, s1.tasks_on_time, s1.on_time_rate) == (3, 2, 1, pytest.approx(1 / 3))
     assert (s1.first_orders, s1.gmv_fen) == (1, 14_000)
     assert (s1.store, s2.store, s3.store) == ("静安店", "静安店", "徐汇店")
     # the merged-away customer's edge is not counted for 小李
     assert (s2.held, s2.adds, s2.first_orders, s2.gmv_fen) == (1, 1, 1, 3_000)
-    assert (s3.held, s3.adds, s3.gmv_fen, s3.send_rate, s3.reply_rate) == (0, 0, 0, None, None)
+    assert (s3.held, s3.adds, s3.gmv_fen, s3.send_rate, s3.on_time_rate) == (0, 0, 0, None, None)
 
 
 def test_ranking_by_a_rate_puts_missing_rates_last_and_the_store_filter(db: Session, clock: FrozenClock) -> None:
@@ -39,8 +39,8 @@ def test_ranking_by_a_rate_puts_missing_rates_last_and_the_store_filter(db: Sess
     actor = actor_for(ws)
     by_gmv = staff_performance(db, actor=actor, period=STAFF_PERIOD, clock=clock, sort="gmv_fen")
     assert [r.name for r in by_gmv.rows] == ["小王", "小李", "小张"]
-    # reply rate: only 小王 has tasks; 小张 and 小李 (no rate) follow by name (小张 < 小李 in code points)
-    by_reply = staff_performance(db, actor=actor, period=STAFF_PERIOD, clock=clock, sort="reply_rate")
+    # on-time rate: only 小王 has tasks; 小张 and 小李 (no rate) follow by name (小张 < 小李 in code points)
+    by_reply = staff_performance(db, actor=actor, period=STAFF_PERIOD, clock=clock, sort="on_time_rate")
     assert by_reply.rows[0].name == "小王"
     assert sorted(r.name for r in by_reply.rows[1:]) == ["小张", "小李"]
     only = staff_performance(db, actor=actor, period=STAFF_PERIOD, clock=clock, store_id=t.s2_store.id)
@@ -134,4 +134,4 @@ def test_suppressed_messages_tasks_due_later_today_and_re_adds(db: Session, cloc
     assert (s3.adds, s3.deleted, s3.held) == (1, 1, 1)
     assert cell_customers(db, actor=actor, period=STAFF_PERIOD, staff_id=t.s3.id, cell="adds") == [t.ca.id]
     assert (s3.messages_assigned, s3.messages_sent, s3.send_rate) == (1, 0, 0.0)
-    assert (s3.tasks_due, s3.tasks_done, s3.reply_rate) == (1, 0, 0.0)
+    assert (s3.tasks_due, s3.tasks_done, s3.on_time_rate) == (1, 0, 0.0)

@@ -465,3 +465,43 @@ def test_an_answer_without_a_msgid_fails_without_a_second_task(
     # then both fail (the task may exist: no retry) after one call
     assert [(o.kind, o.reason) for o in outcomes] == [(OutcomeKind.FAILED, "bad_response")] * 2
     assert len(wecom.templates()) == 1
+
+
+def test_the_adapter_shares_the_integration_token_store(db: Session, clock: FrozenClock, wecom: FakeWecom) -> None:
+    # given the integration's client already holds a token for this corp and secret
+    from siyu.integrations.wecom.client import build_client
+    from siyu.integrations.wecom.tokens import memory_store
+
+    memory_store().clear()
+    client = build_client(CREDENTIALS["corp_id"], CREDENTIALS["secret"], base_url=str(wecom.settings["api_base_url"]))
+    assert client.access_token and wecom.tokens_issued == 1
+    # when the adapter sends
+    account = _account(db, clock, wecom)
+    outcomes = adapter_for(account).send(
+        context(account, clock, CREDENTIALS), [outgoing(1, "wmA", "你好", staff_userid="zhangsan")]
+    )
+    # then it used that token instead of fetching another
+    assert outcomes == [Outcome(1, OutcomeKind.SENT, provider_message_id=f"{MSGID}:wmA")]
+    assert wecom.tokens_issued == 1
+
+
+def test_the_shared_limiter_holding_a_call_back_is_a_retry(
+    db: Session, clock: FrozenClock, wecom: FakeWecom, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given siyu's own limiter allows no add_msg_template call for this corp right now
+    from siyu.integrations.wecom import ratelimit
+    from siyu.integrations.wecom.errors import WecomRateLimited
+
+    account = _account(db, clock, wecom)
+
+    def refuse(self: ratelimit.RateLimiter, corp_id: str, api: str) -> None:
+        if api == "externalcontact/add_msg_template":
+            raise WecomRateLimited(api=api, retry_after_s=30)
+
+    monkeypatch.setattr(ratelimit.RateLimiter, "acquire", refuse)
+    outcomes = adapter_for(account).send(
+        context(account, clock, CREDENTIALS), [outgoing(1, "wmA", "你好", staff_userid="zhangsan")]
+    )
+    # then the delivery is retried later and WeCom saw no template
+    (outcome,) = outcomes
+    assert outcome.kind == OutcomeKind.RETRY and wecom.templates() == []

@@ -1,0 +1,1 @@
+"""WeCom callbacks: verification, decryption, the inbox, customer-contact events and welcome messages."""

@@ -1,0 +1,1 @@
+"""The integration page: corp configuration, connection test, events, status."""

@@ -1,0 +1,1 @@
+"""The sidebar (侧边栏): a mobile H5 app WeCom opens beside a chat."""

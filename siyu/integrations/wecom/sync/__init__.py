@@ -1,0 +1,1 @@
+"""Full sync from WeCom, resignation / on-job transfers and staff behaviour data."""

@@ -1,0 +1,1 @@
+"""Running siyu in production: health, leadership, metrics, rate limits, backups and retention."""

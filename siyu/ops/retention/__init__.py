@@ -1,0 +1,1 @@
+"""Data retention: old append-only events archived to Parquet files, then removed."""
