@@ -113,6 +113,7 @@ def test_tier_reward_adjustment_and_shipping(operator: tuple[Page, list[str]], s
     # given the operator creates the tier 尊享 at 5,000 yuan of spend with 1.5× points
     page.goto("/loyalty/tiers")
     page.click("#new-tier")
+    page.wait_for_url(re.compile(r"/loyalty/tiers/new$"))
     page.fill("#f-name", "尊享")
     page.fill("#f-rank", "1")
     page.fill("#f-threshold", "5000")
@@ -129,6 +130,7 @@ def test_tier_reward_adjustment_and_shipping(operator: tuple[Page, list[str]], s
     # and a gift of 200 points with 10 in stock
     page.goto("/loyalty/rewards")
     page.click("#new-reward")
+    page.wait_for_url(re.compile(r"/loyalty/rewards/new$"))
     page.fill("#f-name", "帆布包")
     page.select_option("#f-kind", "gift")
     page.fill("#f-points_price", "200")

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Browser, Page, Route, expect
 from sqlalchemy.orm import Session
 
 from siyu.campaigns.broadcasts.tasks import dispatch
@@ -111,6 +111,9 @@ def test_broadcast_from_wizard_to_outbox_and_results(
     # given the admin creates a sandbox account that simulates SMS consent, and tests it
     page.goto("/channel-accounts")
     page.click("#new-account")
+    # (a click only waits for the navigation to start: wait for the page's scripts, or the form's
+    # script may not be listening yet when the kind is chosen)
+    page.wait_for_url(re.compile(r"/channel-accounts/new$"))
     page.fill("#name", "沙箱短信")
     page.select_option("#kind", "sandbox")
     page.select_option("#settings-sandbox-consent_channel", "sms")
@@ -134,6 +137,9 @@ def test_broadcast_from_wizard_to_outbox_and_results(
     # when they build the broadcast in the wizard with a 20% holdout and ask for the forecast
     page.goto("/broadcasts")
     page.click("#new-broadcast")
+    # (htmx binds the 预估 button when the document is ready: a click before that is lost, and the
+    # panel never fills, so wait for the wizard to load)
+    page.wait_for_url(re.compile(r"/broadcasts/new$"))
     page.fill("#name", "双11老客召回")
     page.select_option("#segment_id", label=SEGMENT)
     page.select_option("#account_0", label="沙箱短信 · 沙箱（不真实发送）")
@@ -191,4 +197,22 @@ def test_broadcast_from_wizard_to_outbox_and_results(
     expect(page.locator("#outbox tbody tr[data-message]")).to_have_count(sent)
     texts = sorted(t.strip() for t in page.locator("#outbox tbody tr[data-message] .message-text").all_inner_texts())
     assert texts == expected
+    assert server_errors == []
+
+
+def test_the_forecast_button_works_before_tabler_has_arrived(admin: tuple[Page, list[str]]) -> None:
+    page, server_errors = admin
+    # given Tabler's script is held back, as on a slow link (htmx, the page's other script, is not)
+    held: list[Route] = []
+    page.route("**/static/vendor/tabler.min.js", lambda route: held.append(route))
+    # when the operator opens the wizard and asks for a forecast before choosing anything
+    page.goto("/broadcasts/new", wait_until="domcontentloaded", timeout=10_000)
+    with page.expect_response(lambda r: r.url.endswith("/broadcasts/forecast"), timeout=10_000) as answered:
+        page.click("#forecast-button")
+    # then htmx sent it and the panel names the missing field
+    assert answered.value.status == 200
+    panel = page.locator("#forecast-panel [data-error=forecast]")
+    expect(panel).to_have_text("输入有误: segment_id: expected a whole number")
+    assert len(held) == 1
+    held[0].continue_()
     assert server_errors == []
