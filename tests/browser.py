@@ -10,6 +10,10 @@ Chromium binary is missing)."""
 
 from __future__ import annotations
 
+import sys
+import threading
+import time
+import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -126,3 +130,43 @@ def screenshot(page: Page, name: str, tmp_path: Path) -> Path:
     path = folder / f"{name}.png"
     page.screenshot(path=str(path), full_page=True)
     return path
+
+
+HTMX_EVENTS_SCRIPT = """
+for (const name of ["htmx:beforeRequest", "htmx:afterRequest", "htmx:sendError", "htmx:responseError",
+                    "htmx:timeout", "htmx:abort"]) {
+  document.addEventListener(name, (e) => console.debug(name, e.detail && e.detail.pathInfo
+    ? e.detail.pathInfo.requestPath : "", e.detail && e.detail.xhr ? e.detail.xhr.status : ""));
+}
+"""
+"""Logs htmx's request events to the console, where `NetworkLog` sees them."""
+
+
+class NetworkLog:
+    """A page's requests, answers, failures and console messages, timed: what a wait that ran out
+    is explained with. It adds `HTMX_EVENTS_SCRIPT` to the pages loaded after it was made."""
+
+    def __init__(self, page: Page) -> None:
+        self.started = time.monotonic()
+        self.lines: list[str] = []
+        page.add_init_script(HTMX_EVENTS_SCRIPT)
+        page.on("request", lambda r: self._note(f"-> {r.method} {r.url}"))
+        page.on("response", lambda r: self._note(f"<- {r.status} {r.url}"))
+        page.on("requestfailed", lambda r: self._note(f"failed {r.method} {r.url}: {r.failure}"))
+        page.on("console", lambda m: self._note(f"console.{m.type}: {m.text}"))
+
+    def _note(self, text: str) -> None:
+        self.lines.append(f"{time.monotonic() - self.started:8.2f}s {text}")
+
+    def tail(self, lines: int = 60) -> str:
+        """The last `lines` entries, one per line."""
+        return "\n".join(self.lines[-lines:])
+
+
+def thread_stacks(frames: int = 12) -> str:
+    """Where each thread of this process is (an in-thread console server's included)."""
+    names = {thread.ident: thread.name for thread in threading.enumerate()}
+    return "\n".join(
+        f"--- thread {names.get(ident, ident)}\n" + "".join(traceback.format_stack(frame)[-frames:])
+        for ident, frame in sys._current_frames().items()
+    )

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from playwright.sync_api import Browser, Page, Route, expect
+from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 from sqlalchemy.orm import Session
 
 from siyu.campaigns.broadcasts.tasks import dispatch
@@ -23,8 +24,10 @@ from siyu.migrate import upgrade
 from siyu.models import Role
 from tests.browser import (
     BROWSER_MARKS,
+    NetworkLog,
     chromium_browser,  # noqa: F401 - pytest takes the shared `browser` fixture from this namespace
     log_in,
+    thread_stacks,
     watched_page,
 )
 from tests.conftest import BACKENDS
@@ -39,6 +42,12 @@ NAMES = ["王芳", "李雷", "韩梅梅", "周杰", "陈静"]
 UNSUBSCRIBED = "王芳"
 SEGMENT = "双11老客"
 HOLDOUT_PCT = 20
+PAGE_STATE = """() => {
+  const button = document.getElementById("forecast-button");
+  return {ready: document.readyState, htmx: typeof htmx, bound: !!(button && button["htmx-internal-data"]),
+          panel: document.getElementById("forecast-panel")?.innerHTML, url: location.href};
+}"""
+"""What a forecast that never answered is explained with: did htmx bind the button at all."""
 
 pytestmark = BROWSER_MARKS
 
@@ -108,6 +117,7 @@ def test_broadcast_from_wizard_to_outbox_and_results(
     admin: tuple[Page, list[str]], server: Seeded, tmp_path: Path
 ) -> None:
     page, server_errors = admin
+    network = NetworkLog(page)
     # given the admin creates a sandbox account that simulates SMS consent, and tests it
     page.goto("/channel-accounts")
     page.click("#new-account")
@@ -149,8 +159,12 @@ def test_broadcast_from_wizard_to_outbox_and_results(
     page.fill("#brief_hook", "老客专享 8 折")
     # (the forecast runs the segment and the policy: on a busy machine it may take a while, but it
     # must answer 200, or htmx would leave the panel empty and say nothing)
-    with page.expect_response(lambda r: r.url.endswith("/broadcasts/forecast"), timeout=60_000) as answered:
-        page.click("#forecast-button")
+    try:
+        with page.expect_response(lambda r: r.url.endswith("/broadcasts/forecast"), timeout=60_000) as answered:
+            page.click("#forecast-button")
+    except PlaywrightTimeoutError:
+        state = page.evaluate(PAGE_STATE)
+        raise AssertionError(f"no answer to the forecast; page {state}\n{network.tail()}\n{thread_stacks()}") from None
     assert answered.value.status == 200, answered.value.text()
     # then the panel shows the audience, what would go out, the holdout and the unsubscribed
     held = _held_out(f"forecast:segment:{server.segment_id}", server.customers)
