@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, Response, ViewportSize, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, Page, Request, Response, ViewportSize, sync_playwright
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-background-networking", "--disable-gpu"]
@@ -149,11 +149,21 @@ class NetworkLog:
     def __init__(self, page: Page) -> None:
         self.started = time.monotonic()
         self.lines: list[str] = []
+        self.requests: list[tuple[str, str]] = []
+        """(method, URL) of every request the page made, in order."""
         page.add_init_script(HTMX_EVENTS_SCRIPT)
-        page.on("request", lambda r: self._note(f"-> {r.method} {r.url}"))
+        page.on("request", self._request)
         page.on("response", lambda r: self._note(f"<- {r.status} {r.url}"))
         page.on("requestfailed", lambda r: self._note(f"failed {r.method} {r.url}: {r.failure}"))
         page.on("console", lambda m: self._note(f"console.{m.type}: {m.text}"))
+
+    def _request(self, request: Request) -> None:
+        self.requests.append((request.method, request.url))
+        self._note(f"-> {request.method} {request.url}")
+
+    def sent(self, method: str, path: str) -> int:
+        """How many `method` requests to a URL ending in `path` the page has made."""
+        return sum(1 for m, url in self.requests if m == method and url.endswith(path))
 
     def _note(self, text: str) -> None:
         self.lines.append(f"{time.monotonic() - self.started:8.2f}s {text}")
